@@ -1,0 +1,27 @@
+//! `cargo xtask bench <what>`: dispatch only; each area owns its benchmark.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Subcommand)]
+enum What {
+    /// Driver core: RX cost vs memcpy, wake-ups per batch, simulated throughput vs bus limit.
+    Driver(crate::driver::BenchArgs),
+    /// Lab: sender accuracy/CPU vs `pv | nc`, ramp overhead per rep.
+    Lab(crate::lab::BenchArgs),
+    /// Images: cold/incremental build times, module rebuild + boot.
+    Image(crate::image::BenchArgs),
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.what {
+        What::Driver(a) => crate::driver::bench(a),
+        What::Lab(a) => crate::lab::bench(a),
+        What::Image(a) => crate::image::bench(a),
+    }
+}

@@ -1,0 +1,155 @@
+//! What the host needs, and installing it: Debian packages (as root; otherwise
+//! the exact `apt-get install` line to run) and pinned cargo-installed tools.
+#![allow(dead_code)] // helpers are used by the lab and image tasks as they land
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+/// Where heavy, reusable artifacts live (kernels, tools, VM images):
+/// `$BESSER_CACHE`, else `~/.cache/besser`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("BESSER_CACHE") {
+        return PathBuf::from(d);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    home.join(".cache").join("besser")
+}
+
+pub fn is_root(sh: &Shell) -> bool {
+    cmd!(sh, "id -u")
+        .quiet()
+        .read()
+        .map(|s| s.trim() == "0")
+        .unwrap_or(false)
+}
+
+fn deb_installed(sh: &Shell, pkg: &str) -> bool {
+    let name = pkg.split('=').next().unwrap_or(pkg);
+    let fmt = "-f=${Status}";
+    cmd!(sh, "dpkg-query -W {fmt} {name}")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .map(|s| s.contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn deb_version(sh: &Shell, pkg: &str, field: &str) -> Option<String> {
+    let out = cmd!(sh, "apt-cache policy {pkg}")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .ok()?;
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix(field).map(|v| v.trim().to_string()))
+        .filter(|v| v != "(none)")
+}
+
+static APT_UPDATED: AtomicBool = AtomicBool::new(false);
+
+/// Makes sure the Debian packages are installed. As root, installs what is
+/// missing; otherwise fails naming exactly what to install.
+pub fn ensure_debs(sh: &Shell, pkgs: &[&str]) -> Result<()> {
+    let missing: Vec<String> = pkgs
+        .iter()
+        .filter(|p| !deb_installed(sh, p))
+        .map(|p| p.to_string())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root(sh) {
+        bail!(
+            "missing Debian packages: {}\nrun as root: apt-get update && apt-get install -y {}",
+            missing.join(" "),
+            missing.join(" ")
+        );
+    }
+    eprintln!("installing Debian packages: {}", missing.join(" "));
+    if !APT_UPDATED.swap(true, Ordering::SeqCst) {
+        cmd!(sh, "apt-get update -q")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .run()
+            .context("apt-get update")?;
+    }
+    let mut args = missing.clone();
+    // Pitfall seen on these machines: a qemu-utils from a newer release
+    // `Breaks` Debian's qemu-system-common. Align it with the qemu-system
+    // candidate (a downgrade if need be).
+    if let Some(sys) = missing.iter().find(|p| p.starts_with("qemu-system-")) {
+        if let (Some(inst), Some(cand)) = (
+            deb_version(sh, "qemu-utils", "Installed:"),
+            deb_version(sh, sys, "Candidate:"),
+        ) {
+            if inst != cand {
+                args.push(format!("qemu-utils={cand}"));
+            }
+        }
+    }
+    let what = args.join(" ");
+    cmd!(
+        sh,
+        "apt-get install -y -q --allow-downgrades --no-install-recommends {args...}"
+    )
+    .env("DEBIAN_FRONTEND", "noninteractive")
+    .run()
+    .with_context(|| format!("apt-get install {what}"))?;
+    Ok(())
+}
+
+/// A pinned tool from crates.io, installed under the cache (not `~/.cargo`),
+/// so its version is part of what we hash. Returns the binary's path.
+pub fn ensure_cargo_tool(sh: &Shell, krate: &str, version: &str, bin: &str) -> Result<PathBuf> {
+    let root = cache_dir().join("tools").join(format!("{krate}-{version}"));
+    let path = root.join("bin").join(bin);
+    if path.exists() {
+        return Ok(path);
+    }
+    eprintln!(
+        "installing {krate} {version} from crates.io (once; cached in {})",
+        root.display()
+    );
+    let spec = format!("{krate}@{version}");
+    cmd!(sh, "cargo install --locked --quiet --root {root} {spec}")
+        .run()
+        .with_context(|| format!("cargo install {spec}"))?;
+    if !path.exists() {
+        bail!("cargo install {spec} did not produce {}", path.display());
+    }
+    Ok(path)
+}
+
+/// Makes sure a rustup component is installed (e.g. `rust-src`).
+pub fn ensure_rustup_component(sh: &Shell, component: &str) -> Result<()> {
+    let installed = cmd!(sh, "rustup component list --installed")
+        .quiet()
+        .read()
+        .unwrap_or_default();
+    if installed.lines().any(|l| l.starts_with(component)) {
+        return Ok(());
+    }
+    cmd!(sh, "rustup component add {component}")
+        .run()
+        .with_context(|| format!("rustup component add {component}"))?;
+    Ok(())
+}
+
+/// Makes sure a rustup target's standard library is installed.
+pub fn ensure_rustup_target(sh: &Shell, target: &str) -> Result<()> {
+    let installed = cmd!(sh, "rustup target list --installed")
+        .quiet()
+        .read()
+        .unwrap_or_default();
+    if installed.lines().any(|l| l.trim() == target) {
+        return Ok(());
+    }
+    cmd!(sh, "rustup target add {target}")
+        .run()
+        .with_context(|| format!("rustup target add {target}"))?;
+    Ok(())
+}
