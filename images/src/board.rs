@@ -1,0 +1,235 @@
+//! Boards and flavours: the one table that says what each image is made of.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// CPU architecture of a board, as the manifest and the lab name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    /// The kernel's `ARCH=` value.
+    pub fn kernel_arch(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "arm64",
+        }
+    }
+
+    /// The name used in the manifest (`uname -m`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+}
+
+/// A board besser builds kernels for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Board {
+    /// The virtual lab device (QEMU, TCG).
+    QemuX86_64,
+    /// QEMU `virt`, arm64: the same SoC architecture as the PineTab2.
+    QemuArm64,
+    /// Pine64 PineTab2 (Rockchip RK3566); built, not booted in tests.
+    Pinetab2,
+}
+
+/// The build variant of an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Flavour {
+    /// What users run.
+    Release,
+    /// Lean lockdep kernel (`PROVE_LOCKING` and friends).
+    ProveLocking,
+}
+
+/// Everything about a board the build needs, in one place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardSpec {
+    pub board: Board,
+    pub arch: Arch,
+    /// Kconfig fragments after `common.config`, relative to `kernel-patches/config/`.
+    pub fragments: &'static [&'static str],
+    /// Make targets that produce the kernel image (and dtbs where there are any).
+    pub make_targets: &'static [&'static str],
+    /// The bootable kernel image, relative to the build tree.
+    pub kernel_image: &'static str,
+    /// Device trees shipped with the image, relative to `arch/<arch>/boot/dts/`.
+    pub dtbs: &'static [&'static str],
+    /// Whether `--boot-test` boots it (in QEMU); real boards are built only.
+    pub qemu_bootable: bool,
+}
+
+impl Board {
+    pub const ALL: [Board; 3] = [Board::QemuX86_64, Board::QemuArm64, Board::Pinetab2];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Board::QemuX86_64 => "qemu-x86_64",
+            Board::QemuArm64 => "qemu-arm64",
+            Board::Pinetab2 => "pinetab2",
+        }
+    }
+
+    pub fn spec(self) -> BoardSpec {
+        match self {
+            Board::QemuX86_64 => BoardSpec {
+                board: self,
+                arch: Arch::X86_64,
+                fragments: &["board/qemu-x86_64.config"],
+                make_targets: &["bzImage", "modules"],
+                kernel_image: "arch/x86/boot/bzImage",
+                dtbs: &[],
+                qemu_bootable: true,
+            },
+            Board::QemuArm64 => BoardSpec {
+                board: self,
+                arch: Arch::Aarch64,
+                fragments: &["board/arm64.config", "board/qemu-arm64.config"],
+                make_targets: &["Image", "modules"],
+                kernel_image: "arch/arm64/boot/Image",
+                dtbs: &[],
+                qemu_bootable: true,
+            },
+            Board::Pinetab2 => BoardSpec {
+                board: self,
+                arch: Arch::Aarch64,
+                fragments: &["board/arm64.config", "board/pinetab2.config"],
+                make_targets: &["Image", "modules", "dtbs"],
+                kernel_image: "arch/arm64/boot/Image",
+                dtbs: &[
+                    "rockchip/rk3566-pinetab2-v2.0.dtb",
+                    "rockchip/rk3566-pinetab2-v0.1.dtb",
+                ],
+                qemu_bootable: false,
+            },
+        }
+    }
+}
+
+impl Flavour {
+    pub const ALL: [Flavour; 2] = [Flavour::Release, Flavour::ProveLocking];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavour::Release => "release",
+            Flavour::ProveLocking => "prove-locking",
+        }
+    }
+
+    /// The flavour's fragment, relative to `kernel-patches/config/`.
+    pub fn fragment(self) -> String {
+        format!("flavour/{}.config", self.name())
+    }
+}
+
+/// The fragments of one image in merge order (later ones win), relative to
+/// `kernel-patches/config/`.
+pub fn fragment_order(board: Board, flavour: Flavour) -> Vec<String> {
+    let mut v = vec!["common.config".to_string()];
+    v.extend(board.spec().fragments.iter().map(|s| s.to_string()));
+    v.push(flavour.fragment());
+    v
+}
+
+/// The image's directory name, `<board>-<flavour>`.
+pub fn image_name(board: Board, flavour: Flavour) -> String {
+    format!("{}-{}", board.name(), flavour.name())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{given}` (known: {known})")]
+pub struct UnknownName {
+    pub what: &'static str,
+    pub given: String,
+    pub known: String,
+}
+
+impl FromStr for Board {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Board::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| UnknownName {
+                what: "board",
+                given: s.to_string(),
+                known: Board::ALL.map(Board::name).join(", "),
+            })
+    }
+}
+
+impl FromStr for Flavour {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Flavour::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| UnknownName {
+                what: "flavour",
+                given: s.to_string(),
+                known: Flavour::ALL.map(Flavour::name).join(", "),
+            })
+    }
+}
+
+impl fmt::Display for Board {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for Flavour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for b in Board::ALL {
+            assert_eq!(b.name().parse::<Board>().unwrap(), b);
+        }
+        for f in Flavour::ALL {
+            assert_eq!(f.name().parse::<Flavour>().unwrap(), f);
+        }
+        let e = "pinetab3".parse::<Board>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown board `pinetab3` (known: qemu-x86_64, qemu-arm64, pinetab2)"
+        );
+    }
+
+    #[test]
+    fn fragment_order_is_common_board_flavour() {
+        assert_eq!(
+            fragment_order(Board::Pinetab2, Flavour::ProveLocking),
+            [
+                "common.config",
+                "board/arm64.config",
+                "board/pinetab2.config",
+                "flavour/prove-locking.config"
+            ]
+        );
+    }
+
+    #[test]
+    fn pinetab2_ships_both_board_revisions() {
+        let s = Board::Pinetab2.spec();
+        assert!(s.dtbs.iter().any(|d| d.ends_with("pinetab2-v2.0.dtb")));
+        assert!(s.dtbs.iter().any(|d| d.ends_with("pinetab2-v0.1.dtb")));
+        assert!(!s.qemu_bootable);
+    }
+}
