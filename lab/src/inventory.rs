@@ -1,0 +1,503 @@
+//! Device inventory: which devices the lab can drive, and how.
+//!
+//! A YAML file (default `lab/inventory.yaml` or `--inventory FILE`) maps a
+//! device name to its wired SSH endpoint, its data endpoint and its limits.
+//! Host names may be `~/.ssh/config` aliases (HostName, Port, User,
+//! IdentityFile are taken from there). Bad YAML is an error naming the file,
+//! line and column and what was expected.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Default "fresh chip" uptime window: the maintainers' ~13 min.
+pub const FRESH_UPTIME_MAX_S_DEFAULT: f64 = 780.0;
+pub const BOOT_TIMEOUT_S_DEFAULT: u64 = 180;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyPolicy {
+    /// Only keys already in known_hosts are accepted.
+    Strict,
+    /// An unknown key is recorded and accepted; a changed key is still refused.
+    TrustOnFirstUse,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Auth {
+    /// A private key file.
+    Key(PathBuf),
+    /// The running ssh-agent (`SSH_AUTH_SOCK`).
+    Agent,
+}
+
+/// The wired (fallback) link: SSH.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshEndpoint {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub auth: Auth,
+    pub known_hosts: PathBuf,
+    /// The name to look up in known_hosts if it differs from `host`
+    /// (an ssh config alias is checked under its alias, as OpenSSH does).
+    pub known_hosts_host: Option<String>,
+    pub host_key_policy: HostKeyPolicy,
+}
+
+/// The link under test.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataEndpoint {
+    /// Where the host's sender connects (may differ from the device's own
+    /// address because of NAT or a port forward).
+    pub connect_host: String,
+    pub connect_port: u16,
+    /// The port the on-device listener binds.
+    pub listen_port: u16,
+    /// The data interface on the device (`wlan0`).
+    pub interface: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reboot {
+    /// Run this command on the device over SSH.
+    Ssh { command: String },
+    /// Run this command on the host (a power switch), argv split on spaces.
+    Power { command: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    pub name: String,
+    pub wired: SshEndpoint,
+    pub data: DataEndpoint,
+    pub fresh_uptime_max_s: f64,
+    pub boot_timeout_s: u64,
+    pub reboot: Reboot,
+}
+
+// ---- the YAML form ----------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileV1 {
+    devices: BTreeMap<String, DeviceYaml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceYaml {
+    wired: WiredYaml,
+    data: DataYaml,
+    #[serde(default)]
+    fresh_uptime_max_s: Option<f64>,
+    #[serde(default)]
+    boot_timeout_s: Option<u64>,
+    #[serde(default)]
+    reboot: Option<RebootYaml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WiredYaml {
+    host: String,
+    #[serde(default)]
+    port: Option<u16>,
+    #[serde(default)]
+    user: Option<String>,
+    /// Private key path, or absent to use `agent: true` / the ssh config's IdentityFile.
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    agent: bool,
+    #[serde(default)]
+    known_hosts: Option<String>,
+    #[serde(default)]
+    known_hosts_policy: Option<HostKeyPolicy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DataYaml {
+    /// `host:port` the sender connects to.
+    connect: String,
+    #[serde(default)]
+    listen_port: Option<u16>,
+    #[serde(default)]
+    interface: Option<String>,
+}
+
+/// `reboot: {ssh: "reboot"}` or `reboot: {power: "usbrelay pinetab2=0 …"}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RebootYaml {
+    #[serde(default)]
+    ssh: Option<String>,
+    #[serde(default)]
+    power: Option<String>,
+}
+
+/// A parse error with its place in the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}:{column}: {msg}")]
+pub struct InventoryError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub msg: String,
+}
+
+pub struct Inventory {
+    pub path: PathBuf,
+    pub devices: BTreeMap<String, Device>,
+}
+
+/// Values found in `~/.ssh/config` for a host alias.
+#[derive(Default, Debug, PartialEq)]
+pub struct SshConfigHost {
+    pub hostname: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub identity_file: Option<String>,
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
+}
+
+fn expand_tilde(s: &str) -> PathBuf {
+    match s.strip_prefix("~/") {
+        Some(rest) => home().join(rest),
+        None => PathBuf::from(s),
+    }
+}
+
+impl Inventory {
+    pub fn load(path: &Path) -> Result<Inventory> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading inventory {}", path.display()))?;
+        let ssh_config = std::fs::read_to_string(home().join(".ssh/config")).unwrap_or_default();
+        Ok(Self::parse(
+            &text,
+            &path.display().to_string(),
+            &ssh_config,
+        )?)
+    }
+
+    /// Parses an inventory; `ssh_config` is the text of `~/.ssh/config`.
+    pub fn parse(text: &str, file: &str, ssh_config: &str) -> Result<Inventory, InventoryError> {
+        let f: FileV1 = serde_norway::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            // serde_norway appends " at line L column C"; keep the message itself.
+            let msg = e.to_string();
+            let msg = match msg.find(" at line ") {
+                Some(i) => msg[..i].to_string(),
+                None => msg,
+            };
+            InventoryError {
+                file: file.to_string(),
+                line,
+                column,
+                msg,
+            }
+        })?;
+        let mut devices = BTreeMap::new();
+        for (name, d) in f.devices {
+            let dev = to_device(&name, d, ssh_config).map_err(|msg| {
+                // Point at the device's key in the file.
+                let (line, column) = find_key(text, &name);
+                InventoryError {
+                    file: file.to_string(),
+                    line,
+                    column,
+                    msg,
+                }
+            })?;
+            devices.insert(name, dev);
+        }
+        Ok(Inventory {
+            path: PathBuf::from(file),
+            devices,
+        })
+    }
+
+    pub fn device(&self, name: &str) -> Result<Device> {
+        match self.devices.get(name) {
+            Some(d) => Ok(d.clone()),
+            None => {
+                let known: Vec<&str> = self.devices.keys().map(String::as_str).collect();
+                bail!(
+                    "unknown device {name:?} in {}; known devices: {}",
+                    self.path.display(),
+                    if known.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                )
+            }
+        }
+    }
+}
+
+fn find_key(text: &str, key: &str) -> (usize, usize) {
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim_start();
+        if t.starts_with(&format!("{key}:")) {
+            return (i + 1, l.len() - t.len() + 1);
+        }
+    }
+    (0, 0)
+}
+
+fn to_device(name: &str, d: DeviceYaml, ssh_config: &str) -> Result<Device, String> {
+    let alias = lookup_ssh_config(ssh_config, &d.wired.host);
+    let host = alias
+        .hostname
+        .clone()
+        .unwrap_or_else(|| d.wired.host.clone());
+    let known_hosts_host = if alias.hostname.is_some() {
+        Some(d.wired.host.clone())
+    } else {
+        None
+    };
+    let auth = if d.wired.agent {
+        if d.wired.key.is_some() {
+            return Err(format!(
+                "device {name}: wired: give either `key` or `agent: true`, not both"
+            ));
+        }
+        Auth::Agent
+    } else if let Some(k) = d.wired.key.as_deref().or(alias.identity_file.as_deref()) {
+        Auth::Key(expand_tilde(k))
+    } else {
+        return Err(format!(
+            "device {name}: wired: expected `key: PATH` or `agent: true` (no IdentityFile in ~/.ssh/config either)"
+        ));
+    };
+    let (chost, cport) = d
+        .data
+        .connect
+        .rsplit_once(':')
+        .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h.to_string(), p)))
+        .ok_or_else(|| {
+            format!(
+                "device {name}: data.connect: expected HOST:PORT, got {:?}",
+                d.data.connect
+            )
+        })?;
+    let fresh = d.fresh_uptime_max_s.unwrap_or(FRESH_UPTIME_MAX_S_DEFAULT);
+    if !(fresh > 0.0) {
+        return Err(format!(
+            "device {name}: fresh_uptime_max_s must be > 0, got {fresh}"
+        ));
+    }
+    Ok(Device {
+        name: name.to_string(),
+        wired: SshEndpoint {
+            host,
+            port: d.wired.port.or(alias.port).unwrap_or(22),
+            user: d.wired.user.or(alias.user).unwrap_or_else(|| "root".into()),
+            auth,
+            known_hosts: expand_tilde(
+                d.wired
+                    .known_hosts
+                    .as_deref()
+                    .unwrap_or("~/.ssh/known_hosts"),
+            ),
+            known_hosts_host,
+            host_key_policy: d.wired.known_hosts_policy.unwrap_or(HostKeyPolicy::Strict),
+        },
+        data: DataEndpoint {
+            connect_host: chost,
+            connect_port: cport,
+            listen_port: d.data.listen_port.unwrap_or(cport),
+            interface: d.data.interface.unwrap_or_else(|| "wlan0".into()),
+        },
+        fresh_uptime_max_s: fresh,
+        boot_timeout_s: d.boot_timeout_s.unwrap_or(BOOT_TIMEOUT_S_DEFAULT),
+        reboot: match d.reboot.map(|r| (r.ssh, r.power)) {
+            None | Some((None, None)) => Reboot::Ssh {
+                command: "reboot".into(),
+            },
+            Some((Some(c), None)) => Reboot::Ssh { command: c },
+            Some((None, Some(c))) => Reboot::Power { command: c },
+            Some((Some(_), Some(_))) => {
+                return Err(format!(
+                    "device {name}: reboot: give either `ssh` or `power`, not both"
+                ))
+            }
+        },
+    })
+}
+
+/// OpenSSH's rule: for each keyword the first value found wins, scanning
+/// `Host` blocks whose patterns match (`*` and `?` globs, `!` negation).
+pub fn lookup_ssh_config(text: &str, alias: &str) -> SshConfigHost {
+    let mut out = SshConfigHost::default();
+    let mut active = true; // lines before any Host apply to all
+    for raw in text.lines() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (kw, val) = match line.split_once(|c: char| c.is_whitespace() || c == '=') {
+            Some((k, v)) => (
+                k.to_ascii_lowercase(),
+                v.trim().trim_start_matches('=').trim(),
+            ),
+            None => continue,
+        };
+        if kw == "host" {
+            let pats: Vec<&str> = val.split_whitespace().collect();
+            let neg = pats
+                .iter()
+                .any(|p| p.strip_prefix('!').is_some_and(|p| glob(p, alias)));
+            active = !neg && pats.iter().any(|p| !p.starts_with('!') && glob(p, alias));
+            continue;
+        }
+        if kw == "match" {
+            active = false;
+            continue;
+        }
+        if !active {
+            continue;
+        }
+        let val = val.trim_matches('"').to_string();
+        match kw.as_str() {
+            "hostname" if out.hostname.is_none() => out.hostname = Some(val.replace("%h", alias)),
+            "port" if out.port.is_none() => out.port = val.parse().ok(),
+            "user" if out.user.is_none() => out.user = Some(val),
+            "identityfile" if out.identity_file.is_none() => out.identity_file = Some(val),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn glob(p: &str, s: &str) -> bool {
+    fn m(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => m(&p[1..], s) || (!s.is_empty() && m(p, &s[1..])),
+            (Some(b'?'), Some(_)) => m(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => m(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    m(p.as_bytes(), s.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+devices:
+  ohm:
+    wired:
+      host: ohm-wired.lan
+      key: /home/lab/.ssh/id_ed25519
+    data:
+      connect: ohm.lan:5001
+    fresh_uptime_max_s: 700
+    reboot:
+      power: usbrelay pinetab2=0
+";
+
+    #[test]
+    fn parses_a_device_with_defaults() {
+        let inv = Inventory::parse(GOOD, "inv.yaml", "").unwrap();
+        let d = inv.device("ohm").unwrap();
+        assert_eq!(d.wired.host, "ohm-wired.lan");
+        assert_eq!(d.wired.port, 22);
+        assert_eq!(d.wired.user, "root");
+        assert_eq!(d.wired.host_key_policy, HostKeyPolicy::Strict);
+        assert_eq!(d.data.connect_host, "ohm.lan");
+        assert_eq!(d.data.listen_port, 5001);
+        assert_eq!(d.data.interface, "wlan0");
+        assert_eq!(d.fresh_uptime_max_s, 700.0);
+        assert_eq!(d.boot_timeout_s, BOOT_TIMEOUT_S_DEFAULT);
+        assert_eq!(
+            d.reboot,
+            Reboot::Power {
+                command: "usbrelay pinetab2=0".into()
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_device_lists_the_known_ones() {
+        let inv = Inventory::parse(GOOD, "inv.yaml", "").unwrap();
+        let e = inv.device("ampere").unwrap_err().to_string();
+        assert!(e.contains("unknown device \"ampere\""), "{e}");
+        assert!(e.contains("known devices: ohm"), "{e}");
+    }
+
+    #[test]
+    fn bad_yaml_names_file_line_and_column() {
+        let bad = GOOD.replace(
+            "      connect: ohm.lan:5001",
+            "      connect: ohm.lan:5001\n      speed: fast",
+        );
+        let e = Inventory::parse(&bad, "lab/inventory.yaml", "")
+            .err()
+            .unwrap();
+        assert_eq!((e.line, e.column), (8, 7), "{e}");
+        let s = e.to_string();
+        assert!(s.starts_with("lab/inventory.yaml:8:7: "), "{s}");
+        assert!(s.contains("unknown field `speed`"), "{s}");
+        assert!(s.contains("expected one of"), "{s}");
+
+        let bad = GOOD.replace("fresh_uptime_max_s: 700", "fresh_uptime_max_s: soon");
+        let e = Inventory::parse(&bad, "inv.yaml", "").err().unwrap();
+        assert_eq!(e.line, 8, "{e}");
+        assert!(e.msg.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn bad_connect_points_at_the_device() {
+        let bad = GOOD.replace("ohm.lan:5001", "ohm.lan");
+        let e = Inventory::parse(&bad, "inv.yaml", "").err().unwrap();
+        assert_eq!((e.line, e.column), (2, 3));
+        assert!(e.msg.contains("expected HOST:PORT"), "{e}");
+    }
+
+    #[test]
+    fn ssh_config_aliases_fill_in_the_endpoint() {
+        let cfg = "\
+Host *.lan !ohm-serial.lan
+    User lab
+Host ohm
+    HostName ohm-wired.lan
+    Port 2222
+    IdentityFile ~/.ssh/pinetab
+Host *
+    User nobody
+";
+        let yaml =
+            "devices:\n  ohm:\n    wired: {host: ohm}\n    data: {connect: 'ohm.lan:5001'}\n";
+        let d = Inventory::parse(yaml, "i.yaml", cfg)
+            .unwrap()
+            .device("ohm")
+            .unwrap();
+        assert_eq!(d.wired.host, "ohm-wired.lan");
+        assert_eq!(d.wired.port, 2222);
+        assert_eq!(d.wired.user, "nobody");
+        assert_eq!(d.wired.auth, Auth::Key(home().join(".ssh/pinetab")));
+        assert_eq!(d.wired.known_hosts_host.as_deref(), Some("ohm"));
+        assert_eq!(lookup_ssh_config(cfg, "x.lan").user.as_deref(), Some("lab"));
+        assert_eq!(
+            lookup_ssh_config(cfg, "ohm-serial.lan").user.as_deref(),
+            Some("nobody")
+        );
+    }
+}
