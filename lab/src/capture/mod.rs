@@ -15,6 +15,7 @@
 //! the report, so `lab report` reproduces it byte for byte.
 
 pub mod analysis;
+pub mod live;
 pub mod plot;
 pub mod raw;
 pub mod report;

@@ -202,24 +202,36 @@ pub struct KmsgLine {
 pub struct KmsgStream {
     pub lines: Vec<KmsgLine>,
     pub bad_lines: Vec<ParseError>,
+    /// `/dev/kmsg` records seen again after a reconnect (a re-opened
+    /// `/dev/kmsg` replays the buffer): skipped by sequence number.
+    pub replayed: usize,
 }
 
 /// Parses a kernel log follow: either `dmesg -w` text (`[  778.123456] msg`) or
 /// raw `/dev/kmsg` records (`6,1234,778123456,-;msg`, whose continuation lines
-/// start with a space and are skipped).
+/// start with a space and are skipped). A `/dev/kmsg` record whose sequence
+/// number is not above the highest seen so far is a replay after a reconnect
+/// and is counted in `replayed`, not kept twice.
 pub fn parse_kmsg(file: &str, text: &str) -> KmsgStream {
     let mut out = KmsgStream::default();
+    let mut seq_max: Option<u64> = None;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         if raw.trim().is_empty() || raw.starts_with(' ') && !raw.trim_start().starts_with('[') {
             continue; // blank, or a /dev/kmsg dictionary continuation line
         }
         match parse_kmsg_line(raw) {
-            Some((uptime_s, text)) => out.lines.push(KmsgLine {
-                line,
-                uptime_s,
-                text: text.to_string(),
-            }),
+            Some((_, _, Some(seq))) if seq_max.is_some_and(|m| seq <= m) => out.replayed += 1,
+            Some((uptime_s, text, seq)) => {
+                if seq.is_some() {
+                    seq_max = seq;
+                }
+                out.lines.push(KmsgLine {
+                    line,
+                    uptime_s,
+                    text: text.to_string(),
+                })
+            }
             None => out.bad_lines.push(ParseError {
                 file: file.to_string(),
                 line,
@@ -233,19 +245,20 @@ pub fn parse_kmsg(file: &str, text: &str) -> KmsgStream {
     out
 }
 
-fn parse_kmsg_line(raw: &str) -> Option<(f64, &str)> {
+/// `(uptime_s, message, /dev/kmsg sequence number)`.
+fn parse_kmsg_line(raw: &str) -> Option<(f64, &str, Option<u64>)> {
     let t = raw.trim_start();
     if let Some(rest) = t.strip_prefix('[') {
         let (ts, msg) = rest.split_once(']')?;
         let uptime_s = parse_f64(ts.trim())?;
-        return Some((uptime_s, msg.strip_prefix(' ').unwrap_or(msg)));
+        return Some((uptime_s, msg.strip_prefix(' ').unwrap_or(msg), None));
     }
     let (head, msg) = t.split_once(';')?;
     let mut f = head.split(',');
     let _prio: u32 = f.next()?.parse().ok()?;
-    let _seq: u64 = f.next()?.parse().ok()?;
+    let seq: u64 = f.next()?.parse().ok()?;
     let usec: u64 = f.next()?.parse().ok()?;
-    Some((usec as f64 / 1e6, msg))
+    Some((usec as f64 / 1e6, msg, Some(seq)))
 }
 
 // ---------------------------------------------------------------- iw event -t
@@ -517,6 +530,15 @@ garbage line
         assert_eq!(s.lines[2].text, "besser-capture: probe 1 start");
         assert_eq!(s.bad_lines.len(), 1);
         assert_eq!(s.bad_lines[0].line, 5);
+    }
+
+    #[test]
+    fn kmsg_replay_after_reconnect_is_not_doubled() {
+        let text = "6,10,1000000,-;a\n6,11,2000000,-;b\n6,10,1000000,-;a\n6,11,2000000,-;b\n6,12,3000000,-;c\n";
+        let s = parse_kmsg("streams/kmsg.txt", text);
+        let msgs: Vec<&str> = s.lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(msgs, ["a", "b", "c"]);
+        assert_eq!(s.replayed, 2);
     }
 
     #[test]

@@ -1,0 +1,657 @@
+//! The live capture: drives a device through the lab's shared transport,
+//! fresh-boot, listener and sender code (behind the small [`DeviceLink`] and
+//! [`Prober`] seams, so the loop itself is tested against a scripted device),
+//! saves every stream raw as it arrives, runs the probes on schedule and writes
+//! the report at the end.
+//!
+//! Time: device uptime is estimated from the host's monotonic clock and one
+//! `/proc/uptime` read taken at the start (`uptime = host_now + offset`); probes
+//! record the uptimes the device itself reports around them.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use super::raw::{self, ArmRecord, GapRecord, ProbeOutcome, ProbeRecord, MARKER_PREFIX};
+use super::{layout, CaptureConfig, RunInfo};
+
+/// Timeout of one short remote command (marker, counter read, uptime).
+pub const EXEC_TIMEOUT_S: u64 = 15;
+/// Streams are polled this often while nothing else happens.
+pub const POLL_INTERVAL_S: f64 = 0.2;
+/// Give up re-establishing a lost connection after this long without success
+/// (the capture then ends early, keeping everything recorded).
+pub const RECONNECT_GIVE_UP_S: f64 = 300.0;
+/// Wait between reconnect attempts.
+pub const RECONNECT_BACKOFF_S: f64 = 2.0;
+
+/// What the capture needs from the transport (the lab's one SSH session).
+pub trait DeviceLink {
+    type Stream;
+    /// Runs `cmd` through the remote shell; a non-zero exit is an error.
+    fn exec(&mut self, cmd: &str, timeout: Duration) -> Result<String>;
+    /// Starts a long-running command on a channel of the same connection.
+    fn open_stream(&mut self, cmd: &str) -> Result<Self::Stream>;
+    /// Appends what the stream produced so far, without blocking. An error
+    /// means the connection is gone.
+    fn poll_stream(&mut self, s: &mut Self::Stream, out: &mut Vec<u8>) -> Result<usize>;
+    /// The remote command ended.
+    fn stream_ended(&self, s: &Self::Stream) -> bool;
+    fn close_stream(&mut self, s: Self::Stream);
+    /// Drops the connection and opens a new one to the same device.
+    fn reconnect(&mut self) -> Result<()>;
+}
+
+/// How one push ended, as the sender saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushResult {
+    pub bytes_sent: u64,
+    /// Seconds the sender pushed.
+    pub elapsed_s: f64,
+    /// The data link stopped taking bytes (the sender gave up early).
+    pub stalled: bool,
+}
+
+/// One probe's traffic: the lab's fresh listener on the device and its
+/// rate-capped sender on the host.
+pub trait Prober<L: DeviceLink> {
+    /// Starts a fresh listener for this probe and verifies it listens.
+    fn start_listener(&mut self, link: &mut L, index: u32) -> Result<()>;
+    /// Starts pushing `len_s` seconds at `rate_bytes_per_s` in the background.
+    fn start_push(&mut self, len_s: f64, rate_bytes_per_s: u64) -> Result<()>;
+    /// `Some` once the push has ended (without blocking).
+    fn poll_push(&mut self) -> Option<Result<PushResult>>;
+    /// Stops the listener and returns the bytes it received.
+    fn finish_listener(&mut self, link: &mut L) -> Result<u64>;
+}
+
+/// The host's monotonic clock (injected, so tests run in simulated time).
+pub trait Clock {
+    /// Seconds since an arbitrary origin.
+    fn now_s(&self) -> f64;
+    fn sleep_s(&mut self, s: f64);
+}
+
+pub struct SystemClock(std::time::Instant);
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        SystemClock(std::time::Instant::now())
+    }
+}
+
+impl Clock for SystemClock {
+    fn now_s(&self) -> f64 {
+        self.0.elapsed().as_secs_f64()
+    }
+    fn sleep_s(&mut self, s: f64) {
+        if s > 0.0 {
+            std::thread::sleep(Duration::from_secs_f64(s));
+        }
+    }
+}
+
+/// What the progress display shows, refreshed every poll.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    pub uptime_s: f64,
+    pub duration_s: f64,
+    /// `(index, scheduled uptime)` of the next probe, if any.
+    pub next_probe: Option<(u32, f64)>,
+    /// A probe is pushing now.
+    pub probing: Option<u32>,
+    pub trace_records: u64,
+    pub kmsg_lines: u64,
+    pub scan_failures: u64,
+    pub iw_events: u64,
+    pub snapshots: u64,
+    pub gaps: usize,
+}
+
+/// Streams of a capture: name (as in `gaps.jsonl`), file, command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    Trace,
+    Kmsg,
+    Iw,
+    Counters,
+}
+
+impl StreamKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamKind::Trace => "trace",
+            StreamKind::Kmsg => "kmsg",
+            StreamKind::Iw => "iw",
+            StreamKind::Counters => "counters",
+        }
+    }
+    pub fn file(self) -> &'static str {
+        match self {
+            StreamKind::Trace => layout::TRACE,
+            StreamKind::Kmsg => layout::KMSG,
+            StreamKind::Iw => layout::IW,
+            StreamKind::Counters => layout::COUNTERS,
+        }
+    }
+}
+
+/// The tracefs directory, found on the device (newer kernels mount it at
+/// /sys/kernel/tracing, older ones only under debugfs).
+const TRACEFS: &str = "T=/sys/kernel/tracing; [ -e $T/trace_pipe ] || T=/sys/kernel/debug/tracing";
+
+/// The device command of each stream.
+pub fn stream_command(kind: StreamKind, iface: &str, snap_every_s: f64) -> String {
+    match kind {
+        StreamKind::Trace => format!("{TRACEFS}; exec cat $T/trace_pipe"),
+        // /dev/kmsg: the whole buffer since boot, then follows; records carry
+        // sequence numbers, so a re-opened stream's replay is recognised.
+        StreamKind::Kmsg => "exec cat /dev/kmsg".into(),
+        StreamKind::Iw => "exec iw event -t".into(),
+        StreamKind::Counters => format!(
+            "while :; do {}; sleep {snap_every_s}; done",
+            raw::counter_snapshot_command(iface)
+        ),
+    }
+}
+
+/// The arming script: enables each requested ftrace event that exists, and
+/// prints `enabled E` / `missing E`, then `iw yes|no` and `uptime U`.
+pub fn arm_command(events: &[String]) -> String {
+    let mut s = format!("{TRACEFS}; echo 0 > $T/tracing_on; echo > $T/trace; ");
+    for e in events {
+        // event names are checked by `validate_event` (no shell metacharacters)
+        s += &format!(
+            "if [ -e $T/events/{e}/enable ]; then echo 1 > $T/events/{e}/enable && echo 'enabled {e}'; \
+             else echo 'missing {e}'; fi; "
+        );
+    }
+    s += "echo 1 > $T/tracing_on; \
+          if command -v iw >/dev/null 2>&1; then echo 'iw yes'; else echo 'iw no'; fi; \
+          read up _ < /proc/uptime; echo \"uptime $up\"";
+    s
+}
+
+/// An ftrace event as `system/event`, letters, digits and `_` only.
+pub fn validate_event(e: &str) -> Result<()> {
+    let ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    match e.split_once('/') {
+        Some((sys, ev)) if ok(sys) && ok(ev) => Ok(()),
+        _ => bail!("ftrace event {e:?}: expected `system/event` (letters, digits, `_`)"),
+    }
+}
+
+/// Reads the arming script's output.
+pub fn parse_arm_output(out: &str) -> Result<ArmRecord> {
+    let mut arm = ArmRecord::default();
+    let mut up = None;
+    for l in out.lines() {
+        match l.split_once(' ') {
+            Some(("enabled", e)) => arm.enabled_events.push(e.to_string()),
+            Some(("missing", e)) => arm.missing_events.push(e.to_string()),
+            Some(("iw", v)) => arm.iw_available = v == "yes",
+            Some(("uptime", v)) => up = v.trim().parse::<f64>().ok(),
+            _ => {}
+        }
+    }
+    arm.armed_uptime_s =
+        up.with_context(|| format!("arming printed no uptime; output was {out:?}"))?;
+    Ok(arm)
+}
+
+/// Uptimes in records are kept to the millisecond (the clocks are not better).
+fn ms(t: f64) -> f64 {
+    (t * 1000.0).round() / 1000.0
+}
+
+/// First field of `/proc/uptime`.
+pub fn parse_uptime(out: &str) -> Result<f64> {
+    out.split_whitespace()
+        .next()
+        .and_then(|v| v.parse::<f64>().ok())
+        .with_context(|| format!("expected /proc/uptime, got {out:?}"))
+}
+
+struct Recorder<S> {
+    kind: StreamKind,
+    cmd: String,
+    file: File,
+    stream: Option<S>,
+    buf: Vec<u8>,
+    lines: u64,
+}
+
+fn append_line(path: &Path, line: &str) -> Result<()> {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    writeln!(f, "{line}").with_context(|| format!("writing {}", path.display()))?;
+    f.sync_data().ok();
+    Ok(())
+}
+
+/// Everything `run` needs besides the device.
+pub struct CaptureParams {
+    pub run: RunInfo,
+    /// Counter snapshot period on the device (30 s in the maintainers' rig).
+    pub snap_every_s: f64,
+}
+
+/// Creates the run directory's skeleton and writes `run.json` (before any
+/// device command, so an unwritable directory fails first).
+pub fn create_run_dir(dir: &Path, run: &RunInfo) -> Result<()> {
+    fs::create_dir_all(dir.join("streams"))
+        .with_context(|| format!("creating run directory {}", dir.display()))?;
+    let json = serde_json::to_string_pretty(run)? + "\n";
+    fs::write(dir.join(layout::RUN_JSON), json)
+        .with_context(|| format!("writing {}", dir.join(layout::RUN_JSON).display()))?;
+    Ok(())
+}
+
+struct Session<'a, L: DeviceLink, C: Clock> {
+    dir: PathBuf,
+    link: &'a mut L,
+    clock: &'a mut C,
+    /// device uptime = host clock + offset
+    offset_s: f64,
+    recorders: Vec<Recorder<L::Stream>>,
+    gaps: Vec<GapRecord>,
+    progress: Progress,
+    /// Uptime when the link was lost, while it is.
+    lost_since: Option<(f64, String)>,
+}
+
+impl<L: DeviceLink, C: Clock> Session<'_, L, C> {
+    fn uptime(&self) -> f64 {
+        ms(self.clock.now_s() + self.offset_s)
+    }
+
+    fn open_all(&mut self) -> Result<()> {
+        for r in &mut self.recorders {
+            if r.stream.is_none() {
+                r.stream = Some(self.link.open_stream(&r.cmd)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Polls every stream once and saves what arrived. On a lost connection,
+    /// records the gap, reconnects and re-opens the streams.
+    fn pump(&mut self) -> Result<()> {
+        let mut lost: Option<String> = None;
+        for r in &mut self.recorders {
+            let Some(s) = r.stream.as_mut() else { continue };
+            let before = r.buf.len();
+            match self.link.poll_stream(s, &mut r.buf) {
+                Ok(_) => {}
+                Err(e) => {
+                    lost = Some(format!("{}: {e:#}", r.kind.name()));
+                }
+            }
+            if r.buf.len() > before {
+                // save complete lines as they arrive; keep a partial tail
+                if let Some(end) = r.buf.iter().rposition(|&b| b == b'\n') {
+                    let chunk: Vec<u8> = r.buf.drain(..=end).collect();
+                    r.file
+                        .write_all(&chunk)
+                        .and_then(|_| r.file.flush())
+                        .with_context(|| format!("saving {}", r.kind.file()))?;
+                    count_lines(&mut self.progress, r.kind, &chunk);
+                    r.lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+                }
+            }
+            if lost.is_some() {
+                break;
+            }
+            if self
+                .link
+                .stream_ended(r.stream.as_ref().expect("polled above"))
+            {
+                // the remote command died while the connection lives: restart it
+                let up = ms(self.clock.now_s() + self.offset_s);
+                if let Some(s) = r.stream.take() {
+                    self.link.close_stream(s);
+                }
+                self.gaps.push(GapRecord {
+                    stream: r.kind.name().into(),
+                    from_uptime_s: up,
+                    to_uptime_s: Some(up),
+                    reason: format!("`{}` ended; restarted", r.cmd),
+                });
+                match self.link.open_stream(&r.cmd) {
+                    Ok(s) => r.stream = Some(s),
+                    Err(e) => {
+                        lost = Some(format!("{}: restarting: {e:#}", r.kind.name()));
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(reason) = lost {
+            self.on_lost(reason)?;
+        }
+        Ok(())
+    }
+
+    /// The connection is gone: reconnect (bounded), re-open the streams,
+    /// record the gap. Errors only when the device stays unreachable.
+    fn on_lost(&mut self, reason: String) -> Result<()> {
+        let from = self.uptime();
+        self.lost_since.get_or_insert((from, reason.clone()));
+        for r in &mut self.recorders {
+            // the channel belongs to the dead session; dropping it is enough
+            r.stream = None;
+            if !r.buf.is_empty() {
+                // a line cut by the drop: keep it, it is what arrived
+                r.buf.push(b'\n');
+                let chunk = std::mem::take(&mut r.buf);
+                r.file.write_all(&chunk).ok();
+            }
+        }
+        let t0 = self.clock.now_s();
+        loop {
+            match self.link.reconnect().and_then(|_| self.open_all()) {
+                Ok(()) => break,
+                Err(e) => {
+                    if self.clock.now_s() - t0 > RECONNECT_GIVE_UP_S {
+                        let (from, why) = self.lost_since.take().expect("set above");
+                        self.gaps.push(GapRecord {
+                            stream: "all".into(),
+                            from_uptime_s: from,
+                            to_uptime_s: None,
+                            reason: format!(
+                                "{why}; reconnect failed for {RECONNECT_GIVE_UP_S:.0} s: {e:#}"
+                            ),
+                        });
+                        self.save_gaps()?;
+                        bail!(
+                            "lost the device at uptime ~{from:.1} s and could not reconnect: {e:#}"
+                        );
+                    }
+                    self.clock.sleep_s(RECONNECT_BACKOFF_S);
+                }
+            }
+        }
+        let (from, why) = self.lost_since.take().expect("set above");
+        let to = self.uptime();
+        self.gaps.push(GapRecord {
+            stream: "all".into(),
+            from_uptime_s: from,
+            to_uptime_s: Some(to),
+            reason: format!("connection lost ({why}); reconnected"),
+        });
+        self.progress.gaps = self.gaps.len();
+        self.save_gaps()
+    }
+
+    fn save_gaps(&self) -> Result<()> {
+        let mut s = String::new();
+        for g in &self.gaps {
+            s += &serde_json::to_string(g)?;
+            s.push('\n');
+        }
+        fs::write(self.dir.join(layout::GAPS), s).context("writing gaps.jsonl")
+    }
+
+    /// Runs a short command, riding out one connection loss.
+    fn exec(&mut self, cmd: &str) -> Result<String> {
+        match self.link.exec(cmd, Duration::from_secs(EXEC_TIMEOUT_S)) {
+            Ok(o) => Ok(o),
+            Err(e) => {
+                self.on_lost(format!("`{cmd}`: {e:#}"))?;
+                self.link.exec(cmd, Duration::from_secs(EXEC_TIMEOUT_S))
+            }
+        }
+    }
+
+    fn marker(&mut self, text: &str) -> Result<()> {
+        self.exec(&format!("echo '{MARKER_PREFIX} {text}' > /dev/kmsg"))
+            .map(|_| ())
+    }
+
+    fn rx_bytes(&mut self, iface: &str) -> Option<u64> {
+        self.exec(&format!("cat /sys/class/net/{iface}/statistics/rx_bytes"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    fn device_uptime(&mut self) -> Result<f64> {
+        let out = self.exec("cat /proc/uptime")?;
+        parse_uptime(&out)
+    }
+}
+
+fn count_lines(p: &mut Progress, kind: StreamKind, chunk: &[u8]) {
+    let text = String::from_utf8_lossy(chunk);
+    for l in text.lines() {
+        match kind {
+            StreamKind::Trace => p.trace_records += 1,
+            StreamKind::Kmsg => {
+                p.kmsg_lines += 1;
+                if raw::SCAN_FAILURE_PATTERNS.iter().any(|pat| l.contains(pat)) {
+                    p.scan_failures += 1;
+                }
+            }
+            StreamKind::Iw => p.iw_events += 1,
+            StreamKind::Counters => p.snapshots += 1,
+        }
+    }
+}
+
+/// Runs a capture on a freshly booted device (the caller did the fresh boot:
+/// T0 = boot). `dir` must have been made by [`create_run_dir`]. Writes the
+/// streams, `arm.json`, `probes.jsonl`, `gaps.jsonl` as they happen, then the
+/// report. `on_progress` is called after every poll.
+pub fn run<L: DeviceLink, P: Prober<L>, C: Clock>(
+    dir: &Path,
+    params: &CaptureParams,
+    link: &mut L,
+    prober: &mut P,
+    clock: &mut C,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<super::analysis::Analysis> {
+    let cfg: &CaptureConfig = &params.run.config;
+    for e in &cfg.events {
+        validate_event(e)?;
+    }
+    if !cfg
+        .data_iface
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    {
+        bail!("data interface {:?}: not an interface name", cfg.data_iface);
+    }
+    let h0 = clock.now_s();
+    let up0 = parse_uptime(&link.exec("cat /proc/uptime", Duration::from_secs(EXEC_TIMEOUT_S))?)?;
+    let h1 = clock.now_s();
+    let offset_s = up0 - (h0 + h1) / 2.0;
+
+    let arm = parse_arm_output(&link.exec(
+        &arm_command(&cfg.events),
+        Duration::from_secs(EXEC_TIMEOUT_S),
+    )?)?;
+    fs::write(
+        dir.join(layout::ARM_JSON),
+        serde_json::to_string_pretty(&arm)? + "\n",
+    )
+    .context("writing arm.json")?;
+
+    let mut kinds = vec![StreamKind::Kmsg, StreamKind::Trace, StreamKind::Counters];
+    if arm.iw_available {
+        kinds.push(StreamKind::Iw);
+    }
+    let mut recorders = Vec::new();
+    for kind in kinds {
+        let path = dir.join(kind.file());
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        recorders.push(Recorder {
+            kind,
+            cmd: stream_command(kind, &cfg.data_iface, params.snap_every_s),
+            file,
+            stream: None,
+            buf: Vec::new(),
+            lines: 0,
+        });
+    }
+    let mut s = Session {
+        dir: dir.to_path_buf(),
+        link,
+        clock,
+        offset_s,
+        recorders,
+        gaps: Vec::new(),
+        progress: Progress {
+            duration_s: cfg.duration_s,
+            ..Progress::default()
+        },
+        lost_since: None,
+    };
+    s.open_all()?;
+    s.marker("armed")?;
+
+    let mut schedule: Vec<(u32, f64)> = cfg
+        .probes_s
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| (i as u32 + 1, t))
+        .collect();
+    schedule.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut next = 0;
+    let probes_path = dir.join(layout::PROBES);
+    loop {
+        s.pump()?;
+        let up = s.uptime();
+        s.progress.uptime_s = up;
+        s.progress.next_probe = schedule.get(next).copied();
+        s.progress.probing = None;
+        on_progress(&s.progress);
+        if up >= cfg.duration_s {
+            break;
+        }
+        if let Some(&(index, at)) = schedule.get(next) {
+            if up >= at {
+                next += 1;
+                let rec = probe(&mut s, prober, index, at, cfg, on_progress)?;
+                append_line(&probes_path, &serde_json::to_string(&rec)?)?;
+                continue;
+            }
+        }
+        let wake = schedule
+            .get(next)
+            .map(|&(_, at)| at)
+            .unwrap_or(cfg.duration_s)
+            .min(cfg.duration_s);
+        s.clock.sleep_s((wake - up).clamp(0.0, POLL_INTERVAL_S));
+    }
+    s.marker("end")?;
+    // drain what the streams still hold, briefly
+    for _ in 0..5 {
+        s.pump()?;
+        s.clock.sleep_s(POLL_INTERVAL_S);
+    }
+    s.save_gaps()?;
+    for r in &mut s.recorders {
+        if let Some(st) = r.stream.take() {
+            s.link.close_stream(st);
+        }
+        if !r.buf.is_empty() {
+            r.buf.push(b'\n');
+            r.file.write_all(&r.buf).ok();
+        }
+    }
+    // stop tracing so the events do not fill the buffer after we leave
+    let _ = s.exec(&format!("{TRACEFS}; echo 0 > $T/tracing_on"));
+    super::remake_report(dir)
+}
+
+fn probe<L: DeviceLink, P: Prober<L>, C: Clock>(
+    s: &mut Session<'_, L, C>,
+    prober: &mut P,
+    index: u32,
+    scheduled: f64,
+    cfg: &CaptureConfig,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<ProbeRecord> {
+    let mut rec = ProbeRecord {
+        index,
+        scheduled_uptime_s: scheduled,
+        start_uptime_s: s.uptime(),
+        end_uptime_s: s.uptime(),
+        elapsed_s: 0.0,
+        bytes_sent: 0,
+        bytes_received: 0,
+        rx_bytes_before: None,
+        rx_bytes_after: None,
+        outcome: ProbeOutcome::Failed,
+        note: None,
+    };
+    if let Err(e) = prober.start_listener(s.link, index) {
+        rec.note = Some(format!("listener did not start: {e:#}"));
+        return Ok(rec);
+    }
+    rec.rx_bytes_before = s.rx_bytes(&cfg.data_iface);
+    s.marker(&format!("probe {index} start"))?;
+    rec.start_uptime_s = s.device_uptime().unwrap_or_else(|_| s.uptime());
+    if let Err(e) = prober.start_push(cfg.probe_len_s, cfg.rate_bytes_per_s) {
+        rec.note = Some(format!("sender did not start: {e:#}"));
+        let _ = prober.finish_listener(s.link);
+        s.marker(&format!("probe {index} end"))?;
+        return Ok(rec);
+    }
+    let push = loop {
+        s.pump()?;
+        s.progress.uptime_s = s.uptime();
+        s.progress.probing = Some(index);
+        on_progress(&s.progress);
+        if let Some(r) = prober.poll_push() {
+            break r;
+        }
+        s.clock.sleep_s(POLL_INTERVAL_S);
+    };
+    rec.end_uptime_s = s.device_uptime().unwrap_or_else(|_| s.uptime());
+    s.marker(&format!("probe {index} end"))?;
+    rec.rx_bytes_after = s.rx_bytes(&cfg.data_iface);
+    let received = prober.finish_listener(s.link).or_else(|e| {
+        // one retry after a reconnect: the listener's count is on the device
+        s.on_lost(format!("reading the listener: {e:#}"))?;
+        prober.finish_listener(s.link)
+    });
+    match (push, received) {
+        (Ok(p), Ok(n)) => {
+            rec.bytes_sent = p.bytes_sent;
+            rec.elapsed_s = p.elapsed_s;
+            rec.bytes_received = n;
+            rec.outcome = if p.stalled {
+                rec.note =
+                    Some("the data link stopped taking bytes; the sender gave up early".into());
+                ProbeOutcome::Wedged
+            } else {
+                ProbeOutcome::Ok
+            };
+        }
+        (Err(e), Ok(n)) => {
+            rec.bytes_received = n;
+            rec.note = Some(format!("sender failed: {e:#}"));
+        }
+        (Ok(p), Err(e)) => {
+            rec.bytes_sent = p.bytes_sent;
+            rec.elapsed_s = p.elapsed_s;
+            rec.note = Some(format!("listener count lost: {e:#}"));
+        }
+        (Err(e1), Err(e2)) => {
+            rec.note = Some(format!(
+                "sender failed: {e1:#}; listener count lost: {e2:#}"
+            ));
+        }
+    }
+    Ok(rec)
+}
