@@ -655,3 +655,26 @@ fn probe<L: DeviceLink, P: Prober<L>, C: Clock>(
     }
     Ok(rec)
 }
+
+/// The lab's one transport is the capture's link.
+impl DeviceLink for crate::transport::Transport {
+    type Stream = crate::transport::Stream;
+    fn exec(&mut self, cmd: &str, timeout: Duration) -> Result<String> {
+        Ok(self.exec_ok(cmd, timeout)?)
+    }
+    fn open_stream(&mut self, cmd: &str) -> Result<Self::Stream> {
+        Ok(self.stream(cmd)?)
+    }
+    fn poll_stream(&mut self, s: &mut Self::Stream, out: &mut Vec<u8>) -> Result<usize> {
+        Ok(crate::transport::Transport::poll_stream(self, s, out)?)
+    }
+    fn stream_ended(&self, s: &Self::Stream) -> bool {
+        s.eof
+    }
+    fn close_stream(&mut self, s: Self::Stream) {
+        crate::transport::Transport::close_stream(self, s)
+    }
+    fn reconnect(&mut self) -> Result<()> {
+        Ok(crate::transport::Transport::reconnect(self)?)
+    }
+}
