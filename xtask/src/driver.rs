@@ -25,12 +25,22 @@ pub fn bench(_args: BenchArgs) -> Result<()> {
 }
 
 pub fn test_steps() -> Vec<Step> {
-    vec![Step::new(
-        "driver: core builds for a bare-metal target (no std, no alloc)",
-        |sh| {
-            crate::deps::ensure_rustup_target(sh, "x86_64-unknown-none")?;
-            cmd!(sh, "cargo build --quiet -p bes2600-core --target x86_64-unknown-none --no-default-features").run()?;
-            Ok(())
-        },
-    )]
+    vec![
+        Step::new(
+            "driver: core builds for a bare-metal target (no std, no alloc)",
+            |sh| {
+                crate::deps::ensure_rustup_target(sh, "x86_64-unknown-none")?;
+                cmd!(sh, "cargo build --quiet -p bes2600-core --target x86_64-unknown-none --no-default-features").run()?;
+                Ok(())
+            },
+        ),
+        Step::new(
+            "driver: simulator firmware model builds for a bare-metal target",
+            |sh| {
+                crate::deps::ensure_rustup_target(sh, "x86_64-unknown-none")?;
+                cmd!(sh, "cargo build --quiet -p bes2600-sim --target x86_64-unknown-none --no-default-features").run()?;
+                Ok(())
+            },
+        ),
+    ]
 }

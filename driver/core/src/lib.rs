@@ -14,5 +14,10 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod bh;
+pub mod credits;
+pub mod pm;
+pub mod queue;
+pub mod scan;
 pub mod sdio;
 pub mod wsm;

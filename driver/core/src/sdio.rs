@@ -161,6 +161,11 @@ impl RxBatch {
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
+    /// Offset and length of the `i`-th message inside the read buffer.
+    pub fn span(&self, i: usize) -> (usize, usize) {
+        let (start, len) = self.spans[i];
+        (usize::from(start), usize::from(len))
+    }
     /// The `i`-th message (header included, unpadded) inside `buf`.
     pub fn msg<'b>(&self, buf: &'b [u8], i: usize) -> &'b [u8] {
         let (start, len) = self.spans[i];

@@ -1,3 +1,18 @@
 //! Simulator of the BES2600 chip and its firmware, driven by `bes2600-core`.
+//!
+//! - [`chip`]: the firmware model (`no_std`, fixed capacity): startup
+//!   indication granting credits, request -> confirm/indication behaviour,
+//!   multi-RX batching with the toggle bit and CRC8, the multi-channel 5 GHz
+//!   scan reject, fault injection, the Bug #5 degradation mode.
+//! - [`ap`]: a simulated access point (probe responses, auth/assoc, data).
+//! - [`bus`]: the modelled SDIO bus (bandwidth + per-transaction latency).
+//! - [`harness`] (std): chip + bh + IRQ line + upper layer wired together,
+//!   with simulated time; [`replay`] (std): recorded WSM traces.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
+
+pub mod ap;
+pub mod bus;
+pub mod chip;
+#[cfg(feature = "std")]
+pub mod harness;

@@ -1,0 +1,160 @@
+//! The credit ledger: input buffers granted by the firmware and how many the
+//! host has in flight (`hw_bufs_used`, per interface, per sequence space),
+//! plus the TX/RX sequence counters.
+//!
+//! Lesson 1 (Patch C v1): two contexts writing the unlocked `hw_bufs_used`
+//! underflowed it and wedged the chip. Here the ledger has no public
+//! mutator: only [`crate::bh::BhContext`] owns one and changes it, so the
+//! single writer is a compile-time fact (see `tests/ui/` for the
+//! compile-fail proofs). A release below zero is a typed, counted error.
+
+use crate::wsm::{SeqSpace, SEQ_MODULO};
+
+/// Interfaces the chip supports at once (bes2600: `CW12XX_MAX_VIFS`).
+pub const IF_MAX: usize = 2;
+
+/// What a release could not do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreditError {
+    /// More buffers released than the host had in flight.
+    Underflow { used: u16, released: u16 },
+    /// The per-interface or per-space count would go negative.
+    UnderflowSplit,
+    /// The firmware has not granted buffers yet.
+    NotStarted,
+}
+
+/// A read-only copy of the ledger, for tests, stats and PM idle checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct CreditSnapshot {
+    pub input_buffers: u16,
+    pub hw_bufs_used: u16,
+    pub per_if: [u16; IF_MAX],
+    pub pending: [u16; SeqSpace::COUNT],
+    pub tx_seq: [u8; SeqSpace::COUNT],
+    pub rx_seq: [u8; SeqSpace::COUNT],
+}
+
+/// The ledger. Fields are private and every mutator is `pub(crate)`: code
+/// outside this crate can only read it through [`CreditLedger::snapshot`].
+#[derive(Debug, Default)]
+pub struct CreditLedger {
+    input_buffers: u16,
+    hw_bufs_used: u16,
+    per_if: [u16; IF_MAX],
+    pending: [u16; SeqSpace::COUNT],
+    tx_seq: [u8; SeqSpace::COUNT],
+    rx_seq: [u8; SeqSpace::COUNT],
+}
+
+impl CreditLedger {
+    pub(crate) const fn new() -> Self {
+        CreditLedger {
+            input_buffers: 0,
+            hw_bufs_used: 0,
+            per_if: [0; IF_MAX],
+            pending: [0; SeqSpace::COUNT],
+            tx_seq: [0; SeqSpace::COUNT],
+            rx_seq: [0; SeqSpace::COUNT],
+        }
+    }
+
+    pub fn snapshot(&self) -> CreditSnapshot {
+        CreditSnapshot {
+            input_buffers: self.input_buffers,
+            hw_bufs_used: self.hw_bufs_used,
+            per_if: self.per_if,
+            pending: self.pending,
+            tx_seq: self.tx_seq,
+            rx_seq: self.rx_seq,
+        }
+    }
+
+    /// Buffers the host may still send.
+    pub fn available(&self) -> u16 {
+        self.input_buffers.saturating_sub(self.hw_bufs_used)
+    }
+
+    pub fn hw_bufs_used(&self) -> u16 {
+        self.hw_bufs_used
+    }
+
+    /// Startup indication: the firmware grants `n` input buffers. Nothing
+    /// can be in flight before it, so the counts start from zero.
+    pub(crate) fn grant(&mut self, n: u16) {
+        self.input_buffers = n;
+        self.hw_bufs_used = 0;
+        self.per_if = [0; IF_MAX];
+        self.pending = [0; SeqSpace::COUNT];
+    }
+
+    /// Takes the chip's RX sequence as the expected one (first message).
+    pub(crate) fn resync_rx(&mut self, space: SeqSpace, seq: u8) {
+        self.rx_seq[space.index()] = (seq + 1) % SEQ_MODULO;
+    }
+
+    /// Forget everything (reset path).
+    pub(crate) fn clear(&mut self) {
+        *self = CreditLedger::new();
+    }
+
+    /// Charges one buffer for a message in `space` from interface `if_id`
+    /// and returns the sequence number to stamp on it.
+    pub(crate) fn charge(&mut self, space: SeqSpace, if_id: usize) -> Result<u8, CreditError> {
+        if self.input_buffers == 0 {
+            return Err(CreditError::NotStarted);
+        }
+        debug_assert!(self.hw_bufs_used < self.input_buffers);
+        let s = space.index();
+        let seq = self.tx_seq[s];
+        self.tx_seq[s] = (seq + 1) % SEQ_MODULO;
+        self.hw_bufs_used += 1;
+        self.per_if[if_id % IF_MAX] += 1;
+        self.pending[s] += 1;
+        Ok(seq)
+    }
+
+    /// Releases `n` buffers confirmed by the firmware. Nothing changes on
+    /// error: the ledger never goes below zero.
+    pub(crate) fn release(
+        &mut self,
+        space: SeqSpace,
+        if_id: usize,
+        n: u16,
+    ) -> Result<(), CreditError> {
+        let s = space.index();
+        let i = if_id % IF_MAX;
+        if n > self.hw_bufs_used {
+            return Err(CreditError::Underflow {
+                used: self.hw_bufs_used,
+                released: n,
+            });
+        }
+        if n > self.per_if[i] || n > self.pending[s] {
+            return Err(CreditError::UnderflowSplit);
+        }
+        self.hw_bufs_used -= n;
+        self.per_if[i] -= n;
+        self.pending[s] -= n;
+        Ok(())
+    }
+
+    /// Checks and advances the RX sequence of `space`.
+    pub(crate) fn check_rx_seq(&mut self, space: SeqSpace, seq: u8) -> Result<(), (u8, u8)> {
+        let s = space.index();
+        if seq != self.rx_seq[s] {
+            return Err((self.rx_seq[s], seq));
+        }
+        self.rx_seq[s] = (seq + 1) % SEQ_MODULO;
+        Ok(())
+    }
+
+    /// The ledger's invariant: the total equals both splits, and never
+    /// exceeds the grant.
+    pub fn consistent(&self) -> bool {
+        let per_if: u32 = self.per_if.iter().map(|&v| u32::from(v)).sum();
+        let pending: u32 = self.pending.iter().map(|&v| u32::from(v)).sum();
+        let used = u32::from(self.hw_bufs_used);
+        used == per_if && used == pending && self.hw_bufs_used <= self.input_buffers
+    }
+}

@@ -1,0 +1,103 @@
+//! Power-save policy: the "PM unsupported" latch.
+//!
+//! When the firmware refuses `set_pm` the driver latches "PM unsupported"
+//! and stops asking (c7). The maintainers found the latch could go stale: a
+//! real PM indication arriving later proved the firmware does PM after all,
+//! yet the latch stayed set (Bug #5, candidate 4). Here the latch clears on
+//! **progress** (a set-PM completion indication, or a successful confirm)
+//! or on **timeout** ([`PM_LATCH_TIMEOUT_MS`]), whichever comes first.
+//!
+//! Lock class: process context (mac80211 `config` / bss changes) plus the
+//! bh's reports, under the driver's `conf_mutex`.
+
+use crate::wsm::status;
+
+/// How long a latched "PM unsupported" holds without progress (ms).
+pub const PM_LATCH_TIMEOUT_MS: u64 = 60_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PmLatch {
+    /// Set-PM requests may be sent.
+    Open,
+    /// The firmware refused; do not ask again before `since_ms + timeout`.
+    Unsupported { since_ms: u64 },
+}
+
+/// Why the latch opened again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reopened {
+    Timeout,
+    Progress,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PmStats {
+    pub latched: u64,
+    pub reopened_timeout: u64,
+    pub reopened_progress: u64,
+    pub suppressed: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct PmPolicy {
+    latch: PmLatch,
+    stats: PmStats,
+}
+
+impl Default for PmPolicy {
+    fn default() -> Self {
+        PmPolicy {
+            latch: PmLatch::Open,
+            stats: PmStats::default(),
+        }
+    }
+}
+
+impl PmPolicy {
+    pub fn latch(&self) -> PmLatch {
+        self.latch
+    }
+    pub fn stats(&self) -> PmStats {
+        self.stats
+    }
+
+    /// May a set-PM request go to the firmware now? Applies the timeout.
+    pub fn may_set_pm(&mut self, now_ms: u64) -> bool {
+        if let PmLatch::Unsupported { since_ms } = self.latch {
+            if now_ms.saturating_sub(since_ms) >= PM_LATCH_TIMEOUT_MS {
+                self.latch = PmLatch::Open;
+                self.stats.reopened_timeout += 1;
+                return true;
+            }
+            self.stats.suppressed += 1;
+            return false;
+        }
+        true
+    }
+
+    /// The confirm of a set-PM request.
+    pub fn on_set_pm_confirm(&mut self, fw_status: u32, now_ms: u64) -> Option<Reopened> {
+        if fw_status == status::SUCCESS {
+            return self.progress();
+        }
+        if self.latch == PmLatch::Open {
+            self.stats.latched += 1;
+        }
+        self.latch = PmLatch::Unsupported { since_ms: now_ms };
+        None
+    }
+
+    /// A set-PM completion indication (0x0809): the firmware does PM.
+    pub fn on_pm_indication(&mut self) -> Option<Reopened> {
+        self.progress()
+    }
+
+    fn progress(&mut self) -> Option<Reopened> {
+        if let PmLatch::Unsupported { .. } = self.latch {
+            self.latch = PmLatch::Open;
+            self.stats.reopened_progress += 1;
+            return Some(Reopened::Progress);
+        }
+        None
+    }
+}

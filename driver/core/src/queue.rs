@@ -1,0 +1,395 @@
+//! TX queues per access category, packet ids and pending records.
+//!
+//! # Lock class (lesson 3, the `pending_record_lock` splat)
+//! [`TxShared`] is the one structure shared between the mac80211 TX path
+//! (softirq: `wake_tx_queue` runs from a tasklet), process context (flush,
+//! join work, reset) and the bh thread. In the kernel it sits behind **one**
+//! spinlock taken with `spin_lock_bh` at every site, and the pending records
+//! live *inside* the queues it protects: there is no second lock to nest, so
+//! no SOFTIRQ-safe -> SOFTIRQ-unsafe inversion can be written. The bh reaches
+//! it only through [`TxAccess::with`], i.e. one short critical section per
+//! operation, never across a bus transfer.
+//!
+//! Packet ids follow cw1200's layout: `queue generation << 24 | queue << 16 |
+//! item generation << 8 | slot`. A confirm whose generations do not match
+//! the current record is stale (it predates a reset or a reuse of the slot)
+//! and is rejected, never applied to the wrong frame.
+
+/// Access categories, in priority order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ac {
+    Vo = 0,
+    Vi = 1,
+    Be = 2,
+    Bk = 3,
+}
+
+impl Ac {
+    pub const ALL: [Ac; 4] = [Ac::Vo, Ac::Vi, Ac::Be, Ac::Bk];
+    pub fn from_index(i: usize) -> Option<Ac> {
+        Ac::ALL.get(i).copied()
+    }
+}
+
+/// Frames per access-category queue (queued + pending).
+pub const QUEUE_DEPTH: usize = 64;
+/// Largest WSM command the host queues (bytes).
+pub const CMD_LEN_MAX: usize = 512;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SlotState {
+    Free,
+    Queued,
+    Pending,
+}
+
+#[derive(Debug)]
+struct Slot<F> {
+    state: SlotState,
+    generation: u8,
+    link_id: u8,
+    if_id: u8,
+    frame: Option<F>,
+}
+
+/// Why a packet id was not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PacketIdError {
+    /// Queue index or slot out of range: not an id we made.
+    Malformed(u32),
+    /// Generations do not match: a confirm from before a reset or reuse.
+    Stale(u32),
+    /// The slot is not waiting for a confirm.
+    NotPending(u32),
+}
+
+/// A frame taken out of the queues with the metadata it was queued with.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Done<F> {
+    pub frame: F,
+    pub ac: Ac,
+    pub link_id: u8,
+    pub if_id: u8,
+}
+
+/// A frame chosen for transmission (still owned by the queue, `Pending`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Picked {
+    pub packet_id: u32,
+    pub ac: Ac,
+    pub link_id: u8,
+    pub if_id: u8,
+}
+
+/// One access-category queue: slots plus a FIFO ring of queued slot indexes.
+#[derive(Debug)]
+struct AcQueue<F> {
+    slots: [Slot<F>; QUEUE_DEPTH],
+    fifo: [u8; QUEUE_DEPTH],
+    head: usize,
+    len: usize,
+    pending: usize,
+}
+
+impl<F> AcQueue<F> {
+    fn new() -> Self {
+        AcQueue {
+            slots: core::array::from_fn(|_| Slot {
+                state: SlotState::Free,
+                generation: 0,
+                link_id: 0,
+                if_id: 0,
+                frame: None,
+            }),
+            fifo: [0; QUEUE_DEPTH],
+            head: 0,
+            len: 0,
+            pending: 0,
+        }
+    }
+    fn push_back(&mut self, slot: usize) {
+        self.fifo[(self.head + self.len) % QUEUE_DEPTH] = slot as u8;
+        self.len += 1;
+    }
+    fn push_front(&mut self, slot: usize) {
+        self.head = (self.head + QUEUE_DEPTH - 1) % QUEUE_DEPTH;
+        self.fifo[self.head] = slot as u8;
+        self.len += 1;
+    }
+    fn front(&self) -> Option<usize> {
+        (self.len > 0).then(|| usize::from(self.fifo[self.head]))
+    }
+    fn pop_front(&mut self) -> Option<usize> {
+        let s = self.front()?;
+        self.head = (self.head + 1) % QUEUE_DEPTH;
+        self.len -= 1;
+        Some(s)
+    }
+}
+
+/// The per-AC TX queues. See the module docs for the lock class.
+#[derive(Debug)]
+pub struct TxQueues<F> {
+    queues: [AcQueue<F>; 4],
+    generation: u8,
+}
+
+impl<F> Default for TxQueues<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<F> TxQueues<F> {
+    pub fn new() -> Self {
+        TxQueues {
+            queues: core::array::from_fn(|_| AcQueue::new()),
+            generation: 0,
+        }
+    }
+
+    /// Queues a frame; gives it back when the queue is full (the caller
+    /// stops the mac80211 queue).
+    pub fn put(&mut self, ac: Ac, link_id: u8, if_id: u8, frame: F) -> Result<(), F> {
+        let q = &mut self.queues[ac as usize];
+        let Some(i) = q.slots.iter().position(|s| s.state == SlotState::Free) else {
+            return Err(frame);
+        };
+        let s = &mut q.slots[i];
+        s.state = SlotState::Queued;
+        s.generation = s.generation.wrapping_add(1);
+        s.link_id = link_id;
+        s.if_id = if_id;
+        s.frame = Some(frame);
+        q.push_back(i);
+        Ok(())
+    }
+
+    /// Frames waiting to be sent.
+    pub fn queued(&self) -> usize {
+        self.queues.iter().map(|q| q.len).sum()
+    }
+    /// Frames sent and waiting for a confirm.
+    pub fn pending(&self) -> usize {
+        self.queues.iter().map(|q| q.pending).sum()
+    }
+    pub fn queued_in(&self, ac: Ac) -> usize {
+        self.queues[ac as usize].len
+    }
+
+    fn packet_id(&self, ac: usize, slot: usize) -> u32 {
+        (u32::from(self.generation) << 24)
+            | ((ac as u32) << 16)
+            | (u32::from(self.queues[ac].slots[slot].generation) << 8)
+            | slot as u32
+    }
+
+    /// The next frame to send (highest-priority AC first, FIFO within it),
+    /// without taking it.
+    pub fn peek(&self) -> Option<(Picked, &F)> {
+        for (ai, q) in self.queues.iter().enumerate() {
+            if let Some(slot) = q.front() {
+                let s = &q.slots[slot];
+                let frame = s.frame.as_ref()?;
+                let picked = Picked {
+                    packet_id: self.packet_id(ai, slot),
+                    ac: Ac::from_index(ai)?,
+                    link_id: s.link_id,
+                    if_id: s.if_id,
+                };
+                return Some((picked, frame));
+            }
+        }
+        None
+    }
+
+    /// Marks the frame returned by [`TxQueues::peek`] as sent (pending).
+    pub fn mark_pending(&mut self, packet_id: u32) -> Result<(), PacketIdError> {
+        let (ai, slot) = self.locate(packet_id)?;
+        let q = &mut self.queues[ai];
+        if q.front() != Some(slot) || q.slots[slot].state != SlotState::Queued {
+            return Err(PacketIdError::NotPending(packet_id));
+        }
+        q.pop_front();
+        q.slots[slot].state = SlotState::Pending;
+        q.pending += 1;
+        Ok(())
+    }
+
+    fn locate(&self, packet_id: u32) -> Result<(usize, usize), PacketIdError> {
+        let qgen = (packet_id >> 24) as u8;
+        let ai = ((packet_id >> 16) & 0xff) as usize;
+        let igen = ((packet_id >> 8) & 0xff) as u8;
+        let slot = (packet_id & 0xff) as usize;
+        if ai >= 4 || slot >= QUEUE_DEPTH {
+            return Err(PacketIdError::Malformed(packet_id));
+        }
+        if qgen != self.generation || self.queues[ai].slots[slot].generation != igen {
+            return Err(PacketIdError::Stale(packet_id));
+        }
+        Ok((ai, slot))
+    }
+
+    /// A confirm for `packet_id`: the frame leaves the queue.
+    pub fn confirm(&mut self, packet_id: u32) -> Result<Done<F>, PacketIdError> {
+        let (ai, slot) = self.locate(packet_id)?;
+        let q = &mut self.queues[ai];
+        let s = &mut q.slots[slot];
+        if s.state != SlotState::Pending {
+            return Err(PacketIdError::NotPending(packet_id));
+        }
+        let frame = s.frame.take().ok_or(PacketIdError::NotPending(packet_id))?;
+        s.state = SlotState::Free;
+        q.pending -= 1;
+        Ok(Done {
+            frame,
+            ac: Ac::from_index(ai).unwrap_or(Ac::Be),
+            link_id: s.link_id,
+            if_id: s.if_id,
+        })
+    }
+
+    /// Looks a pending record up without changing it (interface of a confirm).
+    pub fn pending_if(&self, packet_id: u32) -> Result<u8, PacketIdError> {
+        let (ai, slot) = self.locate(packet_id)?;
+        let s = &self.queues[ai].slots[slot];
+        if s.state != SlotState::Pending {
+            return Err(PacketIdError::NotPending(packet_id));
+        }
+        Ok(s.if_id)
+    }
+
+    /// Puts a pending frame back at the head of its queue (a `REQUEUE`
+    /// status, or a failed write). Its item generation advances, so a late
+    /// confirm for the old id is stale.
+    pub fn requeue(&mut self, packet_id: u32) -> Result<(), PacketIdError> {
+        let (ai, slot) = self.locate(packet_id)?;
+        let q = &mut self.queues[ai];
+        if q.slots[slot].state != SlotState::Pending {
+            return Err(PacketIdError::NotPending(packet_id));
+        }
+        q.slots[slot].state = SlotState::Queued;
+        q.slots[slot].generation = q.slots[slot].generation.wrapping_add(1);
+        q.pending -= 1;
+        q.push_front(slot);
+        Ok(())
+    }
+
+    /// Reset path: every pending frame goes back to its queue and the queue
+    /// generation advances, so confirms from the old firmware run are stale.
+    /// Returns how many frames were requeued.
+    pub fn requeue_all_pending(&mut self) -> usize {
+        let mut n = 0;
+        for q in &mut self.queues {
+            for slot in (0..QUEUE_DEPTH).rev() {
+                if q.slots[slot].state == SlotState::Pending {
+                    q.slots[slot].state = SlotState::Queued;
+                    q.pending -= 1;
+                    q.push_front(slot);
+                    n += 1;
+                }
+            }
+        }
+        self.generation = self.generation.wrapping_add(1);
+        n
+    }
+
+    /// Takes every frame out (interface down). Calls `f` for each.
+    pub fn drain(&mut self, mut f: impl FnMut(Done<F>)) {
+        for (ai, q) in self.queues.iter_mut().enumerate() {
+            for s in q.slots.iter_mut() {
+                if let Some(frame) = s.frame.take() {
+                    f(Done {
+                        frame,
+                        ac: Ac::from_index(ai).unwrap_or(Ac::Be),
+                        link_id: s.link_id,
+                        if_id: s.if_id,
+                    });
+                }
+                s.state = SlotState::Free;
+            }
+            q.head = 0;
+            q.len = 0;
+            q.pending = 0;
+        }
+        self.generation = self.generation.wrapping_add(1);
+    }
+}
+
+/// A WSM command waiting for the bh to send it (cw1200 `wsm_cmd`): one at a
+/// time, written by process context, taken by the bh. Same lock as the queues.
+#[derive(Debug)]
+pub struct CmdSlot {
+    buf: [u8; CMD_LEN_MAX],
+    len: usize,
+    if_id: u8,
+}
+
+impl Default for CmdSlot {
+    fn default() -> Self {
+        CmdSlot {
+            buf: [0; CMD_LEN_MAX],
+            len: 0,
+            if_id: 0,
+        }
+    }
+}
+
+/// Why a command could not be queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmdError {
+    /// A command is already waiting or in flight.
+    Busy,
+    Encode(crate::wsm::WsmError),
+}
+
+impl CmdSlot {
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn put(&mut self, req: &crate::wsm::Request<'_>, if_id: u8) -> Result<(), CmdError> {
+        if self.len != 0 {
+            return Err(CmdError::Busy);
+        }
+        let n = req.encode(&mut self.buf).map_err(CmdError::Encode)?;
+        self.len = n;
+        self.if_id = if_id;
+        Ok(())
+    }
+    /// The waiting command's bytes and interface.
+    pub fn peek(&self) -> Option<(&[u8], u8)> {
+        (self.len != 0).then(|| (&self.buf[..self.len], self.if_id))
+    }
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+/// What process context, softirq and the bh share (one `_bh` spinlock in
+/// the kernel).
+#[derive(Debug)]
+pub struct TxShared<F> {
+    pub queues: TxQueues<F>,
+    pub cmd: CmdSlot,
+}
+
+impl<F> Default for TxShared<F> {
+    fn default() -> Self {
+        TxShared {
+            queues: TxQueues::new(),
+            cmd: CmdSlot::default(),
+        }
+    }
+}
+
+/// How the bh reaches [`TxShared`]: one short critical section per call.
+/// The kernel implements it with `spin_lock_bh`; the host with `&mut`.
+pub trait TxAccess<F> {
+    fn with<R>(&mut self, f: impl FnOnce(&mut TxShared<F>) -> R) -> R;
+}
+
+impl<F> TxAccess<F> for TxShared<F> {
+    fn with<R>(&mut self, f: impl FnOnce(&mut TxShared<F>) -> R) -> R {
+        f(self)
+    }
+}

@@ -1,0 +1,164 @@
+//! A simulated access point: the 802.11 frames the chip hands up (beacons,
+//! probe responses, auth/assoc responses, data) and what it does with the
+//! frames the host transmits.
+
+use bes2600_core::wsm::RxMeta;
+
+/// Largest 802.11 frame the AP builds (bytes).
+pub const FRAME_LEN_MAX: usize = 1600;
+/// 802.11 MAC header without QoS (bytes).
+pub const HDR_LEN: usize = 24;
+
+/// Frame-control first byte: subtype << 4 | type << 2.
+pub mod fc {
+    pub const ASSOC_REQ: u8 = 0x00;
+    pub const ASSOC_RESP: u8 = 0x10;
+    pub const PROBE_RESP: u8 = 0x50;
+    pub const BEACON: u8 = 0x80;
+    pub const AUTH: u8 = 0xB0;
+    pub const DATA: u8 = 0x08;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    Auth,
+    Assoc,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ap {
+    pub bssid: [u8; 6],
+    pub sta: [u8; 6],
+    pub channel: u16,
+    pub rssi: u8,
+    pub authenticated: bool,
+    pub associated: bool,
+    pub uplink_data_frames: u64,
+    seq: u16,
+}
+
+impl Default for Ap {
+    fn default() -> Self {
+        Ap {
+            bssid: [0x02, 0xbe, 0x57, 0x00, 0x00, 0x01],
+            sta: [0x02, 0xbe, 0x57, 0x00, 0x00, 0x02],
+            channel: 6,
+            rssi: 0xc4,
+            authenticated: false,
+            associated: false,
+            uplink_data_frames: 0,
+            seq: 0,
+        }
+    }
+}
+
+impl Ap {
+    pub fn rx_meta(&self) -> RxMeta {
+        RxMeta {
+            link_id: 0,
+            status: 0,
+            channel: self.channel,
+            rx_rate: 7,
+            rcpi_rssi: self.rssi,
+            flags: 0,
+        }
+    }
+
+    /// A frame from the station: returns the management reply to send.
+    pub fn on_uplink(&mut self, frame: &[u8]) -> Option<Reply> {
+        let (&f0, _) = frame.split_first()?;
+        if frame.len() < HDR_LEN || frame[4..10] != self.bssid {
+            return None;
+        }
+        match f0 {
+            fc::AUTH => {
+                self.authenticated = true;
+                Some(Reply::Auth)
+            }
+            fc::ASSOC_REQ if self.authenticated => {
+                self.associated = true;
+                Some(Reply::Assoc)
+            }
+            fc::DATA => {
+                self.uplink_data_frames += 1;
+                None
+            }
+            _ => None,
+        }
+    }
+}
+
+fn header(ap: &Ap, f0: u8, f1: u8, to: [u8; 6], out: &mut [u8]) {
+    out[0] = f0;
+    out[1] = f1;
+    out[2..4].copy_from_slice(&[0, 0]);
+    out[4..10].copy_from_slice(&to);
+    out[10..16].copy_from_slice(&ap.bssid);
+    out[16..22].copy_from_slice(&ap.bssid);
+    out[22..24].copy_from_slice(&(ap.seq << 4).to_le_bytes());
+}
+
+/// A downlink data frame of `len` bytes (header included, min 24).
+pub fn data_frame(ap: &Ap, len: usize, out: &mut [u8]) -> usize {
+    let len = len.clamp(HDR_LEN, out.len().min(FRAME_LEN_MAX));
+    header(ap, fc::DATA, 0x02, ap.sta, out); // FromDS
+    for (i, b) in out[HDR_LEN..len].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    len
+}
+
+/// A probe response carrying the SSID "besser".
+pub fn probe_response(ap: &Ap, out: &mut [u8]) -> usize {
+    header(ap, fc::PROBE_RESP, 0, ap.sta, out);
+    let body: [u8; 20] = [
+        0, 0, 0, 0, 0, 0, 0, 0, // timestamp
+        0x64, 0x00, // beacon interval 100 TU
+        0x01, 0x04, // capabilities
+        0x00, 0x06, b'b', b'e', b's', b's', b'e', b'r', // SSID element
+    ];
+    out[HDR_LEN..HDR_LEN + body.len()].copy_from_slice(&body);
+    HDR_LEN + body.len()
+}
+
+/// A beacon (same body as the probe response).
+pub fn beacon(ap: &Ap, out: &mut [u8]) -> usize {
+    let n = probe_response(ap, out);
+    out[0] = fc::BEACON;
+    out[4..10].copy_from_slice(&[0xff; 6]);
+    n
+}
+
+/// Auth / assoc response to the station.
+pub fn mgmt_reply(ap: &Ap, reply: Reply, out: &mut [u8]) -> usize {
+    match reply {
+        Reply::Auth => {
+            header(ap, fc::AUTH, 0, ap.sta, out);
+            // algorithm open, transaction 2, status success
+            out[HDR_LEN..HDR_LEN + 6].copy_from_slice(&[0, 0, 2, 0, 0, 0]);
+            HDR_LEN + 6
+        }
+        Reply::Assoc => {
+            header(ap, fc::ASSOC_RESP, 0, ap.sta, out);
+            // capabilities, status success, AID 1
+            out[HDR_LEN..HDR_LEN + 6].copy_from_slice(&[0x01, 0x04, 0, 0, 0x01, 0xc0]);
+            HDR_LEN + 6
+        }
+    }
+}
+
+/// A station frame to the AP (for tests and the harness).
+pub fn sta_frame(ap: &Ap, f0: u8, payload_len: usize, out: &mut [u8]) -> usize {
+    out[0] = f0;
+    out[1] = if f0 == fc::DATA { 0x01 } else { 0 }; // ToDS for data
+    out[2..4].copy_from_slice(&[0, 0]);
+    out[4..10].copy_from_slice(&ap.bssid);
+    out[10..16].copy_from_slice(&ap.sta);
+    out[16..22].copy_from_slice(&ap.bssid);
+    out[22..24].copy_from_slice(&[0, 0]);
+    let len = (HDR_LEN + payload_len).min(out.len());
+    for b in &mut out[HDR_LEN..len] {
+        *b = 0xa5;
+    }
+    len
+}

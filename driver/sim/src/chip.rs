@@ -1,0 +1,546 @@
+//! The chip and its firmware, as the host sees them over SDIO. `no_std`,
+//! fixed capacity: it can later serve as a simulated bus inside the kernel.
+
+use bes2600_core::bh::BusError;
+use bes2600_core::sdio::{self, TxBatch, RX_BATCH_LEN_MAX, RX_BATCH_MAX};
+use bes2600_core::wsm::{self, chip as enc, status, ReqView, SeqSpace, TxConfirm, MSG_LEN_MAX};
+
+use crate::ap::{self, Ap};
+
+/// Messages the firmware can hold for the host before it drops new ones.
+pub const OUTBOX_MAX: usize = 96;
+/// Outbox slots downlink traffic may not use: room for confirms and
+/// indications, which the firmware never drops.
+pub const OUTBOX_CONTROL_RESERVE: usize = 40;
+/// TX confirms folded into one multi-TX confirm.
+pub const MULTI_CONFIRM_MAX: usize = 16;
+
+/// Fault injection. `*_every = n` means every n-th event (0 = never).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Faults {
+    /// Corrupt the CRC8 of every n-th control-word read.
+    pub ctrl_crc_every: u32,
+    /// Fail every n-th data read with a bus CRC error (data stays pending).
+    pub data_crc_every: u32,
+    /// Present the previous (consumed) control word on every n-th read: a
+    /// stale length with the old toggle.
+    pub stale_ctrl_every: u32,
+    /// Never send the confirm of every n-th command.
+    pub drop_confirm_every: u32,
+    /// Raise a firmware exception at this uptime.
+    pub exception_at_ms: Option<u64>,
+    /// Bug #5 model: from this uptime on, scans fail and only one downlink
+    /// frame in `degraded_keep_one_in` reaches the host.
+    pub degrade_after_ms: Option<u64>,
+    pub degraded_keep_one_in: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct ChipConfig {
+    /// Credits granted in the startup indication.
+    pub input_buffers: u16,
+    /// Does the firmware accept set-PM?
+    pub pm_supported: bool,
+    /// The firmware quirk of lesson 4 (multi-channel 5 GHz scan -> status 2).
+    pub reject_5ghz_multi_scan: bool,
+    pub faults: Faults,
+}
+
+impl Default for ChipConfig {
+    fn default() -> Self {
+        ChipConfig {
+            input_buffers: 30,
+            pm_supported: true,
+            reject_5ghz_multi_scan: true,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// What the chip observed (the test oracle).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChipStats {
+    pub requests: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    /// Host sent more requests than the granted input buffers.
+    pub overruns: u64,
+    pub max_in_flight: u16,
+    pub tx_toggle_errors: u64,
+    pub bad_writes: u64,
+    pub scan_requests: u64,
+    pub scan_rejects: u64,
+    pub scan_rejects_5ghz_multi: u64,
+    pub rx_batches: u64,
+    pub rx_msgs: u64,
+    pub downlink_offered: u64,
+    pub downlink_dropped: u64,
+    pub outbox_full: u64,
+    pub confirms_dropped: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Power {
+    Off,
+    Running,
+    /// Crashed: answers nothing until power-cycled.
+    Crashed,
+}
+
+struct Outbox {
+    msgs: [[u8; MSG_LEN_MAX]; OUTBOX_MAX],
+    lens: [u16; OUTBOX_MAX],
+    head: usize,
+    len: usize,
+}
+
+impl Outbox {
+    fn push_with(&mut self, f: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
+        if self.len == OUTBOX_MAX {
+            return false;
+        }
+        let i = (self.head + self.len) % OUTBOX_MAX;
+        match f(&mut self.msgs[i]) {
+            Some(n) => {
+                self.lens[i] = n as u16;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+    fn front(&self) -> Option<&[u8]> {
+        (self.len > 0).then(|| &self.msgs[self.head][..usize::from(self.lens[self.head])])
+    }
+    fn pop(&mut self) {
+        if self.len > 0 {
+            self.head = (self.head + 1) % OUTBOX_MAX;
+            self.len -= 1;
+        }
+    }
+}
+
+/// The simulated chip.
+pub struct Chip {
+    pub cfg: ChipConfig,
+    pub ap: Ap,
+    power: Power,
+    uptime_ms: u64,
+    outbox: Outbox,
+    tx_seq: [u8; SeqSpace::COUNT],
+    /// Published batch (what the current control word announces).
+    batch: [u8; RX_BATCH_LEN_MAX],
+    batch_len: usize,
+    batch_count: u8,
+    /// Toggle of the next batch to publish.
+    toggle: bool,
+    last_word: [u8; 4],
+    host_tx_toggle: bool,
+    in_flight: u16,
+    irq: bool,
+    ctrl_reads: u64,
+    data_reads: u64,
+    commands: u64,
+    downlink_seen: u64,
+    pending_confirms: [TxConfirm; MULTI_CONFIRM_MAX],
+    n_pending_confirms: usize,
+    pub stats: ChipStats,
+}
+
+impl Chip {
+    pub fn new(cfg: ChipConfig) -> Self {
+        Chip {
+            cfg,
+            ap: Ap::default(),
+            power: Power::Off,
+            uptime_ms: 0,
+            outbox: Outbox {
+                msgs: [[0; MSG_LEN_MAX]; OUTBOX_MAX],
+                lens: [0; OUTBOX_MAX],
+                head: 0,
+                len: 0,
+            },
+            tx_seq: [0; SeqSpace::COUNT],
+            batch: [0; RX_BATCH_LEN_MAX],
+            batch_len: 0,
+            batch_count: 0,
+            toggle: false,
+            last_word: [0; 4],
+            host_tx_toggle: false,
+            in_flight: 0,
+            irq: false,
+            ctrl_reads: 0,
+            data_reads: 0,
+            commands: 0,
+            downlink_seen: 0,
+            pending_confirms: [TxConfirm::default(); MULTI_CONFIRM_MAX],
+            n_pending_confirms: 0,
+            stats: ChipStats::default(),
+        }
+    }
+
+    /// Power on (or power-cycle): the firmware boots and sends its startup
+    /// indication granting `input_buffers` credits.
+    pub fn power_on(&mut self) {
+        let cfg = self.cfg;
+        let ap = self.ap;
+        let stats = self.stats;
+        let uptime = self.uptime_ms;
+        // A power cycle forgets everything but the counters and the clock.
+        *self = Chip::new(cfg);
+        self.ap = ap;
+        self.ap.associated = false;
+        self.stats = stats;
+        self.uptime_ms = uptime;
+        self.power = Power::Running;
+        let n = cfg.input_buffers;
+        self.send(SeqSpace::Wsm, |b, s| {
+            enc::startup(b, s, n, MSG_LEN_MAX as u16).ok()
+        });
+    }
+
+    pub fn uptime_ms(&self) -> u64 {
+        self.uptime_ms
+    }
+    pub fn crashed(&self) -> bool {
+        self.power == Power::Crashed
+    }
+    pub fn in_flight(&self) -> u16 {
+        self.in_flight
+    }
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len + usize::from(self.batch_count)
+    }
+
+    /// The IRQ line: true once per "data became pending" edge.
+    pub fn take_irq(&mut self) -> bool {
+        core::mem::take(&mut self.irq)
+    }
+
+    fn degraded(&self) -> bool {
+        matches!(self.cfg.faults.degrade_after_ms, Some(t) if self.uptime_ms >= t)
+    }
+
+    /// Advances the chip's clock.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.uptime_ms = now_ms;
+        if let Some(t) = self.cfg.faults.exception_at_ms {
+            if now_ms >= t && self.power == Power::Running {
+                self.cfg.faults.exception_at_ms = None;
+                self.send(SeqSpace::Wsm, |b, s| {
+                    enc::exception(b, s, b"sim: assert at lmac.c:1234").ok()
+                });
+                self.power = Power::Crashed;
+            }
+        }
+    }
+
+    fn send(&mut self, space: SeqSpace, f: impl FnOnce(&mut [u8], u8) -> Option<usize>) -> bool {
+        if self.power == Power::Crashed {
+            return false;
+        }
+        let seq = self.tx_seq[space.index()];
+        let ok = self.outbox.push_with(|b| f(b, seq));
+        if ok {
+            self.tx_seq[space.index()] = (seq + 1) % wsm::SEQ_MODULO;
+            self.irq = true;
+        } else {
+            self.stats.outbox_full += 1;
+        }
+        ok
+    }
+
+    /// Flushes TX confirms collected from one write into one message.
+    fn flush_confirms(&mut self) {
+        let n = self.n_pending_confirms;
+        if n == 0 {
+            return;
+        }
+        let confirms = self.pending_confirms;
+        let sent = if n == 1 {
+            self.send(SeqSpace::Wsm, |b, s| {
+                enc::tx_confirm(b, s, 0, &confirms[0]).ok()
+            })
+        } else {
+            self.send(SeqSpace::Wsm, |b, s| {
+                enc::multi_tx_confirm(b, s, &confirms[..n]).ok()
+            })
+        };
+        if sent {
+            self.in_flight = self.in_flight.saturating_sub(n as u16);
+            self.n_pending_confirms = 0;
+        }
+        // Otherwise the firmware keeps them until the host reads.
+    }
+
+    /// The AP sends `n` data frames of `len` bytes to us. Returns how many
+    /// the chip took off the air (its outbox is bounded; in the degraded
+    /// mode most of those are then lost).
+    pub fn offer_downlink(&mut self, n: usize, len: usize) -> usize {
+        let mut taken = 0;
+        for _ in 0..n {
+            if self.outbox_room() <= OUTBOX_CONTROL_RESERVE {
+                break;
+            }
+            self.stats.downlink_offered += 1;
+            self.downlink_seen += 1;
+            if self.degraded() {
+                let keep = self.cfg.faults.degraded_keep_one_in.max(1);
+                if self.downlink_seen % u64::from(keep) != 0 {
+                    // Lost on the chip: the AP sent it, the host never sees it.
+                    self.stats.downlink_dropped += 1;
+                    taken += 1;
+                    continue;
+                }
+            }
+            let ap = self.ap;
+            let ok = self.send(SeqSpace::Wsm, |b, s| {
+                let mut frame = [0u8; ap::FRAME_LEN_MAX];
+                let flen = ap::data_frame(&ap, len, &mut frame);
+                enc::rx(b, s, &ap.rx_meta(), &frame[..flen]).ok()
+            });
+            if !ok {
+                break;
+            }
+            taken += 1;
+        }
+        taken
+    }
+
+    /// Room left in the firmware's outbox.
+    pub fn outbox_room(&self) -> usize {
+        OUTBOX_MAX - self.outbox.len
+    }
+
+    fn publish(&mut self) {
+        if self.batch_count != 0 || self.power == Power::Off {
+            return;
+        }
+        let mut tx = TxBatch::new(&mut self.batch);
+        let mut count = 0;
+        while count < RX_BATCH_MAX {
+            let Some(m) = self.outbox.front() else { break };
+            if tx.push(m).is_err() {
+                break;
+            }
+            self.outbox.pop();
+            count += 1;
+        }
+        self.batch_len = tx.len();
+        self.batch_count = count as u8;
+    }
+
+    /// Bus: the 4-byte control word.
+    pub fn read_ctrl(&mut self) -> Result<[u8; 4], BusError> {
+        if self.power == Power::Off {
+            return Err(BusError::Timeout);
+        }
+        self.ctrl_reads += 1;
+        let f = self.cfg.faults;
+        if f.stale_ctrl_every != 0
+            && self.ctrl_reads % u64::from(f.stale_ctrl_every) == 0
+            && self.last_word != [0; 4]
+        {
+            return Ok(self.last_word);
+        }
+        // Reading the control word acknowledges the interrupt (bes2600
+        // clears the slave interrupt with this read).
+        self.irq = false;
+        self.publish();
+        let mut w = sdio::encode_ctrl_word(self.batch_len as u16, self.batch_count, self.toggle);
+        if f.ctrl_crc_every != 0 && self.ctrl_reads % u64::from(f.ctrl_crc_every) == 0 {
+            w[3] ^= 0x5a;
+        }
+        Ok(w)
+    }
+
+    /// Bus: one CMD53 read of the published batch.
+    pub fn read_data(&mut self, buf: &mut [u8]) -> Result<(), BusError> {
+        if self.power == Power::Off {
+            return Err(BusError::Timeout);
+        }
+        if self.batch_count == 0 || buf.len() != self.batch_len {
+            self.stats.bad_writes += 1;
+            return Err(BusError::Other);
+        }
+        self.data_reads += 1;
+        let f = self.cfg.faults;
+        if f.data_crc_every != 0 && self.data_reads % u64::from(f.data_crc_every) == 0 {
+            return Err(BusError::Crc);
+        }
+        buf.copy_from_slice(&self.batch[..self.batch_len]);
+        self.stats.rx_batches += 1;
+        self.stats.rx_msgs += u64::from(self.batch_count);
+        self.last_word =
+            sdio::encode_ctrl_word(self.batch_len as u16, self.batch_count, self.toggle);
+        self.toggle = !self.toggle;
+        self.batch_count = 0;
+        self.batch_len = 0;
+        self.flush_confirms();
+        if self.outbox.len > 0 {
+            self.irq = true;
+        }
+        Ok(())
+    }
+
+    /// Bus: one CMD53 write of a TX batch.
+    pub fn write_data(&mut self, data: &[u8], toggle: bool) -> Result<(), BusError> {
+        if self.power == Power::Off {
+            return Err(BusError::Timeout);
+        }
+        if toggle != self.host_tx_toggle {
+            self.stats.tx_toggle_errors += 1;
+            return Ok(()); // the firmware drops a repeated write
+        }
+        self.host_tx_toggle = !self.host_tx_toggle;
+        let Ok(batch) = sdio::extract(data, data.len(), None) else {
+            self.stats.bad_writes += 1;
+            return Ok(());
+        };
+        for i in 0..batch.len() {
+            let (start, len) = batch.span(i);
+            self.request(&data[start..start + len]);
+        }
+        self.flush_confirms();
+        Ok(())
+    }
+
+    fn request(&mut self, msg: &[u8]) {
+        let Ok((mid, view)) = wsm::decode_request(msg) else {
+            self.stats.bad_writes += 1;
+            return;
+        };
+        if self.power == Power::Crashed {
+            return;
+        }
+        self.stats.requests += 1;
+        self.in_flight += 1;
+        self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight);
+        if self.in_flight > self.cfg.input_buffers {
+            self.stats.overruns += 1;
+        }
+        let base = mid.base();
+        if let ReqView::Tx {
+            packet_id, frame, ..
+        } = view
+        {
+            self.stats.tx_frames += 1;
+            self.stats.tx_bytes += frame.len() as u64;
+            self.ap_uplink(frame);
+            if self.n_pending_confirms == MULTI_CONFIRM_MAX {
+                self.flush_confirms();
+            }
+            self.pending_confirms[self.n_pending_confirms] = TxConfirm {
+                packet_id,
+                status: status::SUCCESS,
+                ..Default::default()
+            };
+            self.n_pending_confirms += 1;
+            return;
+        }
+        self.commands += 1;
+        let f = self.cfg.faults;
+        if f.drop_confirm_every != 0 && self.commands % u64::from(f.drop_confirm_every) == 0 {
+            self.stats.confirms_dropped += 1;
+            return;
+        }
+        match view {
+            ReqView::StartScan {
+                band, num_channels, ..
+            } => {
+                self.stats.scan_requests += 1;
+                let reject = if band == 1 && num_channels > 1 && self.cfg.reject_5ghz_multi_scan {
+                    self.stats.scan_rejects_5ghz_multi += 1;
+                    Some(status::INVALID_PARAMETER)
+                } else if self.degraded() {
+                    Some(status::FAILURE)
+                } else {
+                    None
+                };
+                if let Some(st) = reject {
+                    self.stats.scan_rejects += 1;
+                    self.confirm(base, st, &[]);
+                    return;
+                }
+                self.confirm(base, status::SUCCESS, &[]);
+                // One probe response per channel from our AP, then done.
+                let ap = self.ap;
+                self.send(SeqSpace::Wsm, |b, s| {
+                    let mut frame = [0u8; ap::FRAME_LEN_MAX];
+                    let n = ap::probe_response(&ap, &mut frame);
+                    enc::rx(b, s, &ap.rx_meta(), &frame[..n]).ok()
+                });
+                self.send(SeqSpace::Wsm, |b, s| {
+                    enc::scan_complete(b, s, status::SUCCESS, num_channels).ok()
+                });
+            }
+            ReqView::Join { bssid } => {
+                let st = if bssid == self.ap.bssid {
+                    status::SUCCESS
+                } else {
+                    status::FAILURE
+                };
+                self.confirm(base, st, &[0; 8]);
+            }
+            ReqView::SetPm { mode } => {
+                if self.cfg.pm_supported {
+                    self.confirm(base, status::SUCCESS, &[]);
+                    self.send(SeqSpace::Wsm, |b, s| enc::set_pm_complete(b, s, mode).ok());
+                } else {
+                    self.confirm(base, status::FAILURE, &[]);
+                }
+            }
+            ReqView::ReadMib { mib_id } => {
+                let mut body = [0u8; 4];
+                body[..2].copy_from_slice(&mib_id.to_le_bytes());
+                self.confirm(base, status::SUCCESS, &body);
+            }
+            ReqView::Mcu { cmd_type } => {
+                let cmd = (base & 0x3f) as u8;
+                if self.send(SeqSpace::Mcu, |b, s| {
+                    enc::mcu(b, s, cmd, wsm::MCU_LABEL_CONFIRM, cmd_type, &[]).ok()
+                }) {
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                }
+            }
+            ReqView::Tx { .. } | ReqView::Other => self.confirm(base, status::SUCCESS, &[]),
+        }
+    }
+
+    fn confirm(&mut self, req: u16, st: u32, body: &[u8]) {
+        if self.send(SeqSpace::Wsm, |b, s| enc::confirm(b, s, req, st, body).ok()) {
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
+    }
+
+    /// What the AP does with a frame the host transmitted.
+    fn ap_uplink(&mut self, frame: &[u8]) {
+        if let Some(reply) = self.ap.on_uplink(frame) {
+            let ap = self.ap;
+            self.send(SeqSpace::Wsm, |b, s| {
+                let mut out = [0u8; ap::FRAME_LEN_MAX];
+                let n = ap::mgmt_reply(&ap, reply, &mut out);
+                enc::rx(b, s, &ap.rx_meta(), &out[..n]).ok()
+            });
+        }
+    }
+
+    /// Queues an arbitrary message for the host (trace replay, tests).
+    pub fn inject(&mut self, msg: &[u8]) -> bool {
+        let Ok((_, mid)) = wsm::parse_header(msg) else {
+            return false;
+        };
+        let space = mid.seq_space();
+        self.send(space, |b, s| {
+            let n = msg.len().min(b.len());
+            b[..n].copy_from_slice(&msg[..n]);
+            wsm::stamp_id(&mut b[..n], s, mid.link_id());
+            Some(n)
+        })
+    }
+
+    /// An event indication (e.g. a BSS-lost), for tests.
+    pub fn indicate_event(&mut self, event_id: u32, data: u32) {
+        self.send(SeqSpace::Wsm, |b, s| enc::event(b, s, event_id, data).ok());
+    }
+}

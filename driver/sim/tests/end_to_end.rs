@@ -1,0 +1,239 @@
+//! The core against the simulated chip: startup, association, traffic both
+//! ways, batching, fault recovery.
+
+use bes2600_core::bh::{BhError, BhState, HaltReason};
+use bes2600_core::queue::Ac;
+use bes2600_core::sdio::RX_BATCH_MAX;
+use bes2600_core::wsm::{self, Request};
+use bes2600_sim::ap;
+use bes2600_sim::chip::{ChipConfig, Faults};
+use bes2600_sim::harness::{Harness, Ind};
+
+fn data(h: &Harness, len: usize) -> Vec<u8> {
+    let mut b = vec![0u8; 1600];
+    let n = ap::sta_frame(&h.chip.ap, ap::fc::DATA, len, &mut b);
+    b.truncate(n);
+    b
+}
+
+fn offer_all(h: &mut Harness, n: usize, len: usize) {
+    let mut offered = 0;
+    while offered < n {
+        offered += h.chip.offer_downlink(n - offered, len);
+        h.pump().unwrap();
+    }
+}
+
+#[test]
+fn startup_grants_the_firmwares_credits() {
+    let h = Harness::new(ChipConfig {
+        input_buffers: 11,
+        ..Default::default()
+    });
+    assert_eq!(h.bh.state(), BhState::Running);
+    assert_eq!(h.bh.credits().input_buffers, 11);
+    assert_eq!(h.up.indications, vec![Ind::Started(11)]);
+}
+
+#[test]
+fn associates_with_the_simulated_ap() {
+    let mut h = Harness::new(ChipConfig::default());
+    assert!(h.associate().unwrap());
+    // auth response + assoc response came up as RX frames
+    assert_eq!(h.up.rx_frames, 2);
+    assert_eq!(h.up.tx_done.len(), 2);
+    h.check_invariants().unwrap();
+    assert!(h.bh.idle());
+}
+
+#[test]
+fn downlink_arrives_in_batches_of_at_most_sixteen_one_delivery_per_read() {
+    let mut h = Harness::new(ChipConfig::default());
+    h.up.keep_frames = true;
+    let mut offered = 0;
+    while offered < 1000 {
+        offered += h.chip.offer_downlink(1000 - offered, 1500);
+        h.pump().unwrap();
+    }
+    assert_eq!(h.up.rx_frames, 1000);
+    assert!(h
+        .up
+        .rx_deliveries
+        .iter()
+        .all(|&n| (1..=RX_BATCH_MAX).contains(&n)));
+    // Every SDIO data read that carried RX frames is exactly one delivery.
+    assert_eq!(
+        h.up.rx_deliveries.len() as u64,
+        h.bus.data_reads - 1 /* startup */
+    );
+    assert!(h.up.frames.iter().all(|f| f.len() == 1500));
+    h.check_invariants().unwrap();
+}
+
+#[test]
+fn uplink_never_exceeds_the_granted_credits() {
+    let mut h = Harness::new(ChipConfig {
+        input_buffers: 4,
+        ..Default::default()
+    });
+    for _ in 0..200 {
+        let f = data(&h, 1400);
+        if let Err(f) = h.send_frame(Ac::Be, f) {
+            h.pump().unwrap();
+            h.send_frame(Ac::Be, f).unwrap();
+        }
+    }
+    h.pump().unwrap();
+    assert_eq!(h.up.tx_done.len(), 200);
+    assert_eq!(h.chip.stats.overruns, 0);
+    assert!(h.chip.stats.max_in_flight <= 4);
+    h.check_invariants().unwrap();
+}
+
+#[test]
+fn crc_errors_and_stale_lengths_are_retried_without_loss() {
+    let faults = Faults {
+        ctrl_crc_every: 3,
+        data_crc_every: 4,
+        stale_ctrl_every: 5,
+        ..Default::default()
+    };
+    let mut h = Harness::new(ChipConfig {
+        faults,
+        ..Default::default()
+    });
+    let mut offered = 0;
+    while offered < 500 {
+        offered += h.chip.offer_downlink(500 - offered, 1000);
+        h.pump().unwrap();
+        // the stale/CRC retries may leave data for the next IRQ-less pass
+        h.run(bes2600_core::bh::Wake::RX).unwrap();
+    }
+    h.pump().unwrap();
+    let s = h.bh.stats();
+    assert_eq!(h.up.rx_frames, 500, "{s:?}");
+    assert!(
+        s.ctrl_crc_errors > 0 && s.data_crc_retries > 0 && s.ctrl_stale > 0,
+        "{s:?}"
+    );
+    h.check_invariants().unwrap();
+}
+
+#[test]
+fn firmware_exception_halts_and_reset_resends_pending_frames() {
+    let mut h = Harness::new(ChipConfig::default());
+    h.chip.cfg.faults.exception_at_ms = Some(5);
+    // Frames go out but the chip crashes before confirming the second lot.
+    for _ in 0..3 {
+        let f = data(&h, 100);
+        h.send_frame(Ac::Be, f).unwrap();
+    }
+    h.pump().unwrap();
+    assert_eq!(h.up.tx_done.len(), 3);
+    h.chip.tick(5); // crash: exception queued, chip stops answering
+    let f = data(&h, 100);
+    h.send_frame(Ac::Be, f).unwrap();
+    let r = h.pump();
+    assert_eq!(r, Err(BhError::Halted(HaltReason::FirmwareException)));
+    assert!(
+        matches!(h.up.indications.last(), Some(Ind::Exception(d)) if d.starts_with(b"sim: assert"))
+    );
+    // Halted means halted: nothing more is read or written.
+    assert!(h.bh_pass().is_err() || h.bh.state() != BhState::Running);
+    let requeued = h.reset();
+    assert!(requeued <= 1);
+    assert_eq!(h.bh.state(), BhState::Running);
+    h.pump().unwrap();
+    assert_eq!(
+        h.up.tx_done.len(),
+        4,
+        "the frame sent into the crash went out after the reset"
+    );
+    h.check_invariants().unwrap();
+}
+
+#[test]
+fn a_dropped_confirm_times_out_and_the_reset_path_recovers() {
+    let faults = Faults {
+        drop_confirm_every: 1,
+        ..Default::default()
+    };
+    let mut h = Harness::new(ChipConfig {
+        faults,
+        ..Default::default()
+    });
+    assert_eq!(
+        h.command_sync(&Request::ReadMib { mib_id: 0x1002 })
+            .unwrap(),
+        None
+    );
+    assert_eq!(h.bh.credits().hw_bufs_used, 1);
+    let r = h.advance(bes2600_core::bh::CMD_TIMEOUT_MS);
+    assert!(
+        matches!(
+            r,
+            Err(BhError::Halted(HaltReason::CommandTimeout { req: 0x0005 }))
+        ),
+        "{r:?}"
+    );
+    assert!(h
+        .up
+        .cmd_done
+        .contains(&(0x0005, bes2600_core::bh::STATUS_TIMEOUT)));
+    h.chip.cfg.faults.drop_confirm_every = 0;
+    h.reset();
+    assert_eq!(
+        h.command_sync(&Request::ReadMib { mib_id: 0x1002 })
+            .unwrap(),
+        Some(0)
+    );
+    h.check_invariants().unwrap();
+}
+
+#[test]
+fn mcu_commands_use_their_own_sequence_space() {
+    let mut h = Harness::new(ChipConfig::default());
+    for _ in 0..10 {
+        let st = h
+            .command_sync(&Request::Mcu {
+                cmd: 0x11,
+                cmd_type: 7,
+                payload: &[1, 2, 3],
+            })
+            .unwrap();
+        assert_eq!(st, Some(0));
+        h.command_sync(&Request::ReadMib { mib_id: 1 }).unwrap();
+    }
+    let c = h.bh.credits();
+    assert_eq!(c.tx_seq, [10 % 8, 10 % 8]);
+    assert_eq!(c.hw_bufs_used, 0);
+    h.check_invariants().unwrap();
+}
+
+#[test]
+fn bug5_degradation_mode_reproduces_the_signature() {
+    let faults = Faults {
+        degrade_after_ms: Some(13 * 60_000),
+        degraded_keep_one_in: 100,
+        ..Default::default()
+    };
+    let mut h = Harness::new(ChipConfig {
+        faults,
+        ..Default::default()
+    });
+    let ch = [bes2600_core::scan::Channel {
+        band: wsm::Band::Ghz2,
+        number: 6,
+    }];
+    let fresh = h.scan(&ch).unwrap();
+    offer_all(&mut h, 100, 1500);
+    let fresh_rx = h.up.rx_frames;
+    h.advance(14 * 60_000).unwrap();
+    let old = h.scan(&ch).unwrap();
+    offer_all(&mut h, 100, 1500);
+    let old_rx = h.up.rx_frames - fresh_rx - 1 /* probe response of the fresh scan is before */;
+    assert_eq!((fresh.completed, fresh.fw_rejects), (1, 0));
+    assert_eq!((old.completed, old.fw_rejects), (0, 1));
+    assert_eq!(fresh_rx, 101);
+    assert!(old_rx <= 2, "{old_rx}");
+}
