@@ -26,11 +26,25 @@ pub const HOST_DEBS: &[&str] = &[
     "dropbear-bin",
     "xz-utils",
     "cpio",
+    "iproute2",
 ];
-/// Modules the default appliance loads (dependencies are added).
-pub const VM_MODULES: &[&str] = &["virtio_pci", "virtio_net"];
+/// Modules the default appliance loads (dependencies are added): virtio, and
+/// the traffic-control pieces a test uses to degrade the data link on purpose
+/// (ingress policing: `clsact` + `matchall` + `police`).
+pub const VM_MODULES: &[&str] = &[
+    "virtio_pci",
+    "virtio_net",
+    "sch_ingress",
+    "cls_matchall",
+    "act_police",
+];
+/// iproute2's `tc` inside the guest (busybox's `tc` applet cannot police),
+/// off PATH so busybox's applets stay what they are.
+pub const GUEST_TC: &str = "/usr/lib/besser/tc";
+/// iproute2's `tc` on the host, copied into the appliance with its libraries.
+const HOST_TC: &str = "/sbin/tc";
 /// Bump when the appliance's contents change in a way the cache must see.
-pub const APPLIANCE_VERSION: u32 = 1;
+pub const APPLIANCE_VERSION: u32 = 2;
 
 /// What a VM boots.
 #[derive(Clone, Debug)]
@@ -206,6 +220,23 @@ pub fn host_appliance_spec(
     if !dropbear_bin.exists() {
         bail!("/usr/sbin/dropbear missing: install dropbear-bin");
     }
+    let mut extra_files = Vec::new();
+    let tc = PathBuf::from(HOST_TC);
+    if tc.exists() {
+        // same layout as dropbear: the binary off PATH, libraries at their host paths
+        extra_files.push(appliance::ExtraFile {
+            guest_path: GUEST_TC.into(),
+            mode: 0o755,
+            contents: fs::read(&tc).with_context(|| format!("reading {HOST_TC}"))?,
+        });
+        for lib in shared_libs(&tc)? {
+            extra_files.push(appliance::ExtraFile {
+                guest_path: lib.to_string_lossy().into_owned(),
+                mode: 0o755,
+                contents: fs::read(&lib).with_context(|| format!("reading {}", lib.display()))?,
+            });
+        }
+    }
     Ok(ApplianceSpec {
         arch,
         busybox,
@@ -217,7 +248,7 @@ pub fn host_appliance_spec(
         }),
         modules_root,
         modules,
-        extra_files: Vec::new(),
+        extra_files,
     })
 }
 
