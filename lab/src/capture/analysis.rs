@@ -3,8 +3,11 @@
 //! fraction of the first), abrupt vs gradual, event rates per window, receipts.
 //!
 //! Rules (stated in the report too):
-//! - probe throughput = bytes the fresh listener received / seconds pushed, in
-//!   MiB/s; the *first* measured probe is the reference;
+//! - probe throughput = `rx_bytes` of the data interface over the push window
+//!   / seconds pushed, in MiB/s (the maintainers' Phase 0 method: counters read
+//!   right before and after the push; the listener's own count, which includes
+//!   what drains after the push, is reported beside it and used only when the
+//!   counters are missing); the *first* measured probe is the reference;
 //! - a probe is *good* at ≥ `good_fraction` of the first, *collapsed* below
 //!   `collapse_fraction`, *degraded* in between; the collapse is the first
 //!   collapsed probe;
@@ -51,6 +54,8 @@ pub struct ProbeResult {
     pub bytes_received: u64,
     /// Throughput received, MiB/s (`None` for a probe that failed to run).
     pub mib_s: Option<f64>,
+    /// `rx_bytes` (the interface counter delta) or `listener`.
+    pub mib_s_from: Option<&'static str>,
     /// `rx_bytes` delta of the data interface over the probe.
     pub rx_bytes_delta: Option<i128>,
     pub fraction_of_first: Option<f64>,
@@ -347,10 +352,16 @@ pub fn analyse(raw: &RawCapture) -> Analysis {
     };
     let mut probe_recs = raw.probes.clone();
     probe_recs.sort_by_key(|p| p.index);
-    let mib_s_of = |p: &raw::ProbeRecord| -> Option<f64> {
-        (p.outcome != ProbeOutcome::Failed && p.elapsed_s > 0.0)
-            .then(|| p.bytes_received as f64 / p.elapsed_s / MIB)
+    let rate_of = |p: &raw::ProbeRecord| -> Option<(f64, &'static str)> {
+        if p.outcome == ProbeOutcome::Failed || p.elapsed_s <= 0.0 {
+            return None;
+        }
+        Some(match (p.rx_bytes_before, p.rx_bytes_after) {
+            (Some(b), Some(a)) if a >= b => ((a - b) as f64 / p.elapsed_s / MIB, "rx_bytes"),
+            _ => (p.bytes_received as f64 / p.elapsed_s / MIB, "listener"),
+        })
     };
+    let mib_s_of = |p: &raw::ProbeRecord| rate_of(p).map(|(v, _)| v);
     let first_probe_mib_s = probe_recs.iter().find_map(mib_s_of);
     let probes: Vec<ProbeResult> = probe_recs
         .iter()
@@ -375,6 +386,7 @@ pub fn analyse(raw: &RawCapture) -> Analysis {
                 bytes_sent: p.bytes_sent,
                 bytes_received: p.bytes_received,
                 mib_s,
+                mib_s_from: rate_of(p).map(|(_, from)| from),
                 rx_bytes_delta: match (p.rx_bytes_before, p.rx_bytes_after) {
                     (Some(b), Some(a)) => Some(a as i128 - b as i128),
                     _ => None,

@@ -114,7 +114,7 @@ fn draw(svg: &mut String, a: &Analysis, duration_s: f64) -> Result<(), Box<dyn s
                     .iter()
                     .map(|&(x, y)| Circle::new((x, y), 5, PROBE_COLOR.filled())),
             )?
-            .label("probe (listener bytes / push time)")
+            .label("probe (rx_bytes over the push / push time)")
             .legend(|(x, y)| Circle::new((x + 8, y), 5, PROBE_COLOR.filled()));
     }
     chart

@@ -219,7 +219,13 @@ pub fn render(raw: &RawCapture, a: &Analysis) -> Rendered {
     let _ = writeln!(w, "![throughput vs uptime]({})\n", layout::PLOT_SVG);
     let _ = writeln!(
         w,
-        "| probe | scheduled (s) | start uptime (s) | elapsed (s) | RX bytes (listener) | MiB/s | % of first | rx_bytes Δ | class | markers |"
+        "MiB/s = `rx_bytes` of the data interface over the push (counters read right before and \
+         after it) / seconds pushed, as in the maintainers' Phase 0 rig; the listener's byte count \
+         (which also holds what drained after the push) is shown beside it.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| probe | scheduled (s) | start uptime (s) | elapsed (s) | rx_bytes Δ | MiB/s | % of first | listener bytes | class | markers |"
     );
     let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
     for p in &a.probes {
@@ -242,14 +248,18 @@ pub fn render(raw: &RawCapture, a: &Analysis) -> Rendered {
             p.start_uptime_s,
             mmss(p.start_uptime_s),
             p.elapsed_s,
-            grouped(p.bytes_received),
-            p.mib_s.map(mib).unwrap_or_else(|| "—".into()),
-            p.fraction_of_first
-                .map(percent)
-                .unwrap_or_else(|| "—".into()),
             p.rx_bytes_delta
                 .map(grouped_signed)
                 .unwrap_or_else(|| "—".into()),
+            match (p.mib_s, p.mib_s_from) {
+                (Some(v), Some("listener")) => format!("{} (listener)", mib(v)),
+                (Some(v), _) => mib(v),
+                (None, _) => "—".into(),
+            },
+            p.fraction_of_first
+                .map(percent)
+                .unwrap_or_else(|| "—".into()),
+            grouped(p.bytes_received),
             class,
             markers
         );

@@ -51,8 +51,11 @@ class Fixture:
         start = sched + 0.35 + self.rng.random() * 0.2
         elapsed = self.probe_len_s + 0.02 + self.rng.random() * 0.05 if elapsed is None else elapsed
         end = start + elapsed + 0.1
-        received = int(mib_s * MIB * elapsed) if outcome != "failed" else 0
-        sent = received + (int(0.4 * MIB) if outcome == "ok" else 0) if outcome != "failed" else 0
+        # on the interface: the probe's rate; the listener sees ~96.5% of it
+        # (headers), plus what drains after the push on a healthy link
+        on_air = int(mib_s * MIB * elapsed) if outcome != "failed" else 0
+        received = int(on_air / 1.035) + (int(0.4 * MIB) if outcome == "ok" and mib_s > 0.5 else 0)
+        sent = int(on_air / 1.035) + int(0.4 * MIB) if outcome != "failed" else 0
         if markers[0]:
             self.k(start - 0.2, f"besser-capture: probe {idx} start")
         if markers[1]:
@@ -65,8 +68,7 @@ class Fixture:
             rec["note"] = note
         self.probes.append(rec)
         if received:
-            # ~3.5% of on-air bytes are headers the listener never sees
-            self.pushes.append((start, start + elapsed, int(received * 1.035)))
+            self.pushes.append((start, start + elapsed, on_air))
             # workqueue traffic while data flows: bh work every ~0.5 s (sampled)
             t = start
             while t < start + elapsed:
@@ -93,8 +95,8 @@ class Fixture:
         os.makedirs(os.path.join(self.dir, "streams"), exist_ok=True)
         for p in self.probes:
             if p["outcome"] != "failed":
-                p["rx_bytes_before"] = self.rx_bytes(p["start_uptime_s"] - 0.3)
-                p["rx_bytes_after"] = self.rx_bytes(p["end_uptime_s"] + 0.2)
+                p["rx_bytes_before"] = self.rx_bytes(p["start_uptime_s"] - 0.01)
+                p["rx_bytes_after"] = self.rx_bytes(p["start_uptime_s"] + p["elapsed_s"] + 0.01)
         with open(os.path.join(self.dir, "run.json"), "w") as f:
             json.dump(run, f, indent=2)
             f.write("\n")
