@@ -4,12 +4,21 @@
 //! ([`transport::Transport`]); analysis is pure functions over recorded raw
 //! data, so a report can be re-made without a device.
 
+pub mod analysis;
 pub mod appliance;
 pub mod assets;
+pub mod bench;
 pub mod capture;
 pub mod cpio;
+pub mod e2e;
 pub mod inventory;
 pub mod lock;
 pub mod progress;
+pub mod ramp;
+pub mod report;
+pub mod rundir;
+pub mod sender;
+pub mod session;
 pub mod transport;
+pub mod units;
 pub mod vm;

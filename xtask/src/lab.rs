@@ -18,6 +18,15 @@ pub struct Args {
 
 #[derive(Subcommand)]
 enum LabCmd {
+    /// N fresh-boot stress reps over the wired link; raw data + report.md.
+    Ramp(RampArgs),
+    /// Re-make report.md + summary.json of a run directory from its raw data.
+    Report {
+        run_dir: PathBuf,
+        /// Compare with this baseline run (default: the one recorded in run.json).
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+    },
     /// The built-in virtual lab device (QEMU, TCG).
     Vm {
         #[command(subcommand)]
@@ -53,7 +62,77 @@ pub struct ImageArgs {
 }
 
 #[derive(Parser)]
-pub struct BenchArgs {}
+pub struct RampArgs {
+    /// Number of reps.
+    #[arg(long, default_value_t = 3)]
+    reps: u32,
+    /// Offered load; MB = MiB as in `pv -L 4m` (4MB/s = 4 MiB/s).
+    #[arg(long, default_value = "4MB/s")]
+    rate: String,
+    /// Stress window per rep (e.g. 180s, 3m).
+    #[arg(long, default_value = "180s")]
+    duration: String,
+    /// Device name in the inventory (default: the built-in virtual device).
+    #[arg(long)]
+    device: Option<String>,
+    /// Inventory file (default: $BESSER_INVENTORY or ~/.config/besser/inventory.yaml).
+    #[arg(long)]
+    inventory: Option<PathBuf>,
+    /// Label of the run directory.
+    #[arg(long, default_value = "ramp")]
+    label: String,
+    /// Where run directories go.
+    #[arg(long, default_value = "lab-runs")]
+    runs_dir: PathBuf,
+    /// A baseline run directory to compare with.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Don't reboot before each rep (reps must still be inside the uptime window).
+    #[arg(long)]
+    no_reboot: bool,
+    /// Predictions file (YAML: metric, min/max) checked against observations.
+    #[arg(long)]
+    predictions: Option<PathBuf>,
+    /// Work functions to show as columns (default: the three most dispatched).
+    #[arg(long = "work-fn")]
+    work_fns: Vec<String>,
+    /// ftrace events to arm (default: workqueue:workqueue_execute_start).
+    #[arg(long = "event")]
+    events: Vec<String>,
+    /// No bytes for this long = wedged data link.
+    #[arg(long, default_value = "10s")]
+    stall_timeout: String,
+    /// Stop the ramp at the first wedged rep.
+    #[arg(long)]
+    stop_on_wedge: bool,
+    /// Continue an interrupted run directory (runs its missing reps).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Record an unknown host key on first use (a changed key is still refused).
+    #[arg(long)]
+    trust_new_host_key: bool,
+    /// Seconds to wait for the device after a reboot (default: inventory's).
+    #[arg(long)]
+    boot_timeout: Option<u64>,
+    /// Fault injection (tests): device command run right after the listener starts.
+    #[arg(long, hide = true)]
+    fault_cmd: Option<String>,
+    #[command(flatten)]
+    image: ImageArgs,
+}
+
+#[derive(Parser)]
+pub struct BenchArgs {
+    /// Seconds per sender run (sender vs `pv -L | nc`).
+    #[arg(long, default_value_t = 30.0)]
+    seconds: f64,
+    /// Offered load for the sender comparison.
+    #[arg(long, default_value = "4MB/s")]
+    rate: String,
+    /// Reps of the ramp-overhead measurement on the virtual device (0: skip).
+    #[arg(long, default_value_t = 3)]
+    overhead_reps: u32,
+}
 
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -93,7 +172,92 @@ pub fn run(args: Args) -> Result<()> {
     let sh = Shell::new()?;
     match args.cmd {
         LabCmd::Vm { cmd } => vm(&sh, cmd),
+        LabCmd::Ramp(a) => ramp(&sh, a),
+        LabCmd::Report { run_dir, baseline } => report(&run_dir, baseline.as_deref()),
     }
+}
+
+/// `lab report`: dispatches on run.json's kind.
+fn report(dir: &std::path::Path, baseline: Option<&std::path::Path>) -> Result<()> {
+    let p = dir.join("run.json");
+    let text =
+        std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("parsing {}: {e}", p.display()))?;
+    match v.get("kind").and_then(|k| k.as_str()) {
+        Some("ramp") => {
+            let r = besser_lab::session::remake_ramp_report(dir, baseline)?;
+            print!("{}", r.screen);
+        }
+        Some("capture") => {
+            besser_lab::capture::remake_report(dir)?;
+        }
+        k => bail!(
+            "{}: unknown run kind {k:?} (expected \"ramp\" or \"capture\")",
+            p.display()
+        ),
+    }
+    println!(
+        "wrote {} and {}",
+        dir.join("report.md").display(),
+        dir.join("summary.json").display()
+    );
+    Ok(())
+}
+
+pub fn ramp_config(a: &RampArgs) -> Result<besser_lab::ramp::RampConfig> {
+    use besser_lab::units::{parse_duration_s, parse_rate};
+    let mut c = besser_lab::ramp::RampConfig::new(&a.label);
+    c.reps = a.reps;
+    c.rate_bytes_per_s = parse_rate(&a.rate)?;
+    c.duration_s = parse_duration_s(&a.duration)?;
+    c.reboot = !a.no_reboot;
+    if !a.events.is_empty() {
+        c.events = a.events.clone();
+    }
+    c.work_fns = a.work_fns.clone();
+    c.stall_timeout_s = parse_duration_s(&a.stall_timeout)?;
+    c.stop_on_wedge = a.stop_on_wedge;
+    c.baseline = a.baseline.clone();
+    c.fault_cmd = a.fault_cmd.clone();
+    Ok(c)
+}
+
+fn ramp(sh: &Shell, a: RampArgs) -> Result<()> {
+    let config = ramp_config(&a)?;
+    let device = match (&a.device, &a.inventory) {
+        (Some(name), inv) => besser_lab::session::DeviceChoice::Inventory {
+            path: inv
+                .clone()
+                .unwrap_or_else(besser_lab::session::default_inventory),
+            name: name.clone(),
+        },
+        (None, Some(inv)) => bail!("--inventory {} given without --device NAME", inv.display()),
+        (None, None) => besser_lab::session::DeviceChoice::Vm {
+            image: vm_image(sh, &a.image)?,
+            fresh: false,
+        },
+    };
+    let out = besser_lab::session::run_ramp(besser_lab::session::RampOptions {
+        config,
+        runs_dir: a.runs_dir.clone(),
+        resume: a.resume.clone(),
+        predictions: a.predictions.clone(),
+        device,
+        target_dir: target_dir(),
+        trust_new_host_key: a.trust_new_host_key,
+        boot_timeout_s: a.boot_timeout,
+        reboot_override: None,
+        quiet: false,
+    })?;
+    if let Some(s) = &out.screen {
+        print!("{s}");
+    }
+    println!(
+        "run directory: {} (report.md, summary.json)",
+        out.run_dir.display()
+    );
+    out.result
 }
 
 fn vm(sh: &Shell, cmd: VmCmd) -> Result<()> {
@@ -142,10 +306,118 @@ fn vm(sh: &Shell, cmd: VmCmd) -> Result<()> {
     Ok(())
 }
 
-pub fn bench(_args: BenchArgs) -> Result<()> {
-    bail!("cargo xtask bench lab: not built yet (issue 2)")
+pub fn bench(a: BenchArgs) -> Result<()> {
+    let sh = Shell::new()?;
+    crate::deps::ensure_debs(&sh, &["pv", "netcat-openbsd"])?;
+    let rate = besser_lab::units::parse_rate(&a.rate)?;
+    let mib = besser_lab::units::MIB;
+    eprintln!(
+        "sender vs pv -L | nc on loopback, {:.0} s each at {:.3} MiB/s ...",
+        a.seconds,
+        rate / mib
+    );
+    let b = besser_lab::bench::sender_vs_pv(rate, a.seconds)?;
+    let err = besser_lab::bench::SenderBench::rate_error;
+    let (eo, ep) = (
+        err(b.ours_bytes, b.ours_span_s, rate),
+        err(b.pv_bytes, b.pv_span_s, rate),
+    );
+    println!("\n| sender (loopback, {:.0} s, target {:.3} MiB/s) | MiB/s | rate error | CPU s | CPU % of one core |", a.seconds, rate / mib);
+    println!("|---|---:|---:|---:|---:|");
+    for (name, bytes, span, cpu, e) in [
+        (
+            "besser sender (token bucket)",
+            b.ours_bytes,
+            b.ours_span_s,
+            b.ours_cpu_s,
+            eo,
+        ),
+        ("pv -L | nc", b.pv_bytes, b.pv_span_s, b.pv_cpu_s, ep),
+    ] {
+        println!(
+            "| {name} | {:.4} | {:.3} % | {:.2} | {:.2} % |",
+            bytes as f64 / mib / span,
+            e * 100.0,
+            cpu,
+            cpu / span * 100.0
+        );
+    }
+    println!(
+        "ratio besser/pv: rate error {:.2}x, CPU {:.2}x (goals: error <= 0.5 %: {}; CPU <= pv + nc: {})",
+        if ep > 0.0 { eo / ep } else { f64::NAN },
+        if b.pv_cpu_s > 0.0 { b.ours_cpu_s / b.pv_cpu_s } else { f64::NAN },
+        if eo <= 0.005 { "met" } else { "NOT met" },
+        if b.ours_cpu_s <= b.pv_cpu_s { "met" } else { "NOT met" }
+    );
+    if a.overhead_reps == 0 {
+        return Ok(());
+    }
+    let image = vm_image(&sh, &ImageArgs::default())?;
+    let dur = 10.0;
+    eprintln!(
+        "\nramp overhead: {} fresh-boot reps of {dur:.0} s on the virtual device ...",
+        a.overhead_reps
+    );
+    let runs = std::env::temp_dir().join(format!("besser-bench-{}", std::process::id()));
+    let mut cfg = besser_lab::ramp::RampConfig::new("bench");
+    cfg.reps = a.overhead_reps;
+    cfg.duration_s = dur;
+    let out = besser_lab::session::run_ramp(besser_lab::session::RampOptions {
+        config: cfg,
+        runs_dir: runs.clone(),
+        resume: None,
+        predictions: None,
+        device: besser_lab::session::DeviceChoice::Vm { image, fresh: true },
+        target_dir: target_dir(),
+        trust_new_host_key: false,
+        boot_timeout_s: None,
+        reboot_override: None,
+        quiet: true,
+    })?;
+    out.result?;
+    println!("\n| rep | rep wall time (s) | boot wait (s) | stress window (s) | overhead (s) |");
+    println!("|---:|---:|---:|---:|---:|");
+    let mut over = Vec::new();
+    for rep in 1..=a.overhead_reps {
+        let m = besser_lab::ramp::load_meta(&out.run_dir, rep)?;
+        let s: besser_lab::sender::SendRecord = serde_json::from_str(&std::fs::read_to_string(
+            out.run_dir.join(format!("rep-{rep}/sender.json")),
+        )?)?;
+        let o = m.total_s - m.boot_wait_s - s.elapsed_s;
+        over.push(o);
+        println!(
+            "| {rep} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            m.total_s, m.boot_wait_s, s.elapsed_s, o
+        );
+    }
+    let mean = over.iter().sum::<f64>() / over.len() as f64;
+    println!(
+        "ramp overhead per rep beyond stress window and boot: mean {mean:.2} s (goal <= 1 s: {}); {} remote commands on one SSH session per run",
+        if mean <= 1.0 { "met" } else { "NOT met" },
+        out.commands_run
+    );
+    let _ = std::fs::remove_dir_all(&runs);
+    Ok(())
 }
 
 pub fn test_steps() -> Vec<Step> {
-    Vec::new()
+    vec![
+        Step::new(
+            "lab e2e: 3-rep fresh-boot ramp on the virtual device, bytes arrive, report re-made byte-identical",
+            |sh| {
+                let image = vm_image(sh, &ImageArgs::default())?;
+                let dir = besser_lab::e2e::fresh_boot_ramp(&target_dir(), &image, 3, 5.0)?;
+                eprintln!("{}", std::fs::read_to_string(dir.join("report.md"))?.lines().take(16).collect::<Vec<_>>().join("\n"));
+                let _ = std::fs::remove_dir_all(dir.parent().unwrap_or(&dir));
+                Ok(())
+            },
+        ),
+        Step::new(
+            "lab faults: unwritable run dir, injected WARN, link cut -> wedged, device never comes back",
+            |sh| {
+                let image = vm_image(sh, &ImageArgs::default())?;
+                besser_lab::e2e::faults(&target_dir(), &image)
+            },
+        ),
+    ]
 }

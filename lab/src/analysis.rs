@@ -1,0 +1,552 @@
+//! Pure analysis of one rep's raw data: no I/O, no clocks.
+//!
+//! Every function here takes text or records that the ramp saved in the run
+//! directory and returns values; `lab report` re-runs exactly this code over
+//! the same files, which is why a report can be re-made byte for byte.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sender::{SendOutcome, SendRecord};
+use crate::units::mib_per_s;
+
+/// Kernel log lines that mark the 5 GHz scan-reject storm (DOMAIN.md, finding 4).
+pub const SCAN_FAILURE_PATTERNS: &[&str] = &[
+    "wsm_generic_confirm failed for request 0x0007",
+    "Scan failed (-22)",
+];
+/// How many lines after a splat's first line to search for its call site.
+pub const SPLAT_CONTEXT_LINES: usize = 40;
+
+/// Strips a `[  12.345678] ` timestamp (and a `<4>` level) from a dmesg line.
+pub fn strip_dmesg_prefix(line: &str) -> &str {
+    let mut l = line.trim_end();
+    if l.starts_with('<') {
+        if let Some(i) = l.find('>') {
+            l = &l[i + 1..];
+        }
+    }
+    if l.starts_with('[') {
+        if let Some(i) = l.find(']') {
+            return l[i + 1..].trim_start();
+        }
+    }
+    l
+}
+
+/// The `[seconds]` timestamp of a dmesg line.
+pub fn dmesg_time(line: &str) -> Option<f64> {
+    let l = line.trim_start();
+    let l = if l.starts_with('<') {
+        &l[l.find('>')? + 1..]
+    } else {
+        l
+    };
+    let inner = l.strip_prefix('[')?;
+    inner[..inner.find(']')?].trim().parse().ok()
+}
+
+/// The kernel log after the rep's marker line (exclusive); all of it if the
+/// marker is missing (then `found` is false).
+pub fn dmesg_since_marker<'a>(dmesg: &'a str, marker: &str) -> (Vec<&'a str>, bool) {
+    let lines: Vec<&str> = dmesg.lines().collect();
+    match lines.iter().rposition(|l| l.contains(marker)) {
+        Some(i) => (lines[i + 1..].to_vec(), true),
+        None => (lines, false),
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum SplatKind {
+    Warn,
+    Bug,
+    Oops,
+    Lockdep,
+    Panic,
+}
+
+impl SplatKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SplatKind::Warn => "WARN",
+            SplatKind::Bug => "BUG",
+            SplatKind::Oops => "Oops",
+            SplatKind::Lockdep => "lockdep",
+            SplatKind::Panic => "panic",
+        }
+    }
+}
+
+/// A WARN/BUG/oops/lockdep report found in the kernel log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Splat {
+    pub kind: SplatKind,
+    /// The splat's first line, timestamp stripped.
+    pub first_line: String,
+    /// Where it fired: `file:line` and/or `function+off/len [module]`.
+    pub call_site: Option<String>,
+    /// Kernel time of the first line, if stamped.
+    pub time_s: Option<f64>,
+}
+
+fn classify(msg: &str) -> Option<SplatKind> {
+    if msg.starts_with("WARNING: CPU:") || msg.starts_with("WARNING: at ") {
+        Some(SplatKind::Warn)
+    } else if msg.starts_with("WARNING: ")
+        && (msg.contains("lock")
+            || msg.contains("dependency")
+            || msg.contains("recursive")
+            || msg.contains("-safe ->")
+            || msg.contains("RCU usage"))
+    {
+        Some(SplatKind::Lockdep)
+    } else if msg.starts_with("kernel BUG at ") || msg.starts_with("BUG: ") {
+        Some(SplatKind::Bug)
+    } else if msg.starts_with("Oops")
+        || msg.starts_with("Internal error: Oops")
+        || msg.starts_with("general protection fault")
+        || msg.starts_with("Unable to handle kernel")
+    {
+        Some(SplatKind::Oops)
+    } else if msg.starts_with("Kernel panic") {
+        Some(SplatKind::Panic)
+    } else {
+        None
+    }
+}
+
+/// A site in a stack/register line: `RIP: 0010:func+0x1/0x2 [mod]`, `pc : func+0x…`, `… at: func+0x…`.
+fn site_in(msg: &str) -> Option<String> {
+    for key in ["RIP: 0010:", "RIP: ", "pc : ", ", at: ", " at: "] {
+        if let Some(i) = msg.find(key) {
+            let s = msg[i + key.len()..].trim();
+            if s.contains("+0x") {
+                return Some(s.to_string());
+            }
+        }
+    }
+    None
+}
+
+/// Finds splats in kernel log lines (as returned by [`dmesg_since_marker`]).
+pub fn find_splats(lines: &[&str]) -> Vec<Splat> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let msg = strip_dmesg_prefix(lines[i]);
+        let Some(kind) = classify(msg) else {
+            i += 1;
+            continue;
+        };
+        // Call site: on the first line for WARN ("at file:line func") and
+        // "kernel BUG at file:line!", else from the register dump / lockdep
+        // "at:" lines that follow.
+        let mut site = match kind {
+            SplatKind::Warn => msg.split_once(" at ").map(|(_, s)| s.trim().to_string()),
+            SplatKind::Bug if msg.starts_with("kernel BUG at ") => Some(
+                msg["kernel BUG at ".len()..]
+                    .trim_end_matches('!')
+                    .to_string(),
+            ),
+            _ => None,
+        };
+        let mut j = i + 1;
+        while j < lines.len() && j <= i + SPLAT_CONTEXT_LINES {
+            let m = strip_dmesg_prefix(lines[j]);
+            if classify(m).is_some() && kind != SplatKind::Bug && kind != SplatKind::Oops {
+                break;
+            }
+            if m.starts_with("---[ end trace") {
+                j += 1;
+                break;
+            }
+            if site.is_none() {
+                site = site_in(m);
+            } else if kind == SplatKind::Bug && !site.as_deref().unwrap_or("").contains("+0x") {
+                if let Some(s) = site_in(m) {
+                    site = Some(format!("{} ({s})", site.unwrap_or_default()));
+                }
+            }
+            j += 1;
+        }
+        // A BUG/Oops pair (BUG: … then Oops: …) is one event.
+        let merged = matches!(kind, SplatKind::Oops)
+            && out
+                .last()
+                .is_some_and(|p: &Splat| p.kind == SplatKind::Bug && j <= i + SPLAT_CONTEXT_LINES);
+        if !merged {
+            out.push(Splat {
+                kind,
+                first_line: msg.to_string(),
+                call_site: site,
+                time_s: dmesg_time(lines[i]),
+            });
+        }
+        i = j.max(i + 1);
+    }
+    out
+}
+
+/// How many kernel log lines match the scan-failure patterns.
+pub fn count_scan_failures(lines: &[&str]) -> u64 {
+    lines
+        .iter()
+        .filter(|l| SCAN_FAILURE_PATTERNS.iter().any(|p| l.contains(p)))
+        .count() as u64
+}
+
+/// `name value` lines (the counter snapshot the lab takes).
+pub fn parse_counters(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            Some((it.next()?.to_string(), it.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Counts of ftrace `workqueue_execute_start` per work function, and the
+/// number of events the ring buffer lost (`entries-in-buffer/entries-written`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TraceCounts {
+    pub per_function: BTreeMap<String, u64>,
+    pub events: u64,
+    pub lost: u64,
+}
+
+pub fn parse_trace(text: &str) -> TraceCounts {
+    let mut t = TraceCounts::default();
+    for l in text.lines() {
+        if let Some(rest) = l.strip_prefix("# entries-in-buffer/entries-written:") {
+            let nums: Vec<u64> = rest
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|s| !s.is_empty())
+                .filter_map(|s| s.parse().ok())
+                .collect();
+            if nums.len() >= 2 {
+                t.lost += nums[1].saturating_sub(nums[0]);
+            }
+            continue;
+        }
+        if l.starts_with('#') {
+            continue;
+        }
+        if let Some(i) = l.find("workqueue_execute_start:") {
+            t.events += 1;
+            let rest = &l[i..];
+            let f = rest
+                .split_once("function ")
+                .map(|(_, f)| f.trim())
+                .unwrap_or("?");
+            *t.per_function.entry(f.to_string()).or_insert(0) += 1;
+        }
+    }
+    t
+}
+
+/// Is anything listening on TCP `port`? From `/proc/net/tcp` + `tcp6` text.
+pub fn tcp_listening(proc_net_tcp: &str, port: u16) -> bool {
+    let want = format!("{port:04X}");
+    proc_net_tcp.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 3
+            && f[1]
+                .rsplit(':')
+                .next()
+                .is_some_and(|p| p.eq_ignore_ascii_case(&want))
+            && f[3] == "0A"
+    })
+}
+
+/// First number of `/proc/uptime`.
+pub fn parse_uptime(text: &str) -> Option<f64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// One poll of the device during the stress window, over the wired link.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MonitorSample {
+    /// Seconds since the sender started.
+    pub t_s: f64,
+    /// Data interface rx_bytes, if the poll answered.
+    pub rx_bytes: Option<u64>,
+    /// Was the rep's listener process alive?
+    pub listener_alive: Option<bool>,
+}
+
+/// Wedge rule over the monitor samples: the listener vanished while traffic
+/// was being sent, or `rx_bytes` did not move for `stall_s` seconds.
+pub fn wedge_reason(samples: &[MonitorSample], stall_s: f64) -> Option<String> {
+    if let Some(s) = samples.iter().find(|s| s.listener_alive == Some(false)) {
+        return Some(format!("listener gone at {:.1} s", s.t_s));
+    }
+    let mut last_change: Option<(f64, u64)> = None;
+    for s in samples {
+        let Some(rx) = s.rx_bytes else { continue };
+        match last_change {
+            None => last_change = Some((s.t_s, rx)),
+            Some((_, prev)) if rx != prev => last_change = Some((s.t_s, rx)),
+            Some((t, _)) if s.t_s - t >= stall_s => {
+                return Some(format!(
+                    "no bytes received for {:.0} s (from {:.1} s)",
+                    s.t_s - t,
+                    t
+                ));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum RepStatus {
+    Ok,
+    /// The data link died mid-rep.
+    Wedged {
+        reason: String,
+    },
+    /// The rig, not the device, failed (e.g. nothing listening, nothing arrived).
+    RigFailure {
+        reason: String,
+    },
+}
+
+impl RepStatus {
+    pub fn label(&self) -> &'static str {
+        match self {
+            RepStatus::Ok => "ok",
+            RepStatus::Wedged { .. } => "wedged",
+            RepStatus::RigFailure { .. } => "rig failure",
+        }
+    }
+}
+
+/// Raw facts of one rep, as saved (inputs to [`analyse_rep`]).
+pub struct RepRaw<'a> {
+    pub rep: u32,
+    pub boot: &'a str,
+    pub uptime_end: &'a str,
+    pub counters_before: &'a str,
+    pub counters_after: &'a str,
+    pub listener: Option<&'a str>,
+    pub listening_verified: bool,
+    pub sender: &'a SendRecord,
+    pub monitor: &'a [MonitorSample],
+    pub trace: &'a str,
+    pub dmesg: &'a str,
+    pub marker: &'a str,
+    pub stall_s: f64,
+    pub fresh_uptime_max_s: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RepAnalysis {
+    pub rep: u32,
+    pub boot_id: String,
+    pub uptime_start_s: Option<f64>,
+    pub uptime_end_s: Option<f64>,
+    pub in_window: bool,
+    pub elapsed_s: f64,
+    pub bytes_sent: u64,
+    /// Bytes the listener counted (None: it never reported).
+    pub bytes_received: Option<u64>,
+    pub rx_bytes_delta: Option<u64>,
+    pub rx_packets_delta: Option<u64>,
+    /// Throughput from the listener's count, MiB/s.
+    pub mib_s: Option<f64>,
+    /// Throughput from the rx_bytes delta, MiB/s.
+    pub mib_s_rx_counter: Option<f64>,
+    pub dispatch: BTreeMap<String, u64>,
+    pub trace_events: u64,
+    pub trace_lost: u64,
+    pub marker_found: bool,
+    pub splats: Vec<Splat>,
+    pub scan_failures: u64,
+    pub listening_verified: bool,
+    #[serde(flatten)]
+    pub status: RepStatus,
+}
+
+impl RepAnalysis {
+    pub fn per_s(&self, f: &str) -> f64 {
+        let n = *self.dispatch.get(f).unwrap_or(&0) as f64;
+        if self.elapsed_s > 0.0 {
+            n / self.elapsed_s
+        } else {
+            0.0
+        }
+    }
+    pub fn per_1000_rx_packets(&self, f: &str) -> Option<f64> {
+        let n = *self.dispatch.get(f).unwrap_or(&0) as f64;
+        self.rx_packets_delta
+            .filter(|&p| p > 0)
+            .map(|p| n * 1000.0 / p as f64)
+    }
+}
+
+pub fn analyse_rep(r: &RepRaw<'_>) -> RepAnalysis {
+    let mut boot = r.boot.lines();
+    let boot_id = boot.next().unwrap_or("").trim().to_string();
+    let uptime_start_s = boot.next().and_then(parse_uptime);
+    let uptime_end_s = parse_uptime(r.uptime_end);
+    let before = parse_counters(r.counters_before);
+    let after = parse_counters(r.counters_after);
+    let delta = |k: &str| Some(after.get(k)?.checked_sub(*before.get(k)?)?);
+    let rx_bytes_delta = delta("rx_bytes");
+    let bytes_received = r.listener.and_then(|l| l.trim().parse::<u64>().ok());
+    let elapsed_s = r.sender.elapsed_s;
+    let trace = parse_trace(r.trace);
+    let (since, marker_found) = dmesg_since_marker(r.dmesg, r.marker);
+    let splats = find_splats(&since);
+    let status = if let SendOutcome::Error { at_s, msg } = &r.sender.outcome {
+        if r.sender.bytes_sent == 0 {
+            RepStatus::RigFailure {
+                reason: format!("data connection failed at {at_s:.1} s: {msg}"),
+            }
+        } else {
+            RepStatus::Wedged {
+                reason: format!("data connection broke at {at_s:.1} s: {msg}"),
+            }
+        }
+    } else if !r.listening_verified {
+        RepStatus::RigFailure {
+            reason: "the rep's listener was never seen listening".into(),
+        }
+    } else if let Some(w) = wedge_reason(r.monitor, r.stall_s) {
+        RepStatus::Wedged { reason: w }
+    } else if let SendOutcome::Stalled { at_s } = r.sender.outcome {
+        RepStatus::Wedged {
+            reason: format!("sender stalled at {at_s:.1} s (socket accepted nothing)"),
+        }
+    } else if let SendOutcome::Stopped { at_s, reason } = &r.sender.outcome {
+        RepStatus::Wedged {
+            reason: format!("stopped at {at_s:.1} s: {reason}"),
+        }
+    } else if bytes_received == Some(0) || (bytes_received.is_none() && r.sender.bytes_sent > 0) {
+        RepStatus::RigFailure {
+            reason: format!(
+                "the listener received {} bytes of {} sent (stale or missing listener?)",
+                bytes_received
+                    .map(|b| b.to_string())
+                    .unwrap_or_else(|| "no count of the".into()),
+                r.sender.bytes_sent
+            ),
+        }
+    } else {
+        RepStatus::Ok
+    };
+    RepAnalysis {
+        rep: r.rep,
+        boot_id,
+        uptime_start_s,
+        uptime_end_s,
+        in_window: uptime_start_s.is_some_and(|u| u <= r.fresh_uptime_max_s)
+            && uptime_end_s.is_some_and(|u| u <= r.fresh_uptime_max_s),
+        elapsed_s,
+        bytes_sent: r.sender.bytes_sent,
+        bytes_received,
+        rx_bytes_delta,
+        rx_packets_delta: delta("rx_packets"),
+        mib_s: bytes_received.map(|b| mib_per_s(b as f64, elapsed_s)),
+        mib_s_rx_counter: rx_bytes_delta.map(|b| mib_per_s(b as f64, elapsed_s)),
+        dispatch: trace.per_function,
+        trace_events: trace.events,
+        trace_lost: trace.lost,
+        marker_found,
+        scan_failures: count_scan_failures(&since),
+        splats,
+        listening_verified: r.listening_verified,
+        status,
+    }
+}
+
+/// mean, median, min, max of a non-empty list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub n: usize,
+    pub mean: f64,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+pub fn stats(xs: &[f64]) -> Option<Stats> {
+    if xs.is_empty() {
+        return None;
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Some(Stats {
+        n,
+        mean: v.iter().sum::<f64>() / n as f64,
+        median,
+        min: v[0],
+        max: v[n - 1],
+    })
+}
+
+/// Within-noise rule (stated in every report): a candidate series is within
+/// noise of its baseline when the candidate's mean lies inside the baseline
+/// reps' [min, max] range. Otherwise the change is outside noise.
+pub fn within_noise(candidate_mean: f64, baseline: &Stats) -> bool {
+    candidate_mean >= baseline.min && candidate_mean <= baseline.max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_match_the_maintainers_v3_series() {
+        let s = stats(&[2.363, 2.590, 2.102]).unwrap();
+        assert_eq!(
+            format!("{:.3} {:.3} {:.3} {:.3}", s.mean, s.median, s.min, s.max),
+            "2.352 2.363 2.102 2.590"
+        );
+        assert!(!within_noise(2.352, &stats(&[1.362]).unwrap()));
+        // Patch C2-style comparison: 2.277 vs v3's 2.102..2.590 → within noise.
+        assert!(within_noise(2.277, &s));
+    }
+
+    #[test]
+    fn wedge_rule() {
+        let s = |t: f64, rx: u64| MonitorSample {
+            t_s: t,
+            rx_bytes: Some(rx),
+            listener_alive: Some(true),
+        };
+        assert_eq!(
+            wedge_reason(&[s(1.0, 10), s(2.0, 20), s(3.0, 30)], 5.0),
+            None
+        );
+        let w = wedge_reason(&[s(1.0, 10), s(2.0, 20), s(4.0, 20), s(8.0, 20)], 5.0).unwrap();
+        assert!(w.starts_with("no bytes received for 6 s"), "{w}");
+        let gone = MonitorSample {
+            t_s: 3.0,
+            rx_bytes: None,
+            listener_alive: Some(false),
+        };
+        assert_eq!(
+            wedge_reason(&[s(1.0, 1), gone], 5.0).unwrap(),
+            "listener gone at 3.0 s"
+        );
+    }
+
+    #[test]
+    fn listening_from_proc_net_tcp() {
+        let t = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000:1389 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1234 1 0000000000000000 100 0 0 10 0\n   1: 0F02000A:0016 0202000A:B3C2 01 00000000:00000000 02:000A7B2B 00000000     0        0 1300 4 0000000000000000 20 4 29 10 -1\n";
+        assert!(tcp_listening(t, 5001));
+        assert!(!tcp_listening(t, 22)); // established, not listening
+        assert!(!tcp_listening(t, 5002));
+    }
+}

@@ -1,0 +1,319 @@
+//! End-to-end and fault tests on the virtual lab device. They boot QEMU, so
+//! they are not `cargo test` tests: `cargo xtask test` runs them as their own
+//! steps, each under the machine-wide VM lock (taken by [`Vm::boot`]).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+
+use crate::analysis::{RepStatus, SplatKind};
+use crate::assets::{self, VmImage};
+use crate::inventory::Reboot;
+use crate::ramp::{self, Ramp, RampConfig, RampError};
+use crate::report;
+use crate::rundir;
+use crate::session::{self, DeviceChoice, RampOptions};
+use crate::vm::{Vm, VmOptions};
+
+/// A real-looking WARN splat, written line by line to `/dev/kmsg` at
+/// warning level. It is a *pattern* test of the detector: the lines enter
+/// the kernel log with the user facility, not from a real `WARN_ON()`.
+pub const INJECTED_WARN: &[&str] = &[
+    "------------[ cut here ]------------",
+    "WARNING: CPU: 0 PID: 187 at drivers/staging/bes2600/bh.c:412 bes2600_bh_rx_helper+0x1a4/0x2c0 [bes2600]",
+    "Modules linked in: bes2600 mac80211 cfg80211 virtio_net",
+    "CPU: 0 PID: 187 Comm: bes2600_bh Not tainted 6.1.0 #1",
+    "RIP: 0010:bes2600_bh_rx_helper+0x1a4/0x2c0 [bes2600]",
+    "Call Trace:",
+    " <TASK>",
+    " bes2600_bh+0x3c8/0x7a0 [bes2600]",
+    " kthread+0xe8/0x110",
+    " </TASK>",
+    "---[ end trace 0000000000000000 ]---",
+];
+
+fn inject_warn_cmd() -> String {
+    INJECTED_WARN
+        .iter()
+        .map(|l| format!("echo '<4>{}' > /dev/kmsg", l.replace('\'', "")))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn scratch(name: &str) -> Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("besser-lab-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+fn opts(cfg: RampConfig, runs: &Path, image: &VmImage, target: &Path) -> RampOptions {
+    RampOptions {
+        config: cfg,
+        runs_dir: runs.to_path_buf(),
+        resume: None,
+        predictions: None,
+        device: DeviceChoice::Vm {
+            image: image.clone(),
+            fresh: true,
+        },
+        target_dir: target.to_path_buf(),
+        trust_new_host_key: false,
+        boot_timeout_s: None,
+        reboot_override: None,
+        quiet: true,
+    }
+}
+
+/// 3 reps of `duration_s`, each on a fresh boot: bytes really arrive, the
+/// report is complete, and `lab report` re-makes it byte for byte.
+pub fn fresh_boot_ramp(
+    target: &Path,
+    image: &VmImage,
+    reps: u32,
+    duration_s: f64,
+) -> Result<PathBuf> {
+    let runs = scratch("e2e")?;
+    let mut cfg = RampConfig::new("e2e");
+    cfg.reps = reps;
+    cfg.duration_s = duration_s;
+    let out = session::run_ramp(opts(cfg, &runs, image, target))?;
+    out.result
+        .with_context(|| format!("ramp in {}", out.run_dir.display()))?;
+    let dir = out.run_dir;
+    let run = ramp::load_run(&dir)?;
+    let reps_a = ramp::finished_reps(&dir, &run)?;
+    ensure!(
+        reps_a.len() == reps as usize,
+        "{} of {reps} reps finished",
+        reps_a.len()
+    );
+    let mut ids = Vec::new();
+    for r in &reps_a {
+        ensure!(r.status == RepStatus::Ok, "rep {}: {:?}", r.rep, r.status);
+        let got = r.bytes_received.context("no listener count")?;
+        ensure!(got > 0, "rep {}: no bytes arrived", r.rep);
+        ensure!(
+            got == r.bytes_sent,
+            "rep {}: sent {} but the listener counted {got}",
+            r.rep,
+            r.bytes_sent
+        );
+        ensure!(
+            r.rx_bytes_delta.unwrap_or(0) >= got,
+            "rep {}: rx_bytes delta below the payload",
+            r.rep
+        );
+        ensure!(
+            r.uptime_start_s.unwrap_or(f64::MAX) < 120.0,
+            "rep {}: not a fresh boot",
+            r.rep
+        );
+        ensure!(
+            r.marker_found,
+            "rep {}: marker missing from the kernel log",
+            r.rep
+        );
+        ensure!(
+            r.trace_events > 0,
+            "rep {}: no workqueue events traced",
+            r.rep
+        );
+        ids.push(r.boot_id.clone());
+        let j: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(ramp::rep_json(&dir, r.rep))?)?;
+        for k in [
+            "boot_id",
+            "uptime_start_s",
+            "bytes_sent",
+            "bytes_received",
+            "analysis",
+        ] {
+            ensure!(!j[k].is_null(), "rep-{}.json lacks {k}", r.rep);
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    ensure!(
+        ids.len() == reps as usize,
+        "boot_ids repeat: not a fresh boot per rep"
+    );
+    let md = fs::read_to_string(dir.join("report.md"))?;
+    for needle in [
+        format!("N={reps} stats: mean").as_str(),
+        "## Receipts checklist",
+        "- [x] every rep on a fresh boot",
+        "- [x] fresh listener per rep",
+        "- [x] no WARN/BUG/oops/lockdep splat",
+        "MB/s = MiB/s",
+    ] {
+        ensure!(md.contains(needle), "report.md lacks {needle:?}");
+    }
+    let sum = fs::read(dir.join("summary.json"))?;
+    report::write_report(&dir, None)?;
+    ensure!(
+        fs::read_to_string(dir.join("report.md"))? == md,
+        "re-made report.md differs"
+    );
+    ensure!(
+        fs::read(dir.join("summary.json"))? == sum,
+        "re-made summary.json differs"
+    );
+    Ok(dir)
+}
+
+/// Fault tests, one VM: unwritable run dir; injected WARN; link cut → wedged;
+/// a device that never comes back → clear error, earlier reps kept.
+pub fn faults(target: &Path, image: &VmImage) -> Result<()> {
+    let runs = scratch("faults")?;
+
+    // 1. Unwritable run dir: an error before anything runs (no VM booted).
+    let file = runs.join("a-file");
+    fs::write(&file, b"")?;
+    let t0 = Instant::now();
+    let mut cfg = RampConfig::new("unwritable");
+    cfg.reps = 1;
+    let bad = runs.join("a-file/runs");
+    match session::run_ramp(opts(cfg, &bad, image, target)) {
+        Ok(_) => bail!("a ramp into {} did not fail", bad.display()),
+        Err(e) => {
+            let m = format!("{e:#}");
+            ensure!(
+                m.contains("a-file/runs") && m.contains("nothing was run"),
+                "unclear error: {m}"
+            );
+        }
+    }
+    ensure!(
+        t0.elapsed() < Duration::from_secs(5),
+        "the unwritable-dir error came late"
+    );
+
+    let keys = assets::lab_keys(target)?;
+    let vm = Vm::boot(&VmOptions {
+        image,
+        keys: &keys,
+        dir: &runs.join("vm"),
+        detached: false,
+    })?;
+    let dev = vm.device();
+
+    // 2. Injected WARN → detected with its call site; receipt unticked.
+    let mut cfg = RampConfig::new("warn");
+    cfg.reps = 1;
+    cfg.duration_s = 3.0;
+    cfg.reboot = false;
+    cfg.fault_cmd = Some(inject_warn_cmd());
+    let dir = rundir::create_run_dir(&runs, "warn", rundir::now_unix())?;
+    let mut r = Ramp::start(dir.clone(), cfg, dev.clone())?;
+    r.quiet = true;
+    r.run_all()?;
+    let a = &ramp::finished_reps(&dir, &r.run)?[0];
+    ensure!(
+        a.splats.len() == 1,
+        "expected 1 splat, found {:?}",
+        a.splats
+    );
+    let s = &a.splats[0];
+    ensure!(s.kind == SplatKind::Warn, "{s:?}");
+    ensure!(
+        s.call_site.as_deref()
+            == Some("drivers/staging/bes2600/bh.c:412 bes2600_bh_rx_helper+0x1a4/0x2c0 [bes2600]"),
+        "call site {:?}",
+        s.call_site
+    );
+    let md = fs::read_to_string(dir.join("report.md"))?;
+    ensure!(
+        md.contains("- [ ] no WARN/BUG/oops/lockdep splat under stress (1 found)"),
+        "receipt not unticked"
+    );
+    ensure!(
+        md.contains("WARN `WARNING: CPU: 0 PID: 187 at drivers/staging/bes2600/bh.c:412"),
+        "splat not in report"
+    );
+
+    // 3. Data link cut mid-rep → wedged, telemetry collected over the wired link.
+    let mut cfg = RampConfig::new("cut");
+    cfg.reps = 1;
+    cfg.duration_s = 30.0;
+    cfg.stall_timeout_s = 4.0;
+    cfg.reboot = false;
+    cfg.fault_cmd = Some("(sleep 3; ip link set wlan0 down) </dev/null >/dev/null 2>&1 &".into());
+    let dir = rundir::create_run_dir(&runs, "cut", rundir::now_unix())?;
+    let mut r = Ramp::start(dir.clone(), cfg, dev.clone())?;
+    r.quiet = true;
+    let t0 = Instant::now();
+    r.run_all()?;
+    ensure!(
+        t0.elapsed() < Duration::from_secs(25),
+        "the wedge was not detected early"
+    );
+    let a = &ramp::finished_reps(&dir, &r.run)?[0];
+    ensure!(
+        matches!(a.status, RepStatus::Wedged { .. }),
+        "rep status {:?}",
+        a.status
+    );
+    ensure!(
+        a.marker_found && a.trace_events > 0,
+        "telemetry missing after the wedge"
+    );
+    ensure!(
+        a.rx_bytes_delta.unwrap_or(0) > 0,
+        "nothing arrived before the cut"
+    );
+    let md = fs::read_to_string(dir.join("report.md"))?;
+    ensure!(
+        md.contains("| 1 | wedged |") && md.contains("**wedged**"),
+        "report does not show the wedge"
+    );
+    // Bring the link back for the next test.
+    crate::transport::Transport::connect(&dev.wired)?
+        .exec_ok("ip link set wlan0 up", Duration::from_secs(10))?;
+
+    // 4. A device that never comes back: rep 1 done, rep 2's reboot powers
+    //    the VM off → clear error naming the run dir; rep 1 kept.
+    let mut cfg = RampConfig::new("lost");
+    cfg.reps = 2;
+    cfg.duration_s = 3.0;
+    let dir = rundir::create_run_dir(&runs, "lost", rundir::now_unix())?;
+    let mut r = Ramp::start(dir.clone(), cfg, dev.clone())?;
+    r.quiet = true;
+    r.run_rep(1)?;
+    let rep1 = fs::read(ramp::rep_json(&dir, 1))?;
+    r.run.device.reboot = Reboot::Ssh {
+        command: "poweroff -f".into(),
+    };
+    r.run.device.boot_timeout_s = 15;
+    let e = r
+        .run_all()
+        .err()
+        .context("a ramp whose device never came back succeeded")?;
+    match e.downcast_ref::<RampError>() {
+        Some(RampError::DeviceLost { rep: 2, .. }) => {}
+        _ => bail!("unexpected error: {e:#}"),
+    }
+    let m = format!("{e:#}");
+    ensure!(
+        m.contains("did not come back within 15 s") && m.contains(&dir.display().to_string()),
+        "{m}"
+    );
+    ensure!(
+        fs::read(ramp::rep_json(&dir, 1))? == rep1,
+        "rep-1.json changed"
+    );
+    ensure!(
+        !ramp::rep_json(&dir, 2).exists(),
+        "rep-2.json written for a rep that never ran"
+    );
+    let md = fs::read_to_string(dir.join("report.md"))?;
+    ensure!(
+        md.contains("**Incomplete run**: 1 of 2 reps finished"),
+        "report does not say incomplete"
+    );
+    drop(vm);
+    let _ = fs::remove_dir_all(&runs);
+    Ok(())
+}

@@ -1,0 +1,697 @@
+//! The stress ramp: N reps, each on a fresh boot, over the wired link.
+//!
+//! One rep, in order: fresh boot (new boot_id) → arm telemetry (ftrace
+//! events, kernel-log marker, netdev counters) → fresh listener, verified
+//! listening → rate-capped traffic from the host while the device is polled
+//! over the wired link (wedge detection) → collect (counters, listener's
+//! count, trace, kernel log, uptime) → raw files → analysis → `rep-N.json`,
+//! written atomically. A ramp stopped half-way keeps its finished reps;
+//! [`resume`] runs the missing ones.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::{self, MonitorSample, RepAnalysis, RepRaw};
+use crate::inventory::{Device, Reboot};
+use crate::rundir::{self, write_atomic};
+use crate::sender::{self, SendControl, SendParams, SendRecord};
+use crate::transport::{Transport, TransportError};
+
+/// ftrace events armed by default (the maintainers' instrumentation).
+pub const DEFAULT_EVENTS: &[&str] = &["workqueue:workqueue_execute_start"];
+/// No bytes for this long while sending = the data link is wedged.
+pub const STALL_TIMEOUT_S_DEFAULT: f64 = 10.0;
+/// Poll period of the device during the stress window.
+pub const MONITOR_INTERVAL_S: f64 = 1.0;
+/// ftrace ring buffer per CPU.
+pub const TRACE_BUFFER_KB: u32 = 16384;
+/// How long the rep's listener may take to start listening.
+pub const LISTEN_TIMEOUT_S: u64 = 10;
+/// How long the listener may take to report its count after the sender closed.
+pub const LISTENER_DRAIN_S: u64 = 10;
+/// Timeout of an ordinary remote command.
+pub const CMD_TIMEOUT_S: u64 = 30;
+/// Timeout of the big collection commands (trace, dmesg).
+pub const COLLECT_TIMEOUT_S: u64 = 120;
+/// Timeout of one probe while waiting for a reboot.
+pub const PROBE_TIMEOUT_S: u64 = 4;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RampConfig {
+    pub label: String,
+    pub reps: u32,
+    pub rate_bytes_per_s: f64,
+    pub duration_s: f64,
+    /// Fresh boot before every rep (false: `--no-reboot`).
+    pub reboot: bool,
+    pub events: Vec<String>,
+    /// Work functions whose dispatch counts get report columns (empty: the
+    /// three most dispatched).
+    pub work_fns: Vec<String>,
+    pub stall_timeout_s: f64,
+    /// Stop the ramp at the first wedged rep (default: go on).
+    pub stop_on_wedge: bool,
+    pub trace_buffer_kb: u32,
+    /// A baseline run directory compared in the report.
+    pub baseline: Option<PathBuf>,
+    /// Fault injection for tests: a device command run right after the
+    /// listener is up (recorded, and shown in the report).
+    pub fault_cmd: Option<String>,
+}
+
+impl RampConfig {
+    pub fn new(label: &str) -> Self {
+        RampConfig {
+            label: label.into(),
+            reps: 3,
+            rate_bytes_per_s: 4.0 * crate::units::MIB,
+            duration_s: 180.0,
+            reboot: true,
+            events: DEFAULT_EVENTS.iter().map(|s| s.to_string()).collect(),
+            work_fns: Vec::new(),
+            stall_timeout_s: STALL_TIMEOUT_S_DEFAULT,
+            stop_on_wedge: false,
+            trace_buffer_kb: TRACE_BUFFER_KB,
+            baseline: None,
+            fault_cmd: None,
+        }
+    }
+}
+
+/// `run.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunJson {
+    pub kind: String,
+    pub created_unix_s: u64,
+    pub config: RampConfig,
+    pub device: Device,
+    /// `uname -r` on the device at the start.
+    pub kernel_release: Option<String>,
+}
+
+/// `rep-N/meta.json`: facts of the rep the device files don't carry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RepMeta {
+    pub rep: u32,
+    pub marker: String,
+    pub started_unix_s: u64,
+    pub fresh_boot: bool,
+    pub listening_verified: bool,
+    /// Seconds spent waiting for the reboot (0 without one).
+    pub boot_wait_s: f64,
+    /// Wall time of the whole rep, seconds.
+    pub total_s: f64,
+    pub fault_cmd: Option<String>,
+    /// Wedge seen live (also derivable from monitor.json + sender.json).
+    pub wedge: Option<String>,
+}
+
+/// Errors the caller may want to tell apart.
+#[derive(Debug, thiserror::Error)]
+pub enum RampError {
+    #[error(
+        "device {device} did not come back within {timeout_s} s after the reboot for rep {rep} \
+         (last probe: {last}). Reps finished so far are kept in {run_dir}; resume with \
+         `cargo xtask lab ramp --resume {run_dir}` once the device is back"
+    )]
+    DeviceLost {
+        device: String,
+        rep: u32,
+        timeout_s: u64,
+        last: String,
+        run_dir: String,
+    },
+    #[error(
+        "refusing rep {rep}: uptime {uptime_s:.0} s is outside the fresh-chip window \
+         (max {max_s:.0} s); reboot the device or drop --no-reboot"
+    )]
+    OutsideWindow { rep: u32, uptime_s: f64, max_s: f64 },
+}
+
+pub struct Ramp {
+    pub dir: PathBuf,
+    pub run: RunJson,
+    transport: Option<Transport>,
+    /// Called with a line of progress ("rep 2/3: …") for the one-screen summary.
+    pub quiet: bool,
+}
+
+fn rep_dir(run_dir: &Path, rep: u32) -> PathBuf {
+    run_dir.join(format!("rep-{rep}"))
+}
+pub fn rep_json(run_dir: &Path, rep: u32) -> PathBuf {
+    run_dir.join(format!("rep-{rep}.json"))
+}
+
+pub fn load_run(dir: &Path) -> Result<RunJson> {
+    let p = dir.join("run.json");
+    let t = fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+    let v: RunJson =
+        serde_json::from_str(&t).with_context(|| format!("parsing {}", p.display()))?;
+    if v.kind != "ramp" {
+        bail!("{} is a {:?} run, not a ramp", p.display(), v.kind);
+    }
+    Ok(v)
+}
+
+fn tracefs() -> &'static str {
+    "T=/sys/kernel/tracing; [ -e $T/trace ] || T=/sys/kernel/debug/tracing"
+}
+
+fn counters_cmd(iface: &str) -> String {
+    format!(
+        "for f in rx_bytes rx_packets rx_dropped rx_errors tx_bytes tx_packets; do \
+         echo \"$f $(cat /sys/class/net/{iface}/statistics/$f)\"; done"
+    )
+}
+
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+impl Ramp {
+    /// Starts a new ramp in an already-created run directory.
+    pub fn start(dir: PathBuf, config: RampConfig, device: Device) -> Result<Ramp> {
+        let run = RunJson {
+            kind: "ramp".into(),
+            created_unix_s: rundir::now_unix(),
+            config,
+            device,
+            kernel_release: None,
+        };
+        let mut r = Ramp {
+            dir,
+            run,
+            transport: None,
+            quiet: false,
+        };
+        let rel = r.exec("uname -r", CMD_TIMEOUT_S)?;
+        r.run.kernel_release = Some(rel.trim().to_string());
+        write_atomic(
+            &r.dir.join("run.json"),
+            serde_json::to_string_pretty(&r.run)?.as_bytes(),
+        )?;
+        Ok(r)
+    }
+
+    /// Re-opens a run directory to run its missing reps. `device` replaces
+    /// the recorded one (a VM's ports change between boots).
+    pub fn resume(dir: PathBuf, device: Device, reps: Option<u32>) -> Result<Ramp> {
+        let mut run = load_run(&dir)?;
+        run.device = device;
+        if let Some(n) = reps {
+            run.config.reps = n;
+        }
+        write_atomic(
+            &dir.join("run.json"),
+            serde_json::to_string_pretty(&run)?.as_bytes(),
+        )?;
+        Ok(Ramp {
+            dir,
+            run,
+            transport: None,
+            quiet: false,
+        })
+    }
+
+    fn transport(&mut self) -> Result<&mut Transport> {
+        if self.transport.is_none() {
+            self.transport = Some(Transport::connect(&self.run.device.wired)?);
+        }
+        Ok(self.transport.as_mut().expect("just set"))
+    }
+
+    /// Commands run on the (single) SSH session so far.
+    pub fn commands_run(&self) -> u64 {
+        self.transport.as_ref().map(|t| t.commands_run).unwrap_or(0)
+    }
+
+    fn exec(&mut self, cmd: &str, timeout_s: u64) -> Result<String> {
+        let t = self.transport()?;
+        match t.exec_ok(cmd, Duration::from_secs(timeout_s)) {
+            Ok(s) => Ok(s),
+            Err(e @ (TransportError::Timeout { .. } | TransportError::Ssh { .. })) => {
+                // One reconnect: the session may have died with the link.
+                self.transport = None;
+                let t = self.transport().map_err(|_| anyhow!(e))?;
+                Ok(t.exec_ok(cmd, Duration::from_secs(timeout_s))?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn say(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+
+    /// Runs every rep that has no `rep-N.json` yet; then writes the report.
+    pub fn run_all(&mut self) -> Result<()> {
+        let n = self.run.config.reps;
+        let mut result = Ok(());
+        for rep in 1..=n {
+            if rep_json(&self.dir, rep).exists() {
+                continue;
+            }
+            match self.run_rep(rep) {
+                Ok(a) => {
+                    self.say(&format!(
+                        "rep {rep}/{n}: {} · uptime at start {} s · {} · {} MiB/s",
+                        a.status.label(),
+                        a.uptime_start_s
+                            .map(|u| format!("{u:.1}"))
+                            .unwrap_or("?".into()),
+                        a.bytes_received
+                            .map(|b| format!("{b} bytes received"))
+                            .unwrap_or("no count".into()),
+                        a.mib_s.map(|m| format!("{m:.3}")).unwrap_or("-".into()),
+                    ));
+                    if matches!(a.status, analysis::RepStatus::Wedged { .. })
+                        && self.run.config.stop_on_wedge
+                    {
+                        result = Err(anyhow!("rep {rep} wedged; stopping (--stop-on-wedge)"));
+                        break;
+                    }
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        // The report covers whatever finished, also after an error.
+        if let Err(e) = crate::report::write_report(&self.dir, None) {
+            if result.is_ok() {
+                return Err(e);
+            }
+            self.say(&format!("(report not written: {e:#})"));
+        }
+        result
+    }
+
+    fn boot_info(&mut self) -> Result<(String, f64)> {
+        let out = self.exec(
+            "cat /proc/sys/kernel/random/boot_id /proc/uptime",
+            CMD_TIMEOUT_S,
+        )?;
+        let mut l = out.lines();
+        let id = l.next().unwrap_or("").trim().to_string();
+        let up = l
+            .next()
+            .and_then(analysis::parse_uptime)
+            .ok_or_else(|| anyhow!("no uptime in {out:?}"))?;
+        Ok((id, up))
+    }
+
+    /// Reboots the device and waits for a new boot_id. Returns seconds waited.
+    fn fresh_boot(&mut self, rep: u32) -> Result<f64> {
+        let (old, _) = self.boot_info()?;
+        let dev = self.run.device.clone();
+        match &dev.reboot {
+            Reboot::Ssh { command } => {
+                let t = self.transport()?;
+                let cmd = format!("(sleep 1; {command}) </dev/null >/dev/null 2>&1 &");
+                let _ = t.exec(&cmd, Duration::from_secs(PROBE_TIMEOUT_S));
+            }
+            Reboot::Power { command } => {
+                let st = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(command)
+                    .status()
+                    .with_context(|| format!("running the power command {command:?}"))?;
+                if !st.success() {
+                    bail!("the power command {command:?} failed ({st})");
+                }
+            }
+        }
+        self.transport = None;
+        let t0 = Instant::now();
+        let pb = crate::progress::seconds_bar(
+            dev.boot_timeout_s,
+            format!("rep {rep}: waiting for a fresh boot of {}", dev.name),
+        );
+        if self.quiet {
+            pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        let mut last = String::from("no answer yet");
+        loop {
+            pb.set_position(t0.elapsed().as_secs());
+            if t0.elapsed() > Duration::from_secs(dev.boot_timeout_s) {
+                pb.finish_and_clear();
+                return Err(RampError::DeviceLost {
+                    device: dev.name.clone(),
+                    rep,
+                    timeout_s: dev.boot_timeout_s,
+                    last,
+                    run_dir: self.dir.display().to_string(),
+                }
+                .into());
+            }
+            match Transport::connect_with_timeout(&dev.wired, Duration::from_secs(PROBE_TIMEOUT_S))
+            {
+                Ok(mut t) => match t.exec(
+                    "cat /proc/sys/kernel/random/boot_id",
+                    Duration::from_secs(PROBE_TIMEOUT_S),
+                ) {
+                    Ok(o)
+                        if o.status == 0
+                            && o.stdout_str().trim() != old
+                            && !o.stdout_str().trim().is_empty() =>
+                    {
+                        self.transport = Some(t);
+                        pb.finish_and_clear();
+                        return Ok(t0.elapsed().as_secs_f64());
+                    }
+                    Ok(_) => last = "still the old boot (reboot not started yet)".into(),
+                    Err(e) => last = e.to_string(),
+                },
+                Err(
+                    e @ (TransportError::HostKeyMismatch { .. }
+                    | TransportError::HostKeyUnknown { .. }
+                    | TransportError::Auth { .. }),
+                ) => {
+                    pb.finish_and_clear();
+                    return Err(e.into());
+                }
+                Err(e) => last = e.to_string(),
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// One rep. The rep directory is rebuilt from scratch (a half-done rep
+    /// from an interrupted run is redone, never mixed).
+    pub fn run_rep(&mut self, rep: u32) -> Result<RepAnalysis> {
+        let t_rep = Instant::now();
+        let cfg = self.run.config.clone();
+        let dev = self.run.device.clone();
+        let rd = rep_dir(&self.dir, rep);
+        let _ = fs::remove_dir_all(&rd);
+        fs::create_dir_all(&rd).with_context(|| format!("creating {}", rd.display()))?;
+        let started_unix_s = rundir::now_unix();
+
+        // 1. fresh boot
+        let boot_wait_s = if cfg.reboot {
+            self.fresh_boot(rep)?
+        } else {
+            0.0
+        };
+        let boot = self.exec(
+            "cat /proc/sys/kernel/random/boot_id /proc/uptime",
+            CMD_TIMEOUT_S,
+        )?;
+        fs::write(rd.join("boot.txt"), &boot)?;
+        let uptime = boot
+            .lines()
+            .nth(1)
+            .and_then(analysis::parse_uptime)
+            .unwrap_or(f64::MAX);
+        if uptime > dev.fresh_uptime_max_s {
+            let _ = fs::remove_dir_all(&rd);
+            return Err(RampError::OutsideWindow {
+                rep,
+                uptime_s: uptime,
+                max_s: dev.fresh_uptime_max_s,
+            }
+            .into());
+        }
+
+        // 2. arm telemetry
+        let marker = format!(
+            "besser-lab: {} rep {rep} start",
+            self.dir
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default()
+        );
+        let iface = &dev.data.interface;
+        let events: String = cfg
+            .events
+            .iter()
+            .map(|e| format!("echo {} >> $T/set_event; ", sh_quote(e)))
+            .collect();
+        let arm = format!(
+            "{tf}; echo 0 > $T/tracing_on; echo > $T/set_event; {events}\
+             echo {kb} > $T/buffer_size_kb; echo > $T/trace; echo 1 > $T/tracing_on; \
+             echo {m} > /dev/kmsg; {counters}",
+            tf = tracefs(),
+            kb = cfg.trace_buffer_kb,
+            m = sh_quote(&marker),
+            counters = counters_cmd(iface),
+        );
+        let before = self.exec(&arm, CMD_TIMEOUT_S)?;
+        fs::write(rd.join("counters-before.txt"), &before)?;
+
+        // 3. fresh listener, verified listening
+        let port = dev.data.listen_port;
+        let listen = format!(
+            "killall nc 2>/dev/null; mkdir -p /run/besser; rm -f /run/besser/rx.count /run/besser/rx.tmp; \
+             (nc -l -p {port} | wc -c > /run/besser/rx.tmp; mv /run/besser/rx.tmp /run/besser/rx.count) \
+             </dev/null >/dev/null 2>&1 &"
+        );
+        self.exec(&listen, CMD_TIMEOUT_S)?;
+        let t_l = Instant::now();
+        let mut listening = false;
+        while t_l.elapsed() < Duration::from_secs(LISTEN_TIMEOUT_S) {
+            let tcp = self.exec(
+                "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null",
+                CMD_TIMEOUT_S,
+            )?;
+            if analysis::tcp_listening(&tcp, port) {
+                listening = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if let Some(f) = &cfg.fault_cmd {
+            self.exec(f, CMD_TIMEOUT_S)?;
+        }
+
+        // 4. traffic, device polled over the wired link
+        let ctl = Arc::new(SendControl::default());
+        let params = SendParams {
+            target: format!("{}:{}", dev.data.connect_host, dev.data.connect_port),
+            rate_bytes_per_s: cfg.rate_bytes_per_s,
+            duration_s: cfg.duration_s,
+            stall_timeout_s: cfg.stall_timeout_s,
+        };
+        let mut monitor: Vec<MonitorSample> = Vec::new();
+        let mut wedge: Option<String> = None;
+        let sender_rec: SendRecord = if listening {
+            let ctl2 = ctl.clone();
+            let h = std::thread::spawn(move || sender::send(&params, &ctl2));
+            let t0 = Instant::now();
+            let pb = crate::progress::seconds_bar(
+                cfg.duration_s.ceil() as u64,
+                format!("rep {rep}: sending"),
+            );
+            if self.quiet {
+                pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
+            let poll = format!(
+                "cat /sys/class/net/{iface}/statistics/rx_bytes; pidof nc >/dev/null && echo alive || echo gone"
+            );
+            while !h.is_finished() {
+                std::thread::sleep(Duration::from_secs_f64(MONITOR_INTERVAL_S));
+                if h.is_finished() {
+                    break;
+                }
+                let t_s = t0.elapsed().as_secs_f64();
+                let s = match self
+                    .transport()
+                    .and_then(|t| Ok(t.exec_ok(&poll, Duration::from_secs(5))?))
+                {
+                    Ok(out) => {
+                        let mut l = out.lines();
+                        MonitorSample {
+                            t_s,
+                            rx_bytes: l.next().and_then(|x| x.trim().parse().ok()),
+                            listener_alive: l.next().map(|x| x.trim() == "alive"),
+                        }
+                    }
+                    Err(_) => {
+                        self.transport = None;
+                        MonitorSample {
+                            t_s,
+                            rx_bytes: None,
+                            listener_alive: None,
+                        }
+                    }
+                };
+                let mb = s
+                    .rx_bytes
+                    .map(|b| format!("{:.1} MiB received", b as f64 / crate::units::MIB));
+                pb.set_position(t_s as u64);
+                pb.set_message(format!("rep {rep}: sending · {}", mb.unwrap_or_default()));
+                monitor.push(s);
+                // The sender still running but the listener gone, or nothing arriving.
+                if wedge.is_none() {
+                    if let Some(w) = analysis::wedge_reason(&monitor, cfg.stall_timeout_s) {
+                        ctl.request_stop(&format!("wedge: {w}"));
+                        wedge = Some(w);
+                    }
+                }
+            }
+            pb.finish_and_clear();
+            h.join().map_err(|_| anyhow!("sender thread panicked"))?
+        } else {
+            SendRecord {
+                target: params.target.clone(),
+                rate_bytes_per_s: params.rate_bytes_per_s,
+                duration_s: params.duration_s,
+                bytes_sent: 0,
+                elapsed_s: 0.0,
+                per_second: Vec::new(),
+                outcome: sender::SendOutcome::Error {
+                    at_s: 0.0,
+                    msg: "not sent: the listener never listened".into(),
+                },
+            }
+        };
+        fs::write(
+            rd.join("sender.json"),
+            serde_json::to_string_pretty(&sender_rec)?,
+        )?;
+        fs::write(
+            rd.join("monitor.json"),
+            serde_json::to_string_pretty(&monitor)?,
+        )?;
+
+        // 5. collect over the wired link
+        let drain = format!(
+            "i=0; while [ ! -e /run/besser/rx.count ] && [ $i -lt {n} ]; do sleep 0.2; i=$((i+1)); done; \
+             [ -e /run/besser/rx.count ] || {{ killall nc 2>/dev/null; sleep 1; }}; \
+             cat /run/besser/rx.count 2>/dev/null",
+            n = LISTENER_DRAIN_S * 5
+        );
+        let listener = self.exec(&drain, CMD_TIMEOUT_S + LISTENER_DRAIN_S)?;
+        fs::write(rd.join("listener.txt"), &listener)?;
+        let after = self.exec(
+            &format!(
+                "{}; echo 0 > $T/tracing_on; {}",
+                tracefs(),
+                counters_cmd(iface)
+            ),
+            CMD_TIMEOUT_S,
+        )?;
+        fs::write(rd.join("counters-after.txt"), &after)?;
+        let trace = self.exec(&format!("{}; cat $T/trace", tracefs()), COLLECT_TIMEOUT_S)?;
+        fs::write(rd.join("trace.txt"), &trace)?;
+        let dmesg = self.exec("dmesg", COLLECT_TIMEOUT_S)?;
+        fs::write(rd.join("dmesg.txt"), &dmesg)?;
+        let up_end = self.exec("cat /proc/uptime", CMD_TIMEOUT_S)?;
+        fs::write(rd.join("uptime-end.txt"), &up_end)?;
+        let meta = RepMeta {
+            rep,
+            marker,
+            started_unix_s,
+            fresh_boot: cfg.reboot,
+            listening_verified: listening,
+            boot_wait_s,
+            total_s: t_rep.elapsed().as_secs_f64(),
+            fault_cmd: cfg.fault_cmd.clone(),
+            wedge,
+        };
+        fs::write(rd.join("meta.json"), serde_json::to_string_pretty(&meta)?)?;
+
+        // 6. analyse; rep-N.json marks the rep as done
+        let a = analyse_rep_dir(&self.dir, &self.run, rep)?;
+        write_atomic(
+            &rep_json(&self.dir, rep),
+            serde_json::to_string_pretty(&RepJson::new(&meta, &a))?.as_bytes(),
+        )?;
+        Ok(a)
+    }
+}
+
+/// `rep-N.json`: the rep's identity and its analysis.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RepJson {
+    pub rep: u32,
+    pub boot_id: String,
+    pub uptime_start_s: Option<f64>,
+    pub bytes_sent: u64,
+    pub bytes_received: Option<u64>,
+    pub boot_wait_s: f64,
+    pub total_s: f64,
+    pub analysis: RepAnalysis,
+}
+
+impl RepJson {
+    pub fn new(meta: &RepMeta, a: &RepAnalysis) -> Self {
+        RepJson {
+            rep: a.rep,
+            boot_id: a.boot_id.clone(),
+            uptime_start_s: a.uptime_start_s,
+            bytes_sent: a.bytes_sent,
+            bytes_received: a.bytes_received,
+            boot_wait_s: meta.boot_wait_s,
+            total_s: meta.total_s,
+            analysis: a.clone(),
+        }
+    }
+}
+
+fn read(rd: &Path, name: &str) -> Result<String> {
+    fs::read_to_string(rd.join(name))
+        .with_context(|| format!("reading {}", rd.join(name).display()))
+}
+
+pub fn load_meta(run_dir: &Path, rep: u32) -> Result<RepMeta> {
+    let rd = rep_dir(run_dir, rep);
+    serde_json::from_str(&read(&rd, "meta.json")?)
+        .with_context(|| format!("parsing {}/meta.json", rd.display()))
+}
+
+/// Analyses one rep from its raw files alone.
+pub fn analyse_rep_dir(run_dir: &Path, run: &RunJson, rep: u32) -> Result<RepAnalysis> {
+    let rd = rep_dir(run_dir, rep);
+    let meta = load_meta(run_dir, rep)?;
+    let sender: SendRecord = serde_json::from_str(&read(&rd, "sender.json")?)
+        .with_context(|| format!("parsing {}/sender.json", rd.display()))?;
+    let monitor: Vec<MonitorSample> = serde_json::from_str(&read(&rd, "monitor.json")?)
+        .with_context(|| format!("parsing {}/monitor.json", rd.display()))?;
+    let listener = read(&rd, "listener.txt").ok();
+    let (boot, up_end, cb, ca, trace, dmesg) = (
+        read(&rd, "boot.txt")?,
+        read(&rd, "uptime-end.txt")?,
+        read(&rd, "counters-before.txt")?,
+        read(&rd, "counters-after.txt")?,
+        read(&rd, "trace.txt")?,
+        read(&rd, "dmesg.txt")?,
+    );
+    Ok(analysis::analyse_rep(&RepRaw {
+        rep,
+        boot: &boot,
+        uptime_end: &up_end,
+        counters_before: &cb,
+        counters_after: &ca,
+        listener: listener.as_deref().filter(|s| !s.trim().is_empty()),
+        listening_verified: meta.listening_verified,
+        sender: &sender,
+        monitor: &monitor,
+        trace: &trace,
+        dmesg: &dmesg,
+        marker: &meta.marker,
+        stall_s: run.config.stall_timeout_s,
+        fresh_uptime_max_s: run.device.fresh_uptime_max_s,
+    }))
+}
+
+/// The reps of a run that finished (have `rep-N.json`), re-analysed from raw data.
+pub fn finished_reps(run_dir: &Path, run: &RunJson) -> Result<Vec<RepAnalysis>> {
+    let mut out = Vec::new();
+    for rep in 1..=run.config.reps.max(1) {
+        if rep_json(run_dir, rep).exists() {
+            out.push(analyse_rep_dir(run_dir, run, rep)?);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,737 @@
+//! `report.md` + `summary.json` of a ramp, in the form of the maintainers'
+//! Phase 7 notes. Pure rendering over re-analysed raw data: running it twice
+//! on the same run directory gives the same bytes.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::{stats, within_noise, RepAnalysis, RepStatus, Stats};
+use crate::ramp::{self, RepMeta, RunJson};
+use crate::rundir::{utc_human, write_atomic};
+use crate::units::MIB;
+
+/// Name of the predictions file inside a run directory.
+pub const PREDICTIONS_FILE: &str = "predictions.yaml";
+/// How many work functions get a column when none are chosen.
+pub const DEFAULT_WORK_FN_COLUMNS: usize = 3;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prediction {
+    /// `throughput_mib_s.mean|median|min|max`, `dispatch_per_s.<fn>`,
+    /// `dispatch_total.<fn>`, `splats`, `scan_failures`, `wedged_reps`.
+    pub metric: String,
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Predictions {
+    pub predictions: Vec<Prediction>,
+}
+
+/// Parses a predictions file; errors carry file, line and column.
+pub fn parse_predictions(text: &str, file: &str) -> Result<Predictions> {
+    let p: Predictions = serde_norway::from_str(text).map_err(|e| {
+        let (l, c) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        let m = e.to_string();
+        let m = m.split(" at line ").next().unwrap_or(&m).to_string();
+        anyhow::anyhow!("{file}:{l}:{c}: {m}")
+    })?;
+    for (i, x) in p.predictions.iter().enumerate() {
+        if x.min.is_none() && x.max.is_none() {
+            anyhow::bail!(
+                "{file}: prediction {} ({}): expected `min`, `max` or both",
+                i + 1,
+                x.metric
+            );
+        }
+        if !known_metric(&x.metric) {
+            anyhow::bail!(
+                "{file}: prediction {} : unknown metric {:?} (expected throughput_mib_s.mean|median|min|max, \
+                 dispatch_per_s.FN, dispatch_total.FN, splats, scan_failures or wedged_reps)",
+                i + 1,
+                x.metric
+            );
+        }
+    }
+    Ok(p)
+}
+
+fn known_metric(m: &str) -> bool {
+    matches!(
+        m,
+        "throughput_mib_s.mean"
+            | "throughput_mib_s.median"
+            | "throughput_mib_s.min"
+            | "throughput_mib_s.max"
+            | "splats"
+            | "scan_failures"
+            | "wedged_reps"
+    ) || m
+        .strip_prefix("dispatch_per_s.")
+        .is_some_and(|f| !f.is_empty())
+        || m.strip_prefix("dispatch_total.")
+            .is_some_and(|f| !f.is_empty())
+}
+
+/// A baseline series for comparison.
+pub struct Baseline {
+    pub name: String,
+    pub run: RunJson,
+    pub reps: Vec<RepAnalysis>,
+}
+
+pub fn load_baseline(dir: &Path) -> Result<Baseline> {
+    let run = ramp::load_run(dir).with_context(|| format!("baseline {}", dir.display()))?;
+    let reps = ramp::finished_reps(dir, &run)?;
+    Ok(Baseline {
+        name: dir_name(dir),
+        run,
+        reps,
+    })
+}
+
+fn dir_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
+/// Re-makes `report.md` and `summary.json` from the run directory's raw data.
+/// `baseline` overrides the one recorded in `run.json`.
+pub fn write_report(dir: &Path, baseline: Option<&Path>) -> Result<Report> {
+    let run = ramp::load_run(dir)?;
+    let reps = ramp::finished_reps(dir, &run)?;
+    let metas: Vec<RepMeta> = reps
+        .iter()
+        .map(|r| ramp::load_meta(dir, r.rep))
+        .collect::<Result<_>>()?;
+    let bpath: Option<PathBuf> = baseline
+        .map(Path::to_path_buf)
+        .or_else(|| run.config.baseline.clone());
+    let base = match &bpath {
+        Some(p) => Some(load_baseline(p)?),
+        None => None,
+    };
+    let ppath = dir.join(PREDICTIONS_FILE);
+    let preds = if ppath.exists() {
+        Some(parse_predictions(
+            &std::fs::read_to_string(&ppath)?,
+            &ppath.display().to_string(),
+        )?)
+    } else {
+        None
+    };
+    let r = render(
+        &dir_name(dir),
+        &run,
+        &reps,
+        &metas,
+        base.as_ref(),
+        preds.as_ref(),
+    );
+    write_atomic(&dir.join("report.md"), r.markdown.as_bytes())?;
+    write_atomic(
+        &dir.join("summary.json"),
+        (serde_json::to_string_pretty(&r.summary)? + "\n").as_bytes(),
+    )?;
+    Ok(r)
+}
+
+pub struct Report {
+    pub markdown: String,
+    pub summary: Summary,
+    /// The one-screen summary printed at the end of a ramp.
+    pub screen: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub ok: bool,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PredictionResult {
+    pub metric: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub observed: Option<f64>,
+    pub holds: Option<bool>,
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaselineComparison {
+    pub run: String,
+    pub baseline_mib_s: Stats,
+    pub delta_percent: f64,
+    pub within_noise: bool,
+    pub rule: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub kind: String,
+    pub run: String,
+    pub label: String,
+    pub device: String,
+    pub kernel_release: Option<String>,
+    pub reps_planned: u32,
+    pub reps_finished: usize,
+    pub unit: String,
+    pub throughput_mib_s: Option<Stats>,
+    pub work_functions: Vec<String>,
+    pub dispatch_per_s_mean: BTreeMap<String, f64>,
+    pub reps: Vec<RepAnalysis>,
+    pub baseline: Option<BaselineComparison>,
+    pub predictions: Vec<PredictionResult>,
+    pub receipts: Vec<Receipt>,
+}
+
+/// The throughput series the stats use: every rep with a listener count
+/// except rig failures (a wedge is a result; a broken rig is not).
+fn series(reps: &[RepAnalysis]) -> Vec<f64> {
+    reps.iter()
+        .filter(|r| !matches!(r.status, RepStatus::RigFailure { .. }))
+        .filter_map(|r| r.mib_s)
+        .collect()
+}
+
+fn work_columns(run: &RunJson, reps: &[RepAnalysis]) -> Vec<String> {
+    if !run.config.work_fns.is_empty() {
+        return run.config.work_fns.clone();
+    }
+    let mut tot: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in reps {
+        for (f, n) in &r.dispatch {
+            *tot.entry(f).or_insert(0) += n;
+        }
+    }
+    let mut v: Vec<(&str, u64)> = tot.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    v.into_iter()
+        .take(DEFAULT_WORK_FN_COLUMNS)
+        .map(|(f, _)| f.to_string())
+        .collect()
+}
+
+fn mean_per_s(reps: &[RepAnalysis], f: &str) -> f64 {
+    if reps.is_empty() {
+        return 0.0;
+    }
+    reps.iter().map(|r| r.per_s(f)).sum::<f64>() / reps.len() as f64
+}
+
+fn observe(metric: &str, reps: &[RepAnalysis], st: Option<&Stats>) -> Option<f64> {
+    match metric {
+        "throughput_mib_s.mean" => st.map(|s| s.mean),
+        "throughput_mib_s.median" => st.map(|s| s.median),
+        "throughput_mib_s.min" => st.map(|s| s.min),
+        "throughput_mib_s.max" => st.map(|s| s.max),
+        "splats" => Some(reps.iter().map(|r| r.splats.len()).sum::<usize>() as f64),
+        "scan_failures" => Some(reps.iter().map(|r| r.scan_failures).sum::<u64>() as f64),
+        "wedged_reps" => Some(
+            reps.iter()
+                .filter(|r| matches!(r.status, RepStatus::Wedged { .. }))
+                .count() as f64,
+        ),
+        m => {
+            if let Some(f) = m.strip_prefix("dispatch_per_s.") {
+                (!reps.is_empty()).then(|| mean_per_s(reps, f))
+            } else {
+                m.strip_prefix("dispatch_total.").map(|f| {
+                    reps.iter()
+                        .map(|r| *r.dispatch.get(f).unwrap_or(&0))
+                        .sum::<u64>() as f64
+                })
+            }
+        }
+    }
+}
+
+fn f3(x: Option<f64>) -> String {
+    x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "–".into())
+}
+fn f1(x: Option<f64>) -> String {
+    x.map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into())
+}
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+fn tick(ok: bool) -> &'static str {
+    if ok {
+        "[x]"
+    } else {
+        "[ ]"
+    }
+}
+
+pub const WITHIN_NOISE_RULE: &str =
+    "within noise when this run's mean lies inside the baseline reps' \
+     [min, max] range; outside that range the change is real";
+
+pub fn render(
+    run_name: &str,
+    run: &RunJson,
+    reps: &[RepAnalysis],
+    metas: &[RepMeta],
+    baseline: Option<&Baseline>,
+    preds: Option<&Predictions>,
+) -> Report {
+    let cfg = &run.config;
+    let cols = work_columns(run, reps);
+    let ser = series(reps);
+    let st = stats(&ser);
+    let mut md = String::new();
+    let w = &mut md;
+    let _ = writeln!(
+        w,
+        "# Lab ramp `{}` — N={} on `{}`\n",
+        cfg.label,
+        reps.len(),
+        run.device.name
+    );
+    let _ = writeln!(
+        w,
+        "Run `{run_name}`, started {}.",
+        utc_human(run.created_unix_s)
+    );
+    let _ = writeln!(
+        w,
+        "Device `{}` (kernel {}), wired link ssh {}@{}:{}, data link `{}` (sender → {}:{}).",
+        run.device.name,
+        run.kernel_release.as_deref().unwrap_or("?"),
+        run.device.wired.user,
+        run.device.wired.host,
+        run.device.wired.port,
+        run.device.data.interface,
+        run.device.data.connect_host,
+        run.device.data.connect_port
+    );
+    let _ = writeln!(
+        w,
+        "Stress: rate-capped TCP at {:.3} MB/s for {:.0} s per rep, {}; fresh-chip window: uptime ≤ {:.0} s.",
+        cfg.rate_bytes_per_s / MIB,
+        cfg.duration_s,
+        if cfg.reboot { "fresh boot before every rep" } else { "no reboot between reps (--no-reboot)" },
+        run.device.fresh_uptime_max_s
+    );
+    let _ = writeln!(
+        w,
+        "Instrumentation: ftrace {}; netdev rx_bytes/rx_packets of `{}`; kernel log since a per-rep marker.",
+        cfg.events.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", "),
+        run.device.data.interface
+    );
+    if let Some(f) = &cfg.fault_cmd {
+        let _ = writeln!(
+            w,
+            "**Fault injected** after the listener started in every rep: `{f}`."
+        );
+    }
+    let _ = writeln!(
+        w,
+        "\nUnits: MB = MiB (2^20 bytes) and MB/s = MiB/s, as in the maintainers' notes. MB/s is the \
+         listener's byte count over the rep's elapsed sending time; `rx_bytes Δ` is the data \
+         interface's counter over the rep.\n"
+    );
+
+    // Results table
+    let _ = writeln!(w, "## Results\n");
+    let mut head = String::from("| rep | status | uptime at start (s) | elapsed (s) | RX bytes | RX MB | MB/s | rx_bytes Δ |");
+    let mut sep = String::from("|----:|:-------|----:|----:|----:|----:|----:|----:|");
+    for c in &cols {
+        head.push_str(&format!(" {c} |"));
+        sep.push_str("-:|");
+    }
+    let _ = writeln!(w, "{head}\n{sep}");
+    for r in reps {
+        let mut line = format!(
+            "| {} | {} | {} | {:.2} | {} | {} | {} | {} |",
+            r.rep,
+            r.status.label(),
+            f1(r.uptime_start_s),
+            r.elapsed_s,
+            r.bytes_received
+                .map(thousands)
+                .unwrap_or_else(|| "–".into()),
+            f1(r.bytes_received.map(|b| b as f64 / MIB)),
+            f3(r.mib_s),
+            r.rx_bytes_delta
+                .map(thousands)
+                .unwrap_or_else(|| "–".into()),
+        );
+        for c in &cols {
+            line.push_str(&format!(" {} |", r.dispatch.get(c).copied().unwrap_or(0)));
+        }
+        let _ = writeln!(w, "{line}");
+    }
+    let _ = writeln!(w);
+    match &st {
+        Some(s) => {
+            let _ = writeln!(
+                w,
+                "N={} stats: mean {:.3} MB/s · median {:.3} MB/s · min {:.3} MB/s · max {:.3} MB/s",
+                s.n, s.mean, s.median, s.min, s.max
+            );
+        }
+        None => {
+            let _ = writeln!(w, "No rep produced a throughput figure.");
+        }
+    }
+    let _ = writeln!(
+        w,
+        "(stats over every rep with a listener count except rig failures; a wedged rep counts.)\n"
+    );
+    for r in reps {
+        match &r.status {
+            RepStatus::Ok => {}
+            RepStatus::Wedged { reason } => {
+                let _ = writeln!(
+                    w,
+                    "- rep {}: **wedged** — {reason}; telemetry collected over the wired link.",
+                    r.rep
+                );
+            }
+            RepStatus::RigFailure { reason } => {
+                let _ = writeln!(w, "- rep {}: **rig failure** — {reason}.", r.rep);
+            }
+        }
+    }
+
+    // Baseline
+    let mut cmp = None;
+    let _ = writeln!(w, "\n## Comparison to baseline\n");
+    match (baseline, &st) {
+        (Some(b), Some(s)) => {
+            let bser = series(&b.reps);
+            if let Some(bs) = stats(&bser) {
+                let delta = (s.mean - bs.mean) / bs.mean * 100.0;
+                let wn = within_noise(s.mean, &bs);
+                let _ = writeln!(
+                    w,
+                    "| | baseline `{}` (N={}) | this run (N={}) | Δ |",
+                    b.name, bs.n, s.n
+                );
+                let _ = writeln!(w, "|---|---:|---:|---:|");
+                let _ = writeln!(
+                    w,
+                    "| throughput mean (MB/s) | {:.3} | {:.3} | {:+.1}% |",
+                    bs.mean, s.mean, delta
+                );
+                let _ = writeln!(
+                    w,
+                    "| throughput min–max (MB/s) | {:.3}–{:.3} | {:.3}–{:.3} | |",
+                    bs.min, bs.max, s.min, s.max
+                );
+                for c in &cols {
+                    let a = mean_per_s(&b.reps, c);
+                    let z = mean_per_s(reps, c);
+                    let _ = writeln!(w, "| {c} dispatches/s | {a:.1} | {z:.1} | {} |", pct(a, z));
+                }
+                let _ = writeln!(
+                    w,
+                    "\nWithin-noise rule: {WITHIN_NOISE_RULE}.\nVerdict: **{}** ({:.3} MB/s is {} the baseline's {:.3}–{:.3} MB/s).",
+                    if wn { "within noise" } else if delta > 0.0 { "outside noise — better" } else { "outside noise — worse" },
+                    s.mean,
+                    if wn { "inside" } else { "outside" },
+                    bs.min,
+                    bs.max
+                );
+                cmp = Some(BaselineComparison {
+                    run: b.name.clone(),
+                    baseline_mib_s: bs,
+                    delta_percent: delta,
+                    within_noise: wn,
+                    rule: WITHIN_NOISE_RULE.into(),
+                });
+            } else {
+                let _ = writeln!(w, "Baseline `{}` has no throughput figures.", b.name);
+            }
+        }
+        (Some(b), None) => {
+            let _ = writeln!(
+                w,
+                "Baseline `{}` given, but this run has no throughput figures.",
+                b.name
+            );
+        }
+        (None, _) => {
+            let _ = writeln!(w, "No baseline given (`--baseline RUN_DIR`). Within-noise rule when one is: {WITHIN_NOISE_RULE}.");
+        }
+    }
+
+    // Dispatches
+    let _ = writeln!(w, "\n## Workqueue dispatches\n");
+    let mut all_fns: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in reps {
+        for (f, n) in &r.dispatch {
+            *all_fns.entry(f).or_insert(0) += n;
+        }
+    }
+    let mut dispatch_mean = BTreeMap::new();
+    if all_fns.is_empty() {
+        let _ = writeln!(w, "No `workqueue_execute_start` events recorded.");
+    } else {
+        let _ = writeln!(
+            w,
+            "| work function | total | per s (mean) | per 1000 RX packets (mean) |"
+        );
+        let _ = writeln!(w, "|---|---:|---:|---:|");
+        let mut v: Vec<(&str, u64)> = all_fns.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        for (f, n) in v {
+            let ps = mean_per_s(reps, f);
+            dispatch_mean.insert(f.to_string(), ps);
+            let per_k: Vec<f64> = reps
+                .iter()
+                .filter_map(|r| r.per_1000_rx_packets(f))
+                .collect();
+            let pk = (!per_k.is_empty()).then(|| per_k.iter().sum::<f64>() / per_k.len() as f64);
+            let _ = writeln!(w, "| {f} | {n} | {ps:.1} | {} |", f1(pk));
+        }
+    }
+    let lost: u64 = reps.iter().map(|r| r.trace_lost).sum();
+    if lost > 0 {
+        let _ = writeln!(w, "\n**Trace overrun**: {lost} events lost from the ring buffer; counts are lower bounds.");
+    }
+
+    // Kernel log
+    let _ = writeln!(w, "\n## Kernel log (since each rep's marker)\n");
+    let nsplat: usize = reps.iter().map(|r| r.splats.len()).sum();
+    for r in reps {
+        let _ = writeln!(
+            w,
+            "- rep {}: {} splat(s), {} scan-failure line(s){}",
+            r.rep,
+            r.splats.len(),
+            r.scan_failures,
+            if r.marker_found {
+                ""
+            } else {
+                " — **marker not found**: whole log scanned"
+            }
+        );
+        for s in &r.splats {
+            let _ = writeln!(
+                w,
+                "  - {} `{}` — call site: {}",
+                s.kind.as_str(),
+                s.first_line,
+                s.call_site
+                    .as_deref()
+                    .map(|c| format!("`{c}`"))
+                    .unwrap_or_else(|| "unknown".into())
+            );
+        }
+    }
+    if let Some(m) = metas.iter().find(|m| m.fault_cmd.is_some()) {
+        let _ = writeln!(
+            w,
+            "\n(Kernel log lines may come from the injected fault: `{}`.)",
+            m.fault_cmd.as_deref().unwrap_or("")
+        );
+    }
+
+    // Predictions
+    let mut presults = Vec::new();
+    if let Some(p) = preds {
+        let _ = writeln!(w, "\n## Predictions vs observed\n");
+        let _ = writeln!(w, "| metric | predicted | observed | verdict |");
+        let _ = writeln!(w, "|---|---|---:|---|");
+        for x in &p.predictions {
+            let obs = observe(&x.metric, reps, st.as_ref());
+            let holds = obs.map(|o| x.min.is_none_or(|m| o >= m) && x.max.is_none_or(|m| o <= m));
+            let range = match (x.min, x.max) {
+                (Some(a), Some(b)) if a == b => format!("= {a}"),
+                (Some(a), Some(b)) => format!("{a} – {b}"),
+                (Some(a), None) => format!("≥ {a}"),
+                (None, Some(b)) => format!("≤ {b}"),
+                (None, None) => "?".into(),
+            };
+            let _ = writeln!(
+                w,
+                "| {}{} | {range} | {} | {} |",
+                x.metric,
+                x.note
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default(),
+                obs.map(|o| format!("{o:.3}"))
+                    .unwrap_or_else(|| "not measured".into()),
+                match holds {
+                    Some(true) => "holds",
+                    Some(false) => "**does not hold**",
+                    None => "not measured",
+                }
+            );
+            presults.push(PredictionResult {
+                metric: x.metric.clone(),
+                min: x.min,
+                max: x.max,
+                observed: obs,
+                holds,
+                note: x.note.clone(),
+            });
+        }
+    }
+
+    // Receipts
+    let measured = ser.len();
+    let mut boot_ids: Vec<&str> = reps.iter().map(|r| r.boot_id.as_str()).collect();
+    boot_ids.sort();
+    boot_ids.dedup();
+    let fresh = !reps.is_empty()
+        && metas.iter().all(|m| m.fresh_boot)
+        && boot_ids.len() == reps.len()
+        && reps.iter().all(|r| r.in_window);
+    let uptimes: Vec<String> = reps.iter().map(|r| f1(r.uptime_start_s)).collect();
+    let same_instr = baseline.map(|b| {
+        b.run.config.events == cfg.events
+            && b.run.device.data.interface == run.device.data.interface
+    });
+    let listeners = !reps.is_empty()
+        && reps
+            .iter()
+            .all(|r| r.listening_verified && !matches!(r.status, RepStatus::RigFailure { .. }));
+    let wired = !reps.is_empty() && reps.iter().all(|r| r.marker_found);
+    let receipts = vec![
+        Receipt { ok: measured >= 3, text: format!("N ≥ 3 measured reps (N={measured}, never N=1)") },
+        Receipt {
+            ok: fresh,
+            text: format!(
+                "every rep on a fresh boot (distinct boot_ids) inside the fresh-chip window (uptime {} s ≤ {:.0} s)",
+                uptimes.join(" / "),
+                run.device.fresh_uptime_max_s
+            ),
+        },
+        Receipt {
+            ok: same_instr == Some(true),
+            text: match (baseline, same_instr) {
+                (Some(b), Some(true)) => format!("same instrumentation as the baseline `{}` (ftrace events, counters)", b.name),
+                (Some(b), _) => format!("instrumentation DIFFERS from the baseline `{}`", b.name),
+                (None, _) => "same instrumentation as a baseline (no baseline given)".into(),
+            },
+        },
+        Receipt { ok: nsplat == 0 && !reps.is_empty(), text: format!("no WARN/BUG/oops/lockdep splat under stress ({nsplat} found)") },
+        Receipt { ok: listeners, text: "fresh listener per rep, verified listening, bytes arrived".into() },
+        Receipt {
+            ok: wired,
+            text: format!(
+                "telemetry (counters, trace, kernel log) collected over the wired link ({}:{}) after every rep",
+                run.device.wired.host, run.device.wired.port
+            ),
+        },
+    ];
+    let _ = writeln!(w, "\n## Receipts checklist\n");
+    for r in &receipts {
+        let _ = writeln!(w, "- {} {}", tick(r.ok), r.text);
+    }
+    if (reps.len() as u32) < cfg.reps {
+        let _ = writeln!(w, "\n**Incomplete run**: {} of {} reps finished (resume with `cargo xtask lab ramp --resume {run_name}` from its runs directory).", reps.len(), cfg.reps);
+    }
+
+    let summary = Summary {
+        kind: "ramp".into(),
+        run: run_name.into(),
+        label: cfg.label.clone(),
+        device: run.device.name.clone(),
+        kernel_release: run.kernel_release.clone(),
+        reps_planned: cfg.reps,
+        reps_finished: reps.len(),
+        unit: "MiB/s".into(),
+        throughput_mib_s: st.clone(),
+        work_functions: cols,
+        dispatch_per_s_mean: dispatch_mean,
+        reps: reps.to_vec(),
+        baseline: cmp.clone(),
+        predictions: presults,
+        receipts: receipts.clone(),
+    };
+
+    let mut screen = String::new();
+    let _ = writeln!(
+        screen,
+        "ramp {run_name}: {}/{} reps on {}",
+        reps.len(),
+        cfg.reps,
+        run.device.name
+    );
+    for r in reps {
+        let _ = writeln!(
+            screen,
+            "  rep {}: {:<11} uptime {:>6} s  {:>12} bytes  {} MB/s",
+            r.rep,
+            r.status.label(),
+            f1(r.uptime_start_s),
+            r.bytes_received
+                .map(thousands)
+                .unwrap_or_else(|| "–".into()),
+            f3(r.mib_s)
+        );
+    }
+    if let Some(s) = &st {
+        let _ = writeln!(
+            screen,
+            "  mean {:.3} · median {:.3} · min {:.3} · max {:.3} MB/s (MiB/s)",
+            s.mean, s.median, s.min, s.max
+        );
+    }
+    if let Some(c) = &cmp {
+        let _ = writeln!(
+            screen,
+            "  vs {}: {:+.1}% ({})",
+            c.run,
+            c.delta_percent,
+            if c.within_noise {
+                "within noise"
+            } else {
+                "outside noise"
+            }
+        );
+    }
+    let _ = writeln!(
+        screen,
+        "  receipts: {}/{} ticked; splats: {nsplat}",
+        receipts.iter().filter(|r| r.ok).count(),
+        receipts.len()
+    );
+    Report {
+        markdown: md,
+        summary,
+        screen,
+    }
+}
+
+fn pct(a: f64, b: f64) -> String {
+    if a == 0.0 {
+        if b == 0.0 {
+            "±0%".into()
+        } else {
+            "new".into()
+        }
+    } else {
+        format!("{:+.1}%", (b - a) / a * 100.0)
+    }
+}
