@@ -89,6 +89,9 @@ impl DeviceLink for SimLink {
         if d.dropped {
             bail!("connection reset");
         }
+        if cmd == "true" {
+            return Ok(String::new());
+        }
         if cmd == "cat /proc/uptime" {
             return Ok(format!("{up:.2} {:.2}\n", up * 0.9));
         }
@@ -295,6 +298,7 @@ fn compressed_capture_places_failure_and_collapse() {
                 .map(|s| s.to_string())
                 .collect(),
             data_iface: "wlan0".into(),
+            injections: vec![],
             collapse_fraction: 0.5,
             good_fraction: 0.8,
         },

@@ -27,6 +27,11 @@ pub const POLL_INTERVAL_S: f64 = 0.2;
 pub const RECONNECT_GIVE_UP_S: f64 = 300.0;
 /// Wait between reconnect attempts.
 pub const RECONNECT_BACKOFF_S: f64 = 2.0;
+/// No byte from any stream for this long (and at least three counter periods):
+/// check the connection with a short command.
+pub const SILENCE_CHECK_MIN_S: f64 = 15.0;
+/// Timeout of that check.
+pub const LIVENESS_TIMEOUT_S: u64 = 5;
 
 /// What the capture needs from the transport (the lab's one SSH session).
 pub trait DeviceLink {
@@ -264,6 +269,11 @@ struct Session<'a, L: DeviceLink, C: Clock> {
     progress: Progress,
     /// Uptime when the link was lost, while it is.
     lost_since: Option<(f64, String)>,
+    /// Host time any stream last delivered bytes.
+    last_heard_s: f64,
+    silence_check_s: f64,
+    /// Injections still to run, earliest first.
+    injections: Vec<super::Injection>,
 }
 
 impl<L: DeviceLink, C: Clock> Session<'_, L, C> {
@@ -294,6 +304,7 @@ impl<L: DeviceLink, C: Clock> Session<'_, L, C> {
                 }
             }
             if r.buf.len() > before {
+                self.last_heard_s = self.clock.now_s();
                 // save complete lines as they arrive; keep a partial tail
                 if let Some(end) = r.buf.iter().rposition(|&b| b == b'\n') {
                     let chunk: Vec<u8> = r.buf.drain(..=end).collect();
@@ -332,8 +343,19 @@ impl<L: DeviceLink, C: Clock> Session<'_, L, C> {
                 }
             }
         }
+        if lost.is_none() && self.clock.now_s() - self.last_heard_s > self.silence_check_s {
+            // A dead TCP connection reads as "nothing yet" forever: ask.
+            match self
+                .link
+                .exec("true", Duration::from_secs(LIVENESS_TIMEOUT_S))
+            {
+                Ok(_) => self.last_heard_s = self.clock.now_s(),
+                Err(e) => lost = Some(format!("no stream data and no answer: {e:#}")),
+            }
+        }
         if let Some(reason) = lost {
             self.on_lost(reason)?;
+            self.last_heard_s = self.clock.now_s();
         }
         Ok(())
     }
@@ -407,6 +429,20 @@ impl<L: DeviceLink, C: Clock> Session<'_, L, C> {
                 self.link.exec(cmd, Duration::from_secs(EXEC_TIMEOUT_S))
             }
         }
+    }
+
+    /// Runs the injections whose uptime has come (also in the middle of a probe).
+    fn run_due_injections(&mut self) -> Result<()> {
+        while self
+            .injections
+            .first()
+            .is_some_and(|i| self.uptime() >= i.at_uptime_s)
+        {
+            let inj = self.injections.remove(0);
+            self.exec(&inj.cmd)
+                .with_context(|| format!("injected command `{}` failed", inj.cmd))?;
+        }
+        Ok(())
     }
 
     fn marker(&mut self, text: &str) -> Result<()> {
@@ -514,6 +550,13 @@ pub fn run<L: DeviceLink, P: Prober<L>, C: Clock>(
             ..Progress::default()
         },
         lost_since: None,
+        last_heard_s: h1,
+        silence_check_s: (3.0 * params.snap_every_s).max(SILENCE_CHECK_MIN_S),
+        injections: {
+            let mut v = cfg.injections.clone();
+            v.sort_by(|a, b| a.at_uptime_s.total_cmp(&b.at_uptime_s));
+            v
+        },
     };
     s.open_all()?;
     s.marker("armed")?;
@@ -537,6 +580,7 @@ pub fn run<L: DeviceLink, P: Prober<L>, C: Clock>(
         if up >= cfg.duration_s {
             break;
         }
+        s.run_due_injections()?;
         if let Some(&(index, at)) = schedule.get(next) {
             if up >= at {
                 next += 1;
@@ -549,7 +593,13 @@ pub fn run<L: DeviceLink, P: Prober<L>, C: Clock>(
             .get(next)
             .map(|&(_, at)| at)
             .unwrap_or(cfg.duration_s)
-            .min(cfg.duration_s);
+            .min(cfg.duration_s)
+            .min(
+                s.injections
+                    .first()
+                    .map(|i| i.at_uptime_s)
+                    .unwrap_or(f64::INFINITY),
+            );
         s.clock.sleep_s((wake - up).clamp(0.0, POLL_INTERVAL_S));
     }
     s.marker("end")?;
@@ -609,6 +659,7 @@ fn probe<L: DeviceLink, P: Prober<L>, C: Clock>(
     }
     let push = loop {
         s.pump()?;
+        s.run_due_injections()?;
         s.progress.uptime_s = s.uptime();
         s.progress.probing = Some(index);
         on_progress(&s.progress);

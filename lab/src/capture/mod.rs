@@ -94,10 +94,21 @@ pub struct CaptureConfig {
     pub events: Vec<String>,
     /// Data interface on the device.
     pub data_iface: String,
+    /// Device commands run at set uptimes (tests inject faults this way);
+    /// recorded here and listed in the report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub injections: Vec<Injection>,
     #[serde(default = "collapse_fraction_default")]
     pub collapse_fraction: f64,
     #[serde(default = "good_fraction_default")]
     pub good_fraction: f64,
+}
+
+/// A device command the capture runs at a set uptime (fault injection).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Injection {
+    pub at_uptime_s: f64,
+    pub cmd: String,
 }
 
 /// `run.json` of a capture run.

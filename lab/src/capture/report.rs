@@ -107,6 +107,17 @@ pub fn render(raw: &RawCapture, a: &Analysis) -> Rendered {
         mib(cfg.rate_bytes_per_s as f64 / MIB),
         cfg.data_iface
     );
+    if !cfg.injections.is_empty() {
+        let _ = writeln!(
+            w,
+            "**Injected on purpose (test run):** {}.\n",
+            cfg.injections
+                .iter()
+                .map(|i| format!("at uptime {:.0} s `{}`", i.at_uptime_s, i.cmd))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
     let _ = writeln!(
         w,
         "**Units:** throughput in MiB/s (2^20 bytes per second) — the maintainers' notes call \
