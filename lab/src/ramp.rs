@@ -174,6 +174,126 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
+/// Why [`fresh_boot`] failed.
+#[derive(Debug)]
+pub enum FreshBootError {
+    /// The device did not come back with a new boot_id within its boot timeout.
+    Lost {
+        last: String,
+    },
+    Other(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for FreshBootError {
+    fn from(e: E) -> Self {
+        FreshBootError::Other(e.into())
+    }
+}
+
+/// Reboots `dev` (its configured method) and waits, with a progress bar, until
+/// SSH answers with a boot_id other than `old_boot_id`. Returns the session to
+/// the fresh boot and the seconds waited. Shared by the ramp and the capture.
+pub fn fresh_boot(
+    dev: &Device,
+    transport: Option<Transport>,
+    old_boot_id: &str,
+    what: &str,
+    quiet: bool,
+) -> std::result::Result<(Transport, f64), FreshBootError> {
+    let old = old_boot_id;
+    match &dev.reboot {
+        Reboot::Ssh { command } => {
+            let mut t = match transport {
+                Some(t) => t,
+                None => Transport::connect(&dev.wired)?,
+            };
+            let cmd = format!("(sleep 1; {command}) </dev/null >/dev/null 2>&1 &");
+            let _ = t.exec(&cmd, Duration::from_secs(PROBE_TIMEOUT_S));
+        }
+        Reboot::Power { command } => {
+            drop(transport);
+            let st = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(command)
+                .status()
+                .with_context(|| format!("running the power command {command:?}"))?;
+            if !st.success() {
+                return Err(anyhow!("the power command {command:?} failed ({st})").into());
+            }
+        }
+    }
+    let t0 = Instant::now();
+    let pb = crate::progress::seconds_bar(
+        dev.boot_timeout_s,
+        format!("{what}: waiting for a fresh boot of {}", dev.name),
+    );
+    if quiet {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut last = String::from("no answer yet");
+    loop {
+        pb.set_position(t0.elapsed().as_secs());
+        if t0.elapsed() > Duration::from_secs(dev.boot_timeout_s) {
+            pb.finish_and_clear();
+            return Err(FreshBootError::Lost { last });
+        }
+        match Transport::connect_with_timeout(&dev.wired, Duration::from_secs(PROBE_TIMEOUT_S)) {
+            Ok(mut t) => match t.exec(
+                "cat /proc/sys/kernel/random/boot_id",
+                Duration::from_secs(PROBE_TIMEOUT_S),
+            ) {
+                Ok(o)
+                    if o.status == 0
+                        && o.stdout_str().trim() != old
+                        && !o.stdout_str().trim().is_empty() =>
+                {
+                    pb.finish_and_clear();
+                    return Ok((t, t0.elapsed().as_secs_f64()));
+                }
+                Ok(_) => last = "still the old boot (reboot not started yet)".into(),
+                Err(e) => last = e.to_string(),
+            },
+            Err(
+                e @ (TransportError::HostKeyMismatch { .. }
+                | TransportError::HostKeyUnknown { .. }
+                | TransportError::Auth { .. }),
+            ) => {
+                pb.finish_and_clear();
+                return Err(e.into());
+            }
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Starts a fresh listener on the device's data port (any old one killed) that
+/// counts what it receives into `/run/besser/rx.count` when its connection
+/// closes. Shared by the ramp and the capture.
+pub fn listener_start_cmd(port: u16) -> String {
+    format!(
+        "killall nc 2>/dev/null; mkdir -p /run/besser; rm -f /run/besser/rx.count /run/besser/rx.tmp; \
+         (nc -l -p {port} | wc -c > /run/besser/rx.tmp; mv /run/besser/rx.tmp /run/besser/rx.count) \
+         </dev/null >/dev/null 2>&1 &"
+    )
+}
+
+/// Waits up to `wait_s` for the listener's count, then stops it (what it had
+/// received is still counted) and prints the count.
+pub fn listener_drain_cmd(wait_s: u64) -> String {
+    format!(
+        "i=0; while [ ! -e /run/besser/rx.count ] && [ $i -lt {n} ]; do sleep 0.2; i=$((i+1)); done; \
+         [ -e /run/besser/rx.count ] || {{ killall nc 2>/dev/null; sleep 1; }}; \
+         cat /run/besser/rx.count 2>/dev/null",
+        n = wait_s * 5
+    )
+}
+
+/// The command that tells whether something listens on a port (for
+/// [`analysis::tcp_listening`]).
+pub const LISTENING_CHECK_CMD: &str = "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null";
+
 impl Ramp {
     /// Starts a new ramp in an already-created run directory.
     pub fn start(dir: PathBuf, config: RampConfig, device: Device) -> Result<Ramp> {
@@ -313,76 +433,21 @@ impl Ramp {
     fn fresh_boot(&mut self, rep: u32) -> Result<f64> {
         let (old, _) = self.boot_info()?;
         let dev = self.run.device.clone();
-        match &dev.reboot {
-            Reboot::Ssh { command } => {
-                let t = self.transport()?;
-                let cmd = format!("(sleep 1; {command}) </dev/null >/dev/null 2>&1 &");
-                let _ = t.exec(&cmd, Duration::from_secs(PROBE_TIMEOUT_S));
+        let t = self.transport.take();
+        match fresh_boot(&dev, t, &old, &format!("rep {rep}"), self.quiet) {
+            Ok((t, waited_s)) => {
+                self.transport = Some(t);
+                Ok(waited_s)
             }
-            Reboot::Power { command } => {
-                let st = std::process::Command::new("sh")
-                    .arg("-c")
-                    .arg(command)
-                    .status()
-                    .with_context(|| format!("running the power command {command:?}"))?;
-                if !st.success() {
-                    bail!("the power command {command:?} failed ({st})");
-                }
+            Err(FreshBootError::Lost { last }) => Err(RampError::DeviceLost {
+                device: dev.name.clone(),
+                rep,
+                timeout_s: dev.boot_timeout_s,
+                last,
+                run_dir: self.dir.display().to_string(),
             }
-        }
-        self.transport = None;
-        let t0 = Instant::now();
-        let pb = crate::progress::seconds_bar(
-            dev.boot_timeout_s,
-            format!("rep {rep}: waiting for a fresh boot of {}", dev.name),
-        );
-        if self.quiet {
-            pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-        }
-        std::thread::sleep(Duration::from_millis(1500));
-        let mut last = String::from("no answer yet");
-        loop {
-            pb.set_position(t0.elapsed().as_secs());
-            if t0.elapsed() > Duration::from_secs(dev.boot_timeout_s) {
-                pb.finish_and_clear();
-                return Err(RampError::DeviceLost {
-                    device: dev.name.clone(),
-                    rep,
-                    timeout_s: dev.boot_timeout_s,
-                    last,
-                    run_dir: self.dir.display().to_string(),
-                }
-                .into());
-            }
-            match Transport::connect_with_timeout(&dev.wired, Duration::from_secs(PROBE_TIMEOUT_S))
-            {
-                Ok(mut t) => match t.exec(
-                    "cat /proc/sys/kernel/random/boot_id",
-                    Duration::from_secs(PROBE_TIMEOUT_S),
-                ) {
-                    Ok(o)
-                        if o.status == 0
-                            && o.stdout_str().trim() != old
-                            && !o.stdout_str().trim().is_empty() =>
-                    {
-                        self.transport = Some(t);
-                        pb.finish_and_clear();
-                        return Ok(t0.elapsed().as_secs_f64());
-                    }
-                    Ok(_) => last = "still the old boot (reboot not started yet)".into(),
-                    Err(e) => last = e.to_string(),
-                },
-                Err(
-                    e @ (TransportError::HostKeyMismatch { .. }
-                    | TransportError::HostKeyUnknown { .. }
-                    | TransportError::Auth { .. }),
-                ) => {
-                    pb.finish_and_clear();
-                    return Err(e.into());
-                }
-                Err(e) => last = e.to_string(),
-            }
-            std::thread::sleep(Duration::from_millis(500));
+            .into()),
+            Err(FreshBootError::Other(e)) => Err(e),
         }
     }
 
@@ -451,19 +516,12 @@ impl Ramp {
 
         // 3. fresh listener, verified listening
         let port = dev.data.listen_port;
-        let listen = format!(
-            "killall nc 2>/dev/null; mkdir -p /run/besser; rm -f /run/besser/rx.count /run/besser/rx.tmp; \
-             (nc -l -p {port} | wc -c > /run/besser/rx.tmp; mv /run/besser/rx.tmp /run/besser/rx.count) \
-             </dev/null >/dev/null 2>&1 &"
-        );
+        let listen = listener_start_cmd(port);
         self.exec(&listen, CMD_TIMEOUT_S)?;
         let t_l = Instant::now();
         let mut listening = false;
         while t_l.elapsed() < Duration::from_secs(LISTEN_TIMEOUT_S) {
-            let tcp = self.exec(
-                "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null",
-                CMD_TIMEOUT_S,
-            )?;
+            let tcp = self.exec(LISTENING_CHECK_CMD, CMD_TIMEOUT_S)?;
             if analysis::tcp_listening(&tcp, port) {
                 listening = true;
                 break;
@@ -565,12 +623,7 @@ impl Ramp {
         )?;
 
         // 5. collect over the wired link
-        let drain = format!(
-            "i=0; while [ ! -e /run/besser/rx.count ] && [ $i -lt {n} ]; do sleep 0.2; i=$((i+1)); done; \
-             [ -e /run/besser/rx.count ] || {{ killall nc 2>/dev/null; sleep 1; }}; \
-             cat /run/besser/rx.count 2>/dev/null",
-            n = LISTENER_DRAIN_S * 5
-        );
+        let drain = listener_drain_cmd(LISTENER_DRAIN_S);
         let listener = self.exec(&drain, CMD_TIMEOUT_S + LISTENER_DRAIN_S)?;
         fs::write(rd.join("listener.txt"), &listener)?;
         let after = self.exec(

@@ -89,35 +89,7 @@ pub fn run_ramp(opts: RampOptions) -> Result<RampOutcome> {
         rundir::write_atomic(&dir.join(PREDICTIONS_FILE), t.as_bytes())?;
     }
     // 2. the device
-    let mut _vm_guard: Option<Vm> = None;
-    let mut device = match &opts.device {
-        DeviceChoice::Inventory { path, name } => Inventory::load(path)?.device(name)?,
-        DeviceChoice::Vm { image, fresh } => match vm::running(&opts.target_dir).filter(|_| !fresh)
-        {
-            Some(s) => {
-                if !opts.quiet {
-                    eprintln!(
-                        "using the virtual lab device left up by `lab vm up` (pid {})",
-                        s.pid
-                    );
-                }
-                s.device()
-            }
-            _ => {
-                let keys = assets::lab_keys(&opts.target_dir)?;
-                let vdir = dir.join("vm");
-                let v = Vm::boot(&VmOptions {
-                    image,
-                    keys: &keys,
-                    dir: &vdir,
-                    detached: false,
-                })?;
-                let d = v.device();
-                _vm_guard = Some(v);
-                d
-            }
-        },
-    };
+    let (mut device, _vm_guard) = open_device(&opts.device, &opts.target_dir, &dir, opts.quiet)?;
     if opts.trust_new_host_key {
         device.wired.host_key_policy = HostKeyPolicy::TrustOnFirstUse;
     }
@@ -150,6 +122,42 @@ pub fn run_ramp(opts: RampOptions) -> Result<RampOutcome> {
         result,
         screen,
         commands_run: ramp.commands_run(),
+    })
+}
+
+/// The device a run uses, and the virtual device booted for it (kept alive
+/// by the returned guard; its files go under `run_dir/vm`). Shared by the
+/// ramp and the capture.
+pub fn open_device(
+    choice: &DeviceChoice,
+    target_dir: &Path,
+    run_dir: &Path,
+    quiet: bool,
+) -> Result<(crate::inventory::Device, Option<Vm>)> {
+    Ok(match choice {
+        DeviceChoice::Inventory { path, name } => (Inventory::load(path)?.device(name)?, None),
+        DeviceChoice::Vm { image, fresh } => match vm::running(target_dir).filter(|_| !fresh) {
+            Some(s) => {
+                if !quiet {
+                    eprintln!(
+                        "using the virtual lab device left up by `lab vm up` (pid {})",
+                        s.pid
+                    );
+                }
+                (s.device(), None)
+            }
+            _ => {
+                let keys = assets::lab_keys(target_dir)?;
+                let vdir = run_dir.join("vm");
+                let v = Vm::boot(&VmOptions {
+                    image,
+                    keys: &keys,
+                    dir: &vdir,
+                    detached: false,
+                })?;
+                (v.device(), Some(v))
+            }
+        },
     })
 }
 
