@@ -155,7 +155,11 @@ pub fn find_splats(lines: &[&str]) -> Vec<Splat> {
         let mut j = i + 1;
         while j < lines.len() && j <= i + SPLAT_CONTEXT_LINES {
             let m = strip_dmesg_prefix(lines[j]);
-            if classify(m).is_some() && kind != SplatKind::Bug && kind != SplatKind::Oops {
+            // "Internal error: Oops" / "Oops:" continue a BUG or an oops
+            // report; any other splat start begins a new one.
+            let continues = matches!(kind, SplatKind::Bug | SplatKind::Oops)
+                && (m.starts_with("Internal error: Oops") || m.starts_with("Oops"));
+            if classify(m).is_some() && !continues {
                 break;
             }
             if m.starts_with("---[ end trace") {
@@ -171,19 +175,12 @@ pub fn find_splats(lines: &[&str]) -> Vec<Splat> {
             }
             j += 1;
         }
-        // A BUG/Oops pair (BUG: … then Oops: …) is one event.
-        let merged = matches!(kind, SplatKind::Oops)
-            && out
-                .last()
-                .is_some_and(|p: &Splat| p.kind == SplatKind::Bug && j <= i + SPLAT_CONTEXT_LINES);
-        if !merged {
-            out.push(Splat {
-                kind,
-                first_line: msg.to_string(),
-                call_site: site,
-                time_s: dmesg_time(lines[i]),
-            });
-        }
+        out.push(Splat {
+            kind,
+            first_line: msg.to_string(),
+            call_site: site,
+            time_s: dmesg_time(lines[i]),
+        });
         i = j.max(i + 1);
     }
     out

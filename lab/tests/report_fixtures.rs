@@ -1,0 +1,132 @@
+//! Parsing and report generation over fixture run directories
+//! (`tests/data/ramp/{baseline,candidate}`, made by `make-fixtures.py`
+//! there); expected outputs are the insta snapshots in `tests/snapshots/`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use besser_lab::analysis::{self, SplatKind};
+use besser_lab::ramp;
+use besser_lab::report;
+
+fn data(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/ramp")
+        .join(p)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            fs::copy(e.path(), t).unwrap();
+        }
+    }
+}
+
+#[test]
+fn splats_in_a_rep_log_after_its_marker() {
+    let dmesg = fs::read_to_string(data("candidate/rep-3/dmesg.txt")).unwrap();
+    let (since, found) = analysis::dmesg_since_marker(&dmesg, "besser-lab: candidate rep 3 start");
+    assert!(found);
+    let splats = analysis::find_splats(&since);
+    // The WARN before the marker (probe_stub) belongs to boot, not to the rep.
+    assert!(splats.iter().all(|s| !s.first_line.contains("probe_stub")));
+    assert_eq!(
+        splats.iter().map(|s| s.kind.clone()).collect::<Vec<_>>(),
+        vec![SplatKind::Warn, SplatKind::Oops, SplatKind::Bug]
+    );
+    insta::assert_json_snapshot!("candidate_rep3_splats", splats);
+    assert_eq!(analysis::count_scan_failures(&since), 2);
+}
+
+#[test]
+fn lockdep_splat_names_the_lock_site() {
+    let dmesg = fs::read_to_string(data("candidate/rep-2/dmesg.txt")).unwrap();
+    let (since, _) = analysis::dmesg_since_marker(&dmesg, "besser-lab: candidate rep 2 start");
+    let s = analysis::find_splats(&since);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].kind, SplatKind::Lockdep);
+    assert_eq!(
+        s[0].first_line,
+        "WARNING: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected"
+    );
+    assert_eq!(
+        s[0].call_site.as_deref(),
+        Some("bes2600_queue_remove+0x64/0x1b0 [bes2600]")
+    );
+}
+
+#[test]
+fn ftrace_counts_per_work_function() {
+    let t = analysis::parse_trace(&fs::read_to_string(data("baseline/rep-1/trace.txt")).unwrap());
+    insta::assert_json_snapshot!("baseline_rep1_trace_counts", t);
+}
+
+#[test]
+fn counter_files() {
+    let b = analysis::parse_counters(
+        &fs::read_to_string(data("candidate/rep-1/counters-before.txt")).unwrap(),
+    );
+    let a = analysis::parse_counters(
+        &fs::read_to_string(data("candidate/rep-1/counters-after.txt")).unwrap(),
+    );
+    insta::assert_json_snapshot!("candidate_rep1_counters", (b, a));
+}
+
+#[test]
+fn rep_analysis_of_the_candidate() {
+    let dir = data("candidate");
+    let run = ramp::load_run(&dir).unwrap();
+    let reps = ramp::finished_reps(&dir, &run).unwrap();
+    // The maintainers' figures: 2.363 / 2.590 / 2.102 MiB/s.
+    let mibs: Vec<String> = reps
+        .iter()
+        .map(|r| format!("{:.3}", r.mib_s.unwrap()))
+        .collect();
+    assert_eq!(mibs, ["2.363", "2.590", "2.102"]);
+    insta::assert_json_snapshot!("candidate_rep_analyses", reps);
+}
+
+#[test]
+fn report_with_baseline_and_predictions() {
+    let tmp = std::env::temp_dir().join(format!("besser-report-fixture-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    copy_dir(&data("candidate"), &tmp.join("candidate"));
+    let r = report::write_report(&tmp.join("candidate"), Some(&data("baseline"))).unwrap();
+    insta::assert_snapshot!("candidate_report_md", r.markdown);
+    insta::assert_json_snapshot!("candidate_summary", r.summary);
+    // `lab report` re-makes the same bytes.
+    let md = fs::read(tmp.join("candidate/report.md")).unwrap();
+    let js = fs::read(tmp.join("candidate/summary.json")).unwrap();
+    report::write_report(&tmp.join("candidate"), Some(&data("baseline"))).unwrap();
+    assert_eq!(fs::read(tmp.join("candidate/report.md")).unwrap(), md);
+    assert_eq!(fs::read(tmp.join("candidate/summary.json")).unwrap(), js);
+    fs::remove_dir_all(&tmp).unwrap();
+}
+
+#[test]
+fn baseline_report_without_comparison() {
+    let tmp = std::env::temp_dir().join(format!("besser-report-baseline-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    copy_dir(&data("baseline"), &tmp);
+    let r = report::write_report(&tmp, None).unwrap();
+    insta::assert_snapshot!("baseline_report_md", r.markdown);
+    fs::remove_dir_all(&tmp).unwrap();
+}
+
+#[test]
+fn bad_predictions_file_says_where() {
+    let e = report::parse_predictions("predictions:\n  - metric: splats\n    maxx: 0\n", "p.yaml")
+        .unwrap_err();
+    let m = e.to_string();
+    assert!(m.starts_with("p.yaml:3:5: "), "{m}");
+    assert!(m.contains("unknown field `maxx`"), "{m}");
+    let e = report::parse_predictions("predictions:\n  - metric: speed\n    max: 0\n", "p.yaml")
+        .unwrap_err();
+    assert!(e.to_string().contains("unknown metric \"speed\""), "{e}");
+}
