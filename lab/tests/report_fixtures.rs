@@ -113,8 +113,8 @@ fn report_with_baseline_and_predictions() {
 fn baseline_report_without_comparison() {
     let tmp = std::env::temp_dir().join(format!("besser-report-baseline-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
-    copy_dir(&data("baseline"), &tmp);
-    let r = report::write_report(&tmp, None).unwrap();
+    copy_dir(&data("baseline"), &tmp.join("baseline"));
+    let r = report::write_report(&tmp.join("baseline"), None).unwrap();
     insta::assert_snapshot!("baseline_report_md", r.markdown);
     fs::remove_dir_all(&tmp).unwrap();
 }
