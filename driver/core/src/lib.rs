@@ -16,6 +16,7 @@ extern crate std;
 
 pub mod bh;
 pub mod credits;
+pub mod fwload;
 pub mod pm;
 pub mod queue;
 pub mod scan;

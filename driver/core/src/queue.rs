@@ -356,6 +356,24 @@ impl CmdSlot {
         self.if_id = if_id;
         Ok(())
     }
+    /// Queues an already encoded request (trace replay). Its header must
+    /// be valid and its length within [`CMD_LEN_MAX`].
+    pub fn put_raw(&mut self, msg: &[u8], if_id: u8) -> Result<(), CmdError> {
+        if self.len != 0 {
+            return Err(CmdError::Busy);
+        }
+        let (len, _) = crate::wsm::parse_header(msg).map_err(CmdError::Encode)?;
+        if len > CMD_LEN_MAX {
+            return Err(CmdError::Encode(crate::wsm::WsmError::NoRoom {
+                need: len,
+                have: CMD_LEN_MAX,
+            }));
+        }
+        self.buf[..len].copy_from_slice(&msg[..len]);
+        self.len = len;
+        self.if_id = if_id;
+        Ok(())
+    }
     /// The waiting command's bytes and interface.
     pub fn peek(&self) -> Option<(&[u8], u8)> {
         (self.len != 0).then(|| (&self.buf[..self.len], self.if_id))

@@ -27,6 +27,9 @@ pub struct Faults {
     pub stale_ctrl_every: u32,
     /// Never send the confirm of every n-th command.
     pub drop_confirm_every: u32,
+    /// Flip one byte of the firmware image at this offset while it is
+    /// downloaded (the CRC check at the end must catch it).
+    pub fw_corrupt_at: Option<usize>,
     /// Raise a firmware exception at this uptime.
     pub exception_at_ms: Option<u64>,
     /// Bug #5 model: from this uptime on, scans fail and only one downlink
@@ -43,6 +46,9 @@ pub struct ChipConfig {
     pub pm_supported: bool,
     /// The firmware quirk of lesson 4 (multi-channel 5 GHz scan -> status 2).
     pub reject_5ghz_multi_scan: bool,
+    /// Trace replay: the firmware model says nothing by itself (no startup,
+    /// no confirms); only injected messages reach the host.
+    pub mute: bool,
     pub faults: Faults,
 }
 
@@ -52,6 +58,7 @@ impl Default for ChipConfig {
             input_buffers: 30,
             pm_supported: true,
             reject_5ghz_multi_scan: true,
+            mute: false,
             faults: Faults::default(),
         }
     }
@@ -82,6 +89,8 @@ pub struct ChipStats {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Power {
     Off,
+    /// The boot ROM: takes firmware download frames.
+    BootRom,
     Running,
     /// Crashed: answers nothing until power-cycled.
     Crashed,
@@ -142,6 +151,7 @@ pub struct Chip {
     data_reads: u64,
     commands: u64,
     downlink_seen: u64,
+    boot: BootRom,
     pending_confirms: [TxConfirm; MULTI_CONFIRM_MAX],
     n_pending_confirms: usize,
     pub stats: ChipStats,
@@ -173,6 +183,7 @@ impl Chip {
             data_reads: 0,
             commands: 0,
             downlink_seen: 0,
+            boot: BootRom::default(),
             pending_confirms: [TxConfirm::default(); MULTI_CONFIRM_MAX],
             n_pending_confirms: 0,
             stats: ChipStats::default(),
@@ -193,10 +204,98 @@ impl Chip {
         self.stats = stats;
         self.uptime_ms = uptime;
         self.power = Power::Running;
+        if cfg.mute {
+            return;
+        }
         let n = cfg.input_buffers;
         self.send(SeqSpace::Wsm, |b, s| {
             enc::startup(b, s, n, MSG_LEN_MAX as u16).ok()
         });
+    }
+
+    /// Power on into the boot ROM: the host must download the firmware
+    /// ([`bes2600_core::fwload`]) before the startup indication comes.
+    pub fn power_on_boot_rom(&mut self) {
+        self.power_on();
+        self.outbox.len = 0;
+        self.tx_seq = [0; SeqSpace::COUNT];
+        self.irq = false;
+        self.power = Power::BootRom;
+        self.boot = BootRom::default();
+    }
+
+    /// Firmware images fully received and started.
+    pub fn boots(&self) -> u64 {
+        self.boot.booted
+    }
+
+    fn boot_frame(&mut self, data: &[u8]) {
+        use bes2600_core::fwload::{self as fw, frame};
+        let b = &mut self.boot;
+        if data.len() < fw::FW_HDR_LEN {
+            self.stats.bad_writes += 1;
+            return;
+        }
+        let (ty, seq) = (data[0], data[1]);
+        let len = usize::from(u16::from_le_bytes([data[2], data[3]]));
+        let Some(p) = data.get(fw::FW_HDR_LEN..fw::FW_HDR_LEN + len) else {
+            b.reply = Some(fw::encode_reply(seq, fw::FW_ERR_LEN));
+            return;
+        };
+        let le32 = |at: usize| {
+            p.get(at..at + 4)
+                .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+        };
+        let status = match ty {
+            frame::INFO => match (le32(0), le32(4)) {
+                (Some(code_len), Some(addr)) => {
+                    *b = BootRom {
+                        code_len: code_len as usize,
+                        load_addr: addr,
+                        booted: b.booted,
+                        ..BootRom::default()
+                    };
+                    fw::FW_OK
+                }
+                _ => fw::FW_ERR_LEN,
+            },
+            frame::DATA => match le32(0) {
+                Some(addr) if addr == b.load_addr.wrapping_add(b.received as u32) => {
+                    let n = (p.len() - 4).min(fw::FW_CHUNK_MAX);
+                    let mut tmp = [0u8; fw::FW_CHUNK_MAX];
+                    tmp[..n].copy_from_slice(&p[4..4 + n]);
+                    if let Some(at) = self.cfg.faults.fw_corrupt_at {
+                        if (b.received..b.received + n).contains(&at) {
+                            tmp[at - b.received] ^= 0xff;
+                        }
+                    }
+                    b.crc = fw::crc32_continue(b.crc, &tmp[..n]);
+                    b.received += n;
+                    fw::FW_OK
+                }
+                _ => fw::FW_ERR_LEN,
+            },
+            frame::END => match le32(0) {
+                Some(crc) if b.received == b.code_len && crc == b.crc => {
+                    b.verified = true;
+                    fw::FW_OK
+                }
+                _ => fw::FW_ERR_CRC,
+            },
+            frame::RUN => {
+                if b.verified {
+                    fw::FW_OK
+                } else {
+                    fw::FW_ERR_CRC
+                }
+            }
+            _ => fw::FW_ERR_LEN,
+        };
+        b.reply = Some(fw::encode_reply(seq, status));
+        if ty == frame::RUN && status == fw::FW_OK {
+            b.booted += 1;
+            b.run_pending = true;
+        }
     }
 
     pub fn uptime_ms(&self) -> u64 {
@@ -343,6 +442,18 @@ impl Chip {
         {
             return Ok(self.last_word);
         }
+        if self.power == Power::BootRom {
+            let len = if self.boot.reply.is_some() {
+                bes2600_core::fwload::FW_REPLY_LEN
+            } else {
+                0
+            };
+            return Ok(sdio::encode_ctrl_word(
+                len as u16,
+                u8::from(len > 0),
+                self.boot.toggle,
+            ));
+        }
         // Reading the control word acknowledges the interrupt (bes2600
         // clears the slave interrupt with this read).
         self.irq = false;
@@ -358,6 +469,25 @@ impl Chip {
     pub fn read_data(&mut self, buf: &mut [u8]) -> Result<(), BusError> {
         if self.power == Power::Off {
             return Err(BusError::Timeout);
+        }
+        if self.power == Power::BootRom {
+            let Some(r) = self.boot.reply.take() else {
+                return Err(BusError::Other);
+            };
+            if buf.len() != r.len() {
+                return Err(BusError::Other);
+            }
+            buf.copy_from_slice(&r);
+            self.boot.toggle = !self.boot.toggle;
+            if core::mem::take(&mut self.boot.run_pending) {
+                // The firmware starts: it speaks WSM from now on.
+                self.power = Power::Running;
+                let n = self.cfg.input_buffers;
+                self.send(SeqSpace::Wsm, |b, s| {
+                    enc::startup(b, s, n, MSG_LEN_MAX as u16).ok()
+                });
+            }
+            return Ok(());
         }
         if self.batch_count == 0 || buf.len() != self.batch_len {
             self.stats.bad_writes += 1;
@@ -388,6 +518,10 @@ impl Chip {
         if self.power == Power::Off {
             return Err(BusError::Timeout);
         }
+        if self.power == Power::BootRom {
+            self.boot_frame(data);
+            return Ok(());
+        }
         if toggle != self.host_tx_toggle {
             self.stats.tx_toggle_errors += 1;
             return Ok(()); // the firmware drops a repeated write
@@ -414,6 +548,9 @@ impl Chip {
             return;
         }
         self.stats.requests += 1;
+        if self.cfg.mute {
+            return;
+        }
         self.in_flight += 1;
         self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight);
         if self.in_flight > self.cfg.input_buffers {
@@ -543,4 +680,18 @@ impl Chip {
     pub fn indicate_event(&mut self, event_id: u32, data: u32) {
         self.send(SeqSpace::Wsm, |b, s| enc::event(b, s, event_id, data).ok());
     }
+}
+
+/// Boot-ROM state during a firmware download.
+#[derive(Clone, Copy, Debug, Default)]
+struct BootRom {
+    code_len: usize,
+    load_addr: u32,
+    received: usize,
+    crc: u32,
+    verified: bool,
+    reply: Option<[u8; bes2600_core::fwload::FW_REPLY_LEN]>,
+    toggle: bool,
+    run_pending: bool,
+    booted: u64,
 }

@@ -122,6 +122,37 @@ impl Harness {
         h
     }
 
+    /// Powers the chip into its boot ROM, downloads `image` over the
+    /// modelled bus, and runs the bh until the firmware's startup indication.
+    pub fn with_firmware(
+        cfg: ChipConfig,
+        image: &[u8],
+    ) -> Result<Self, bes2600_core::fwload::DownloadError> {
+        let mut h = Harness {
+            chip: Box::new(Chip::new(cfg)),
+            bh: Box::new(BhContext::new()),
+            line: IrqLine::new(),
+            shared: Box::default(),
+            up: Recorder::default(),
+            bus_model: BusModel::default(),
+            bus: BusStats::default(),
+            now_ms: 0,
+            wakeups: 0,
+            scan: ScanGuard::default(),
+            pm: PmPolicy::default(),
+        };
+        h.chip.power_on_boot_rom();
+        let mut scratch = std::vec![0u8; bes2600_core::fwload::FW_CHUNK_MAX];
+        let mut bus = SimBus {
+            chip: &mut h.chip,
+            model: h.bus_model,
+            stats: &mut h.bus,
+        };
+        bes2600_core::fwload::download(&mut bus, image, &mut scratch)?;
+        let _ = h.pump();
+        Ok(h)
+    }
+
     /// The chip's interrupt, as the IRQ handler sees it.
     pub fn deliver_irq(&mut self) {
         if self.chip.take_irq() && self.line.irq() {

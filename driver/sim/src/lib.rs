@@ -16,3 +16,5 @@ pub mod bus;
 pub mod chip;
 #[cfg(feature = "std")]
 pub mod harness;
+#[cfg(feature = "std")]
+pub mod replay;
