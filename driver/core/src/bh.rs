@@ -26,7 +26,7 @@ use loom::sync::atomic::{AtomicU32, Ordering};
 use crate::credits::{CreditError, CreditLedger, CreditSnapshot};
 use crate::queue::{PacketIdError, TxAccess};
 use crate::sdio::{self, CtrlError, FrameError, TxBatch, RX_BATCH_MAX};
-use crate::wsm::{self, Incoming, MsgId, RxMeta, SeqSpace, TxConfirm, WsmError, MSG_LEN_MAX};
+use crate::wsm::{self, Incoming, Kind, MsgId, RxMeta, SeqSpace, TxConfirm, MSG_LEN_MAX};
 
 /// Bytes of the bh's RX buffer: a full batch of maximal messages.
 pub const RX_BUF_LEN: usize = sdio::RX_BATCH_LEN_MAX;
@@ -618,14 +618,18 @@ impl Core {
         tx: &mut impl TxAccess<F>,
     ) -> Result<Option<(RxMeta, usize, usize)>, HaltReason> {
         self.stats.rx_msgs += 1;
-        let (mid, inc) = match wsm::decode(msg) {
+        // The header was validated by `extract`; the sequence is checked
+        // before the body, so a malformed body is counted without losing
+        // sequence sync.
+        let (_, mid) = match wsm::parse_header(msg) {
             Ok(v) => v,
-            Err(WsmError::Truncated { .. }) | Err(WsmError::BadCount { .. }) | Err(_) => {
+            Err(_) => {
                 self.stats.decode_errors += 1;
                 return Ok(None);
             }
         };
-        if let Incoming::Exception { dump } = inc {
+        if mid.kind() == Kind::Exception {
+            let dump = msg.get(wsm::WSM_HDR_LEN..).unwrap_or(&[]);
             upper.indication(Indication::FirmwareException { dump });
             return Err(HaltReason::FirmwareException);
         }
@@ -642,6 +646,13 @@ impl Core {
                 got,
             });
         }
+        let inc = match wsm::decode(msg) {
+            Ok((_, inc)) => inc,
+            Err(_) => {
+                self.stats.decode_errors += 1;
+                return Ok(None);
+            }
+        };
         match inc {
             Incoming::Startup(s) => {
                 self.ledger.grant(s.input_buffers);

@@ -335,3 +335,32 @@ proptest! {
         prop_assert!(crc_err, "flipped bit {} accepted", bit);
     }
 }
+
+proptest! {
+    /// A stream of messages split into consecutive SDIO batches at
+    /// arbitrary points (≤ 16 per batch) comes out whole and in order.
+    #[test]
+    fn arbitrary_batch_splits_keep_every_message(
+        msgs in proptest::collection::vec(arb_chip_msg(), 1..60),
+        cuts in proptest::collection::vec(1usize..=16, 1..60),
+    ) {
+        let mut out = Vec::new();
+        let mut i = 0;
+        let mut c = cuts.iter().cycle();
+        while i < msgs.len() {
+            let n = (*c.next().unwrap()).min(msgs.len() - i);
+            let mut buf = vec![0u8; 16 * 1632];
+            let mut tx = TxBatch::new(&mut buf);
+            let mut k = 0;
+            while k < n && tx.push(&msgs[i + k]).is_ok() {
+                k += 1;
+            }
+            prop_assert!(k > 0);
+            let len = tx.len();
+            let batch = sdio::extract(&buf, len, Some(k as u8)).unwrap();
+            out.extend(batch.iter(&buf).map(|m| m.to_vec()));
+            i += k;
+        }
+        prop_assert_eq!(out, msgs);
+    }
+}

@@ -25,6 +25,11 @@ pub struct Faults {
     /// Present the previous (consumed) control word on every n-th read: a
     /// stale length with the old toggle.
     pub stale_ctrl_every: u32,
+    /// Confirm every n-th TX frame with `WSM_REQUEUE` (the host must send
+    /// it again).
+    pub requeue_every: u32,
+    /// Fail the n-th SDIO write (1-based) with a bus error, once.
+    pub write_fail_at: Option<u64>,
     /// Never send the confirm of every n-th command.
     pub drop_confirm_every: u32,
     /// Flip one byte of the firmware image at this offset while it is
@@ -150,6 +155,8 @@ pub struct Chip {
     ctrl_reads: u64,
     data_reads: u64,
     commands: u64,
+    tx_seen: u64,
+    writes: u64,
     downlink_seen: u64,
     boot: BootRom,
     pending_confirms: [TxConfirm; MULTI_CONFIRM_MAX],
@@ -182,6 +189,8 @@ impl Chip {
             ctrl_reads: 0,
             data_reads: 0,
             commands: 0,
+            tx_seen: 0,
+            writes: 0,
             downlink_seen: 0,
             boot: BootRom::default(),
             pending_confirms: [TxConfirm::default(); MULTI_CONFIRM_MAX],
@@ -522,6 +531,11 @@ impl Chip {
             self.boot_frame(data);
             return Ok(());
         }
+        self.writes += 1;
+        if self.cfg.faults.write_fail_at == Some(self.writes) {
+            self.cfg.faults.write_fail_at = None; // one shot
+            return Err(BusError::Other);
+        }
         if toggle != self.host_tx_toggle {
             self.stats.tx_toggle_errors += 1;
             return Ok(()); // the firmware drops a repeated write
@@ -567,9 +581,16 @@ impl Chip {
             if self.n_pending_confirms == MULTI_CONFIRM_MAX {
                 self.flush_confirms();
             }
+            self.tx_seen += 1;
+            let f = self.cfg.faults;
+            let st = if f.requeue_every != 0 && self.tx_seen % u64::from(f.requeue_every) == 0 {
+                status::REQUEUE
+            } else {
+                status::SUCCESS
+            };
             self.pending_confirms[self.n_pending_confirms] = TxConfirm {
                 packet_id,
-                status: status::SUCCESS,
+                status: st,
                 ..Default::default()
             };
             self.n_pending_confirms += 1;

@@ -237,3 +237,84 @@ fn bug5_degradation_mode_reproduces_the_signature() {
     assert_eq!(fresh_rx, 101);
     assert!(old_rx <= 2, "{old_rx}");
 }
+
+#[test]
+fn requeued_frames_are_sent_again_and_confirmed_once() {
+    let faults = Faults {
+        requeue_every: 3,
+        ..Default::default()
+    };
+    let mut h = Harness::new(ChipConfig {
+        input_buffers: 5,
+        faults,
+        ..Default::default()
+    });
+    for i in 0..30u8 {
+        let mut f = data(&h, 60);
+        f[30] = i;
+        h.send_frame(Ac::Vi, f).unwrap();
+        h.pump().unwrap();
+    }
+    h.pump().unwrap();
+    assert_eq!(h.up.tx_done.len(), 30);
+    assert!(h
+        .up
+        .tx_done
+        .iter()
+        .all(|(_, st)| *st == wsm::status::SUCCESS));
+    let mut ids: Vec<u8> = h.up.tx_done.iter().map(|(f, _)| f[30]).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        (0..30).collect::<Vec<u8>>(),
+        "each frame confirmed exactly once"
+    );
+    assert!(h.bh.stats().requeued >= 10);
+    assert!(
+        h.chip.stats.tx_frames > 30,
+        "requeued frames went over the air twice"
+    );
+    h.check_invariants().unwrap();
+}
+
+#[test]
+fn a_failed_write_halts_and_the_reset_resends_its_frames() {
+    let faults = Faults {
+        write_fail_at: Some(1),
+        ..Default::default()
+    };
+    let mut h = Harness::new(ChipConfig {
+        faults,
+        ..Default::default()
+    });
+    for _ in 0..4 {
+        let f = data(&h, 200);
+        h.send_frame(Ac::Be, f).unwrap();
+    }
+    let r = h.pump();
+    assert_eq!(
+        r,
+        Err(BhError::Halted(HaltReason::Bus(
+            bes2600_core::bh::BusError::Other
+        )))
+    );
+    assert_eq!(h.up.tx_done.len(), 0);
+    let requeued = h.reset();
+    assert_eq!(requeued, 4);
+    h.pump().unwrap();
+    assert_eq!(h.up.tx_done.len(), 4);
+    h.check_invariants().unwrap();
+}
+
+#[test]
+fn a_malformed_body_is_counted_without_losing_sequence_sync() {
+    let mut h = Harness::new(ChipConfig::default());
+    // A TX confirm with its body cut short: header valid, fields missing.
+    let bad = [8u8, 0, 0x04, 0x04, 1, 2, 3, 4];
+    assert!(h.chip.inject(&bad));
+    h.chip.indicate_event(7, 1);
+    h.pump().unwrap();
+    assert_eq!(h.bh.stats().decode_errors, 1);
+    assert_eq!(h.up.indications.last(), Some(&Ind::Event(7, 1)));
+    assert_eq!(h.bh.state(), BhState::Running);
+}

@@ -1,0 +1,92 @@
+//! TX queues: priority, packet ids, requeue, stale generations.
+
+use bes2600_core::queue::{Ac, PacketIdError, TxQueues, QUEUE_DEPTH};
+
+#[test]
+fn highest_priority_first_fifo_within() {
+    let mut q = TxQueues::new();
+    q.put(Ac::Bk, 0, 0, "bk").unwrap();
+    q.put(Ac::Be, 0, 0, "be1").unwrap();
+    q.put(Ac::Vo, 2, 1, "vo").unwrap();
+    q.put(Ac::Be, 0, 0, "be2").unwrap();
+    let mut order = Vec::new();
+    while let Some((p, f)) = q.peek() {
+        let f = *f;
+        order.push(f);
+        q.mark_pending(p.packet_id).unwrap();
+        if f == "vo" {
+            assert_eq!((p.ac, p.link_id, p.if_id), (Ac::Vo, 2, 1));
+        }
+    }
+    assert_eq!(order, ["vo", "be1", "be2", "bk"]);
+    assert_eq!((q.queued(), q.pending()), (0, 4));
+}
+
+#[test]
+fn a_full_queue_gives_the_frame_back() {
+    let mut q = TxQueues::new();
+    for i in 0..QUEUE_DEPTH {
+        q.put(Ac::Be, 0, 0, i).unwrap();
+    }
+    assert_eq!(q.put(Ac::Be, 0, 0, 999), Err(999));
+    assert!(
+        q.put(Ac::Vi, 0, 0, 1000).is_ok(),
+        "other ACs have their own depth"
+    );
+}
+
+#[test]
+fn confirm_takes_the_frame_once() {
+    let mut q = TxQueues::new();
+    q.put(Ac::Be, 0, 0, "a").unwrap();
+    let (p, _) = q.peek().unwrap();
+    assert_eq!(
+        q.confirm(p.packet_id),
+        Err(PacketIdError::NotPending(p.packet_id))
+    );
+    q.mark_pending(p.packet_id).unwrap();
+    assert_eq!(q.confirm(p.packet_id).unwrap().frame, "a");
+    assert!(matches!(
+        q.confirm(p.packet_id),
+        Err(PacketIdError::NotPending(_))
+    ));
+}
+
+#[test]
+fn requeue_makes_the_old_id_stale() {
+    let mut q = TxQueues::new();
+    q.put(Ac::Be, 0, 0, "a").unwrap();
+    q.put(Ac::Be, 0, 0, "b").unwrap();
+    let (p, _) = q.peek().unwrap();
+    q.mark_pending(p.packet_id).unwrap();
+    q.requeue(p.packet_id).unwrap();
+    // back at the head, under a new id
+    let (p2, f) = q.peek().unwrap();
+    assert_eq!(*f, "a");
+    assert_ne!(p2.packet_id, p.packet_id);
+    assert_eq!(
+        q.confirm(p.packet_id),
+        Err(PacketIdError::Stale(p.packet_id))
+    );
+}
+
+#[test]
+fn reset_requeues_everything_pending_and_stales_old_ids() {
+    let mut q = TxQueues::new();
+    let mut ids = Vec::new();
+    for f in ["a", "b", "c"] {
+        q.put(Ac::Vi, 0, 0, f).unwrap();
+        let (p, _) = q.peek().unwrap();
+        q.mark_pending(p.packet_id).unwrap();
+        ids.push(p.packet_id);
+    }
+    assert_eq!(q.requeue_all_pending(), 3);
+    assert_eq!((q.queued(), q.pending()), (3, 0));
+    for id in ids {
+        assert_eq!(q.confirm(id), Err(PacketIdError::Stale(id)));
+    }
+    assert!(matches!(
+        q.confirm(0x00ff_0000),
+        Err(PacketIdError::Malformed(_))
+    ));
+}
