@@ -334,3 +334,141 @@ fn pm_latch_recovers_on_progress() {
     assert_eq!(p.on_pm_indication(), Some(Reopened::Progress));
     assert!(p.may_set_pm(300));
 }
+
+// ---------------------------------------------------------------------------
+// Lesson 3: lock discipline. The bh takes the one shared lock (`TxShared`,
+// `spin_lock_bh` in the kernel) in short sections: never nested, never held
+// across a bus transfer or an upcall, so no second lock can be ordered
+// against it (the `pending_record_lock` inversion).
+
+mod lock_discipline {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use bes2600_core::bh::{BhContext, BusError, Indication, RxDelivery, SdioBus, Upper, Wake};
+    use bes2600_core::queue::{Ac, TxAccess, TxShared};
+    use bes2600_core::wsm::TxConfirm;
+    use bes2600_sim::ap;
+    use bes2600_sim::bus::{BusModel, BusStats, SimBus};
+    use bes2600_sim::chip::{Chip, ChipConfig};
+
+    struct Checked {
+        shared: TxShared<Vec<u8>>,
+        held: Rc<Cell<bool>>,
+        sections: u64,
+    }
+
+    impl TxAccess<Vec<u8>> for Checked {
+        fn with<R>(&mut self, f: impl FnOnce(&mut TxShared<Vec<u8>>) -> R) -> R {
+            assert!(!self.held.get(), "TxShared lock taken while held (nested)");
+            self.held.set(true);
+            self.sections += 1;
+            let r = f(&mut self.shared);
+            self.held.set(false);
+            r
+        }
+    }
+
+    struct Bus<'a> {
+        inner: SimBus<'a>,
+        held: Rc<Cell<bool>>,
+    }
+
+    impl SdioBus for Bus<'_> {
+        fn read_ctrl(&mut self) -> Result<[u8; 4], BusError> {
+            assert!(!self.held.get(), "bus transfer under the TxShared lock");
+            self.inner.read_ctrl()
+        }
+        fn read_data(&mut self, buf: &mut [u8]) -> Result<(), BusError> {
+            assert!(!self.held.get(), "bus transfer under the TxShared lock");
+            self.inner.read_data(buf)
+        }
+        fn write_data(&mut self, d: &[u8], t: bool) -> Result<(), BusError> {
+            assert!(!self.held.get(), "bus transfer under the TxShared lock");
+            self.inner.write_data(d, t)
+        }
+    }
+
+    struct Up {
+        held: Rc<Cell<bool>>,
+        done: usize,
+        rx: u64,
+    }
+
+    impl Upper<Vec<u8>> for Up {
+        fn rx_batch(&mut self, b: &RxDelivery<'_>) {
+            assert!(!self.held.get(), "RX delivery under the TxShared lock");
+            self.rx += b.len() as u64;
+        }
+        fn tx_done(&mut self, _: Vec<u8>, _: &TxConfirm) {
+            assert!(!self.held.get(), "TX status under the TxShared lock");
+            self.done += 1;
+        }
+        fn cmd_done(&mut self, _: u16, _: u32, _: &[u8]) {
+            assert!(!self.held.get());
+        }
+        fn indication(&mut self, _: Indication<'_>) {
+            assert!(!self.held.get());
+        }
+    }
+
+    #[test]
+    fn one_lock_never_nested_never_held_across_io_or_upcalls() {
+        let held = Rc::new(Cell::new(false));
+        let mut chip = Box::new(Chip::new(ChipConfig {
+            input_buffers: 6,
+            ..Default::default()
+        }));
+        chip.power_on();
+        let mut bh = Box::new(BhContext::new());
+        let mut tx = Box::new(Checked {
+            shared: TxShared::default(),
+            held: held.clone(),
+            sections: 0,
+        });
+        let mut up = Up {
+            held: held.clone(),
+            done: 0,
+            rx: 0,
+        };
+        let mut stats = BusStats::default();
+        let a = chip.ap;
+        for round in 0..200 {
+            for _ in 0..3 {
+                let mut b = vec![0u8; 1600];
+                let n = ap::sta_frame(&a, ap::fc::DATA, 300 + round, &mut b);
+                b.truncate(n);
+                let _ = tx.with(|s| s.queues.put(Ac::Be, 0, 0, b));
+            }
+            chip.offer_downlink(5, 800);
+            let mut bus = Bus {
+                inner: SimBus {
+                    chip: &mut chip,
+                    model: BusModel::default(),
+                    stats: &mut stats,
+                },
+                held: held.clone(),
+            };
+            bh.run(Wake { rx: true, tx: true }, &mut bus, &mut up, &mut *tx, 0)
+                .unwrap();
+        }
+        for _ in 0..10 {
+            let mut bus = Bus {
+                inner: SimBus {
+                    chip: &mut chip,
+                    model: BusModel::default(),
+                    stats: &mut stats,
+                },
+                held: held.clone(),
+            };
+            bh.run(Wake::RX, &mut bus, &mut up, &mut *tx, 0).unwrap();
+        }
+        assert_eq!(up.done, 600);
+        assert_eq!(up.rx, 1000);
+        assert!(
+            tx.sections > 600,
+            "the checks ran ({} sections)",
+            tx.sections
+        );
+    }
+}
