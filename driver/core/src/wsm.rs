@@ -1156,3 +1156,80 @@ pub mod chip {
         finish(out, n)
     }
 }
+
+/// Typed bodies of the confirms that carry more than a status.
+pub mod confirm {
+    use super::{Reader, WsmError};
+
+    /// Read-MIB confirm body (after the status): `{le16 mib_id, le16 len, data}`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct ReadMib<'a> {
+        pub mib_id: u16,
+        pub data: &'a [u8],
+    }
+
+    impl<'a> ReadMib<'a> {
+        pub fn parse(body: &'a [u8]) -> Result<Self, WsmError> {
+            let mut r = Reader::new(body, 0, super::id::READ_MIB_REQ | super::id::CONFIRM_BIT);
+            let mib_id = r.u16()?;
+            let len = r.u16()?;
+            Ok(ReadMib {
+                mib_id,
+                data: r.bytes(usize::from(len))?,
+            })
+        }
+    }
+
+    /// Join confirm body: min/max TX power in 0.1 dBm.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Join {
+        pub min_power_level: u32,
+        pub max_power_level: u32,
+    }
+
+    impl Join {
+        pub fn parse(body: &[u8]) -> Result<Self, WsmError> {
+            let mut r = Reader::new(body, 0, super::id::JOIN_REQ | super::id::CONFIRM_BIT);
+            Ok(Join {
+                min_power_level: r.u32()?,
+                max_power_level: r.u32()?,
+            })
+        }
+    }
+
+    /// Configuration confirm body: station address, bands, rates, power
+    /// ranges for the two bands.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Configuration {
+        pub station_id: [u8; 6],
+        pub bands_supported: u8,
+        pub supported_rate_mask: u32,
+        /// (min, max, stepping) per band.
+        pub tx_power_range: [(u32, u32, u32); 2],
+    }
+
+    impl Configuration {
+        pub fn parse(body: &[u8]) -> Result<Self, WsmError> {
+            let mut r = Reader::new(
+                body,
+                0,
+                super::id::CONFIGURATION_REQ | super::id::CONFIRM_BIT,
+            );
+            let mut station_id = [0u8; 6];
+            station_id.copy_from_slice(r.bytes(6)?);
+            let bands_supported = r.u8()?;
+            r.u8()?;
+            let supported_rate_mask = r.u32()?;
+            let mut tx_power_range = [(0, 0, 0); 2];
+            for p in &mut tx_power_range {
+                *p = (r.u32()?, r.u32()?, r.u32()?);
+            }
+            Ok(Configuration {
+                station_id,
+                bands_supported,
+                supported_rate_mask,
+                tx_power_range,
+            })
+        }
+    }
+}

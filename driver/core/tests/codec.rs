@@ -364,3 +364,172 @@ proptest! {
         prop_assert_eq!(out, msgs);
     }
 }
+
+#[test]
+fn confirm_bodies_decode_typed() {
+    use bes2600_core::wsm::confirm;
+    let mut b = [0u8; 64];
+    let n = chip::confirm(&mut b, 0, id::READ_MIB_REQ, 0, &[0x02, 0x10, 3, 0, 7, 8, 9]).unwrap();
+    let Incoming::Confirm { req, status, body } = wsm::decode(&b[..n]).unwrap().1 else {
+        panic!()
+    };
+    assert_eq!((req, status), (id::READ_MIB_REQ, 0));
+    assert_eq!(
+        confirm::ReadMib::parse(body),
+        Ok(confirm::ReadMib {
+            mib_id: 0x1002,
+            data: &[7, 8, 9]
+        })
+    );
+    assert!(matches!(
+        confirm::ReadMib::parse(&[0x02, 0x10, 9, 0, 1]),
+        Err(WsmError::Truncated { .. })
+    ));
+    let j = confirm::Join::parse(&[10, 0, 0, 0, 200, 0, 0, 0]).unwrap();
+    assert_eq!((j.min_power_level, j.max_power_level), (10, 200));
+    let mut cfg = vec![2, 0xbe, 0x57, 0, 0, 2, 3, 0];
+    cfg.extend_from_slice(&0xfffu32.to_le_bytes());
+    for v in [0u32, 200, 10, 0, 170, 10] {
+        cfg.extend_from_slice(&v.to_le_bytes());
+    }
+    let c = confirm::Configuration::parse(&cfg).unwrap();
+    assert_eq!(
+        (
+            c.bands_supported,
+            c.supported_rate_mask,
+            c.tx_power_range[1]
+        ),
+        (3, 0xfff, (0, 170, 10))
+    );
+}
+
+fn every_request<'a>(
+    dpd: &'a [u8],
+    mib: &'a [u8],
+    chans: &'a [wsm::ScanChannel],
+    ssids: &'a [wsm::Ssid],
+    frame: &'a [u8],
+) -> Vec<Request<'a>> {
+    let ssid = wsm::Ssid {
+        len: 6,
+        bytes: [b'x'; 32],
+    };
+    vec![
+        Request::Configuration {
+            max_tx_msdu_lifetime: 1,
+            max_rx_lifetime: 2,
+            rts_threshold: 3,
+            station_id: [1; 6],
+            dpd,
+        },
+        Request::Reset {
+            reset_statistics: true,
+        },
+        Request::ReadMib { mib_id: 0x1002 },
+        Request::WriteMib {
+            mib_id: 0x1003,
+            data: mib,
+        },
+        Request::StartScan(wsm::ScanReq {
+            band: wsm::Band::Ghz2,
+            scan_type: 0,
+            flags: 0,
+            max_tx_rate: 0,
+            auto_scan_interval: 0,
+            num_probes: 2,
+            probe_delay: 0,
+            channels: chans,
+            ssids,
+        }),
+        Request::StopScan,
+        Request::Join(wsm::JoinReq {
+            mode: 0,
+            band: wsm::Band::Ghz5,
+            channel: 36,
+            bssid: [2; 6],
+            atim_window: 0,
+            preamble: 0,
+            probe_for_join: 1,
+            dtim_period: 1,
+            flags: 0,
+            ssid,
+            beacon_interval: 100,
+            basic_rate_set: 0xf,
+        }),
+        Request::AddKey(wsm::AddKeyReq::aes_pairwise(1, [3; 6], [4; 16])),
+        Request::AddKey(wsm::AddKeyReq::aes_group(2, 1, [5; 16], [0; 8])),
+        Request::RemoveKey { entry_index: 1 },
+        Request::SetPm {
+            mode: 1,
+            fast_psm_idle_period: 0,
+            ap_psm_change_period: 0,
+            min_auto_pspoll_period: 0,
+        },
+        Request::SetBssParams {
+            reset_beacon_loss: true,
+            beacon_lost_count: 20,
+            aid: 1,
+            operational_rate_set: 0xff,
+        },
+        Request::TxQueueParams {
+            aci: 1,
+            ack_policy: 0,
+            max_tx_lifetime: 0,
+            allowed_medium_time: 0,
+        },
+        Request::Edca {
+            params: [wsm::EdcaParams {
+                cwmin: 3,
+                cwmax: 7,
+                aifs: 2,
+                txop_limit: 47,
+                max_rx_lifetime: 0,
+            }; 4],
+        },
+        Request::Tx(wsm::TxReq {
+            packet_id: 9,
+            max_tx_rate: 0,
+            queue_id: 2,
+            more: true,
+            flags: 0,
+            expire_time: 0,
+            ht_tx_parameters: 0,
+            frame,
+        }),
+        Request::Mcu {
+            cmd: 0x11,
+            cmd_type: 4,
+            payload: mib,
+        },
+    ]
+}
+
+proptest! {
+    /// Every request the driver sends encodes within MSG_LEN_MAX with its
+    /// id, and the length field matches the bytes written.
+    #[test]
+    fn every_request_encodes_with_its_id_and_length(
+        dpd in proptest::collection::vec(any::<u8>(), 0..64),
+        mib in proptest::collection::vec(any::<u8>(), 0..64),
+        n_ch in 0usize..=48,
+        n_ssid in 0usize..=2,
+        frame in proptest::collection::vec(any::<u8>(), 0..1500),
+    ) {
+        let chans = vec![wsm::ScanChannel { number: 1, min_chan_time: 1, max_chan_time: 2 }; n_ch];
+        let ssids = vec![wsm::Ssid { len: 4, bytes: [b'a'; 32] }; n_ssid];
+        for req in every_request(&dpd, &mib, &chans, &ssids, &frame) {
+            let mut b = vec![0u8; 2048];
+            let n = req.encode(&mut b).unwrap();
+            let (len, mid) = wsm::parse_header(&b[..n]).unwrap();
+            prop_assert_eq!(len, n);
+            prop_assert_eq!(mid.base(), req.base_id());
+            prop_assert!(wsm::decode_request(&b[..n]).is_ok());
+            // Too small a buffer is a typed error, never a panic.
+            let mut small = vec![0u8; n - 1];
+            prop_assert!(req.encode(&mut small).is_err());
+        }
+        let too_many = vec![wsm::ScanChannel::default(); 49];
+        let bad = Request::StartScan(wsm::ScanReq { band: wsm::Band::Ghz2, scan_type: 0, flags: 0, max_tx_rate: 0, auto_scan_interval: 0, num_probes: 0, probe_delay: 0, channels: &too_many, ssids: &[] });
+        prop_assert_eq!(bad.encode(&mut [0u8; 2048]), Err(WsmError::InvalidArgument));
+    }
+}
