@@ -51,6 +51,9 @@ pub struct ChipConfig {
     pub pm_supported: bool,
     /// The firmware quirk of lesson 4 (multi-channel 5 GHz scan -> status 2).
     pub reject_5ghz_multi_scan: bool,
+    /// The AP's beacon interval (None: no beacons, the default for tests
+    /// that count frames). 802.11 default: 102 ms (100 TU).
+    pub beacon_interval_ms: Option<u64>,
     /// Trace replay: the firmware model says nothing by itself (no startup,
     /// no confirms); only injected messages reach the host.
     pub mute: bool,
@@ -63,6 +66,7 @@ impl Default for ChipConfig {
             input_buffers: 30,
             pm_supported: true,
             reject_5ghz_multi_scan: true,
+            beacon_interval_ms: None,
             mute: false,
             faults: Faults::default(),
         }
@@ -157,6 +161,7 @@ pub struct Chip {
     commands: u64,
     tx_seen: u64,
     writes: u64,
+    next_beacon_ms: u64,
     downlink_seen: u64,
     boot: BootRom,
     pending_confirms: [TxConfirm; MULTI_CONFIRM_MAX],
@@ -191,6 +196,7 @@ impl Chip {
             commands: 0,
             tx_seen: 0,
             writes: 0,
+            next_beacon_ms: 0,
             downlink_seen: 0,
             boot: BootRom::default(),
             pending_confirms: [TxConfirm::default(); MULTI_CONFIRM_MAX],
@@ -332,6 +338,21 @@ impl Chip {
     /// Advances the chip's clock.
     pub fn tick(&mut self, now_ms: u64) {
         self.uptime_ms = now_ms;
+        if let (Some(every), Power::Running) = (self.cfg.beacon_interval_ms, self.power) {
+            while self.next_beacon_ms <= now_ms && self.outbox_room() > OUTBOX_CONTROL_RESERVE {
+                self.next_beacon_ms += every.max(1);
+                let ap = self.ap;
+                self.send(SeqSpace::Wsm, |b, s| {
+                    let mut frame = [0u8; ap::FRAME_LEN_MAX];
+                    let n = ap::beacon(&ap, &mut frame);
+                    enc::rx(b, s, &ap.rx_meta(), &frame[..n]).ok()
+                });
+            }
+            // Beacons the outbox had no room for are lost, as on air.
+            if self.next_beacon_ms <= now_ms {
+                self.next_beacon_ms = now_ms + every.max(1);
+            }
+        }
         if let Some(t) = self.cfg.faults.exception_at_ms {
             if now_ms >= t && self.power == Power::Running {
                 self.cfg.faults.exception_at_ms = None;

@@ -318,3 +318,22 @@ fn a_malformed_body_is_counted_without_losing_sequence_sync() {
     assert_eq!(h.up.indications.last(), Some(&Ind::Event(7, 1)));
     assert_eq!(h.bh.state(), BhState::Running);
 }
+
+#[test]
+fn the_ap_beacons_at_its_interval() {
+    let mut h = Harness::new(ChipConfig {
+        beacon_interval_ms: Some(100),
+        ..Default::default()
+    });
+    h.up.keep_frames = true;
+    for _ in 0..10 {
+        h.advance(100).unwrap();
+    }
+    // t = 100 .. 1000 ms: beacons due at 0, 100, ..., 1000
+    assert_eq!(h.up.rx_frames, 11);
+    assert!(h
+        .up
+        .frames
+        .iter()
+        .all(|f| f[0] == ap::fc::BEACON && f[4..10] == [0xff; 6]));
+}
