@@ -251,6 +251,10 @@ pub struct BhStats {
     pub unexpected_confirms: u64,
     pub requeued: u64,
     pub resets: u64,
+    /// Control words whose toggle restarted (accepted, toggle resynced).
+    pub toggle_resyncs: u64,
+    /// Startup indications while running (the firmware rebooted itself).
+    pub unexpected_restarts: u64,
 }
 
 /// What one run did.
@@ -276,6 +280,8 @@ struct Core {
     tx_toggle: bool,
     out_cmd: [Option<OutCmd>; SeqSpace::COUNT],
     rx_resync: [bool; SeqSpace::COUNT],
+    /// The control word of the last batch read (stale-length detection).
+    last_ctrl: [u8; 4],
     stats: BhStats,
 }
 
@@ -304,6 +310,7 @@ impl BhContext {
                 tx_toggle: false,
                 out_cmd: [None; SeqSpace::COUNT],
                 rx_resync: [true; SeqSpace::COUNT],
+                last_ctrl: [0; 4],
                 stats: BhStats::default(),
             },
             rx_buf: [0; RX_BUF_LEN],
@@ -339,6 +346,7 @@ impl BhContext {
         c.rx_toggle = false;
         c.tx_toggle = false;
         c.rx_resync = [true; SeqSpace::COUNT];
+        c.last_ctrl = [0; 4];
         for out in c.out_cmd.iter_mut() {
             if let Some(o) = out.take() {
                 upper.cmd_done(o.req, STATUS_TIMEOUT, &[]);
@@ -438,12 +446,31 @@ impl BhContext {
                 Ok(c) => c,
                 Err(CtrlError::Empty) => break,
                 Err(CtrlError::StaleToggle) => {
-                    self.core.stats.ctrl_stale += 1;
-                    stale_tries += 1;
-                    if stale_tries > CTRL_STALE_RETRY_MAX {
-                        break;
+                    // The word we consumed last, shown again: stale, wait.
+                    // A *different* valid word with the other toggle means
+                    // the chip's toggle restarted (firmware reboot): resync.
+                    // The same word for longer than the chip needs to
+                    // update its register means the same: the RX sequence
+                    // check catches a wrong guess (halt, reset) before any
+                    // frame of a re-read batch is delivered.
+                    match sdio::decode_ctrl_word(raw, !self.core.rx_toggle) {
+                        Ok(c)
+                            if raw != self.core.last_ctrl
+                                || stale_tries >= CTRL_STALE_RETRY_MAX =>
+                        {
+                            self.core.stats.toggle_resyncs += 1;
+                            self.core.rx_toggle = !self.core.rx_toggle;
+                            c
+                        }
+                        _ => {
+                            self.core.stats.ctrl_stale += 1;
+                            stale_tries += 1;
+                            if stale_tries > CTRL_STALE_RETRY_MAX {
+                                break;
+                            }
+                            continue;
+                        }
                     }
-                    continue;
                 }
                 Err(CtrlError::Crc { .. }) => {
                     self.core.stats.ctrl_crc_errors += 1;
@@ -472,6 +499,7 @@ impl BhContext {
             }
             // The batch is consumed: the next one carries the other toggle.
             self.core.rx_toggle = !self.core.rx_toggle;
+            self.core.last_ctrl = raw;
             let batch = match sdio::extract(&self.rx_buf[..len], len, Some(ctrl.count)) {
                 Ok(b) => b,
                 Err(e) => return Err(self.halt(HaltReason::Framing(e))),
@@ -634,6 +662,11 @@ impl Core {
             return Err(HaltReason::FirmwareException);
         }
         let space = mid.seq_space();
+        if mid.base() == wsm::id::STARTUP_IND {
+            // A startup indication opens a new firmware run: every
+            // sequence space starts over (the MCU one at its first message).
+            self.rx_resync = [true; SeqSpace::COUNT];
+        }
         if self.rx_resync[space.index()] {
             // cw1200 `rx_resync`: the first message after a (re)start sets
             // the sequence instead of being checked against it.
@@ -655,7 +688,22 @@ impl Core {
         };
         match inc {
             Incoming::Startup(s) => {
+                if self.state == BhState::Running {
+                    // The firmware restarted on its own: whatever was in
+                    // flight is gone. Same clean-up as `reset`, minus the
+                    // sequence/toggle state the new firmware already set.
+                    self.stats.unexpected_restarts += 1;
+                    for out in self.out_cmd.iter_mut() {
+                        if let Some(o) = out.take() {
+                            upper.cmd_done(o.req, STATUS_TIMEOUT, &[]);
+                        }
+                    }
+                    let n = tx.with(|s| s.queues.requeue_all_pending());
+                    self.stats.requeued += n as u64;
+                }
                 self.ledger.grant(s.input_buffers);
+                // The new firmware expects our first write with toggle 0.
+                self.tx_toggle = false;
                 self.state = if s.input_buffers > 0 {
                     BhState::Running
                 } else {

@@ -80,12 +80,14 @@ impl CreditLedger {
     }
 
     /// Startup indication: the firmware grants `n` input buffers. Nothing
-    /// can be in flight before it, so the counts start from zero.
+    /// can be in flight in a new firmware run, so the counts start from zero.
     pub(crate) fn grant(&mut self, n: u16) {
         self.input_buffers = n;
         self.hw_bufs_used = 0;
         self.per_if = [0; IF_MAX];
         self.pending = [0; SeqSpace::COUNT];
+        // A new firmware run expects our requests from sequence 0.
+        self.tx_seq = [0; SeqSpace::COUNT];
     }
 
     /// Takes the chip's RX sequence as the expected one (first message).

@@ -83,14 +83,24 @@ fuzz_target!(|data: &[u8]| {
                 Ok(())
             }
         }
-        bh.run(Wake::RX, &mut One(&first, false), &mut Sink, &mut *tx, 0).unwrap();
+        bh.run(Wake::RX, &mut One(&first, false), &mut Sink, &mut *tx, 0)
+            .unwrap();
         bus.toggle = true;
     }
     for i in 0..8u8 {
         let _ = tx.queues.put(Ac::Be, 0, 0, vec![i; 40]);
     }
     for t in 0..16u64 {
-        if bh.run(Wake { rx: true, tx: true }, &mut bus, &mut Sink, &mut *tx, t).is_err() {
+        if bh
+            .run(
+                Wake { rx: true, tx: true },
+                &mut bus,
+                &mut Sink,
+                &mut *tx,
+                t,
+            )
+            .is_err()
+        {
             break;
         }
         assert!(bh.ledger_consistent());

@@ -337,3 +337,26 @@ fn the_ap_beacons_at_its_interval() {
         .iter()
         .all(|f| f[0] == ap::fc::BEACON && f[4..10] == [0xff; 6]));
 }
+
+#[test]
+fn a_spontaneous_firmware_restart_requeues_what_was_in_flight() {
+    let mut h = Harness::new(ChipConfig::default());
+    for _ in 0..3 {
+        let f = data(&h, 100);
+        h.send_frame(Ac::Be, f).unwrap();
+    }
+    // The frames are written, then the chip reboots before confirming.
+    h.run(bes2600_core::bh::Wake::TX).unwrap();
+    assert_eq!(h.bh.credits().hw_bufs_used, 3);
+    h.chip.power_on();
+    h.pump().unwrap();
+    let s = h.bh.stats();
+    assert_eq!((s.unexpected_restarts, s.requeued), (1, 3));
+    h.pump().unwrap();
+    assert_eq!(
+        h.up.tx_done.len(),
+        3,
+        "sent again to the new firmware and confirmed"
+    );
+    h.check_invariants().unwrap();
+}
