@@ -265,6 +265,11 @@ fn main() {
             t.frames as f64 / t.batches as f64
         );
     }
+    println!(
+        "  note: below saturation the modelled bus drains each frame before the next arrives and the \
+         firmware model interrupts at once (no interrupt coalescing is modelled), so each frame is its \
+         own batch and its own wake-up"
+    );
     println!();
     let secs = sat.elapsed_ns as f64 / 1e9;
     let limit = sat.limit_bytes_per_s as f64;
