@@ -8,6 +8,26 @@
 //! (TX queues and pending records), [`bh`] (the bottom-half state machine,
 //! the single writer of credit/sequence state), [`scan`] and [`pm`]
 //! (policies of the mac80211-facing layer).
+//!
+//! # Embedding (what the kernel module will do)
+//!
+//! ```text
+//! irq handler (hard IRQ):      if line.irq() { wake_up(bh) }
+//! mac80211 tx (softirq):       spin_lock_bh(shared); shared.queues.put(..); unlock;
+//!                              if line.kick_tx() { wake_up(bh) }
+//! mac80211 ops (process ctx):  scan guard / PM policy decide; shared.cmd.put(req);
+//!                              if line.kick_tx() { wake_up(bh) }
+//! bh kthread:                  loop { wait_event(bits pending or timer);
+//!                                     bh.run(line.take(), &mut sdio, &mut mac80211,
+//!                                            &mut LockBh(shared), jiffies_ms)? }
+//!                              on Err(Halted): bh.reset(..), reload firmware
+//!                              (fwload::download), continue
+//! ```
+//!
+//! `bh` (the `BhContext`) is owned by the kthread alone; `line` (`IrqLine`)
+//! and `shared` (`TxShared` behind one `spin_lock_bh`) are the only shared
+//! state. `Upper::rx_batch` runs inside one `local_bh_disable` +
+//! `rcu_read_lock` section and hands the batch to `ieee80211_rx_list`.
 #![no_std]
 #![forbid(unsafe_code)]
 
