@@ -10,7 +10,7 @@ use anyhow::{bail, ensure, Context, Result};
 
 use crate::analysis::{RepStatus, SplatKind};
 use crate::assets::{self, VmImage};
-use crate::inventory::Reboot;
+use crate::inventory::{Device, Reboot};
 use crate::ramp::{self, Ramp, RampConfig, RampError};
 use crate::report;
 use crate::rundir;
@@ -199,6 +199,7 @@ pub fn faults(target: &Path, image: &VmImage) -> Result<()> {
         detached: false,
     })?;
     let dev = vm.device();
+    host_keys_and_inventory(&runs, target, image, &dev, &keys)?;
 
     // 2. Injected WARN → detected with its call site; receipt unticked.
     let mut cfg = RampConfig::new("warn");
@@ -315,5 +316,88 @@ pub fn faults(target: &Path, image: &VmImage) -> Result<()> {
     );
     drop(vm);
     let _ = fs::remove_dir_all(&runs);
+    Ok(())
+}
+
+/// Host-key policy and an inventory-file device, against a running VM.
+fn host_keys_and_inventory(
+    runs: &Path,
+    target: &Path,
+    image: &VmImage,
+    dev: &Device,
+    keys: &assets::LabKeys,
+) -> Result<()> {
+    use crate::inventory::HostKeyPolicy;
+    use crate::transport::{Transport, TransportError};
+    // A different key recorded for this host:port → refused.
+    let kh = runs.join("known_hosts-wrong");
+    fs::write(
+        &kh,
+        format!("[127.0.0.1]:{} {}\n", dev.wired.port, keys.client_pub),
+    )?;
+    let mut ep = dev.wired.clone();
+    ep.known_hosts = kh;
+    match Transport::connect(&ep) {
+        Err(e @ TransportError::HostKeyMismatch { .. }) => {
+            ensure!(e.to_string().contains("HOST KEY MISMATCH"), "{e}")
+        }
+        Err(e) => bail!("wrong host key: unexpected error {e}"),
+        Ok(_) => bail!("a wrong host key was accepted"),
+    }
+    // Unknown host, strict → refused, naming the TOFU flag.
+    let kh = runs.join("known_hosts-empty");
+    fs::write(&kh, "")?;
+    ep.known_hosts = kh.clone();
+    match Transport::connect(&ep) {
+        Err(e @ TransportError::HostKeyUnknown { .. }) => {
+            ensure!(e.to_string().contains("--trust-new-host-key"), "{e}")
+        }
+        Err(e) => bail!("unknown host key: unexpected error {e}"),
+        Ok(_) => bail!("an unknown host key was accepted without trust-on-first-use"),
+    }
+    // Trust on first use records the key; strict then accepts it.
+    ep.host_key_policy = HostKeyPolicy::TrustOnFirstUse;
+    Transport::connect(&ep)?;
+    ensure!(
+        fs::read_to_string(&kh)?.contains(&keys.host_pub),
+        "TOFU did not record the host key"
+    );
+    ep.host_key_policy = HostKeyPolicy::Strict;
+    Transport::connect(&ep)?;
+
+    // The same VM described by an inventory file, as a real device would be.
+    let inv = runs.join("inventory.yaml");
+    let key = match &dev.wired.auth {
+        crate::inventory::Auth::Key(k) => k.display().to_string(),
+        crate::inventory::Auth::Agent => bail!("VM device uses a key"),
+    };
+    fs::write(
+        &inv,
+        format!(
+            "devices:\n  bench-vm:\n    wired:\n      host: 127.0.0.1\n      port: {}\n      key: {key}\n      known_hosts: {}\n    data:\n      connect: 127.0.0.1:{}\n      listen_port: {}\n      interface: {}\n",
+            dev.wired.port,
+            kh.display(),
+            dev.data.connect_port,
+            dev.data.listen_port,
+            dev.data.interface
+        ),
+    )?;
+    let mut cfg = RampConfig::new("inventory");
+    cfg.reps = 1;
+    cfg.duration_s = 2.0;
+    cfg.reboot = false;
+    let mut o = opts(cfg, runs, image, target);
+    o.device = DeviceChoice::Inventory {
+        path: inv,
+        name: "bench-vm".into(),
+    };
+    let out = session::run_ramp(o)?;
+    out.result?;
+    let run = ramp::load_run(&out.run_dir)?;
+    let a = &ramp::finished_reps(&out.run_dir, &run)?[0];
+    ensure!(
+        a.status == RepStatus::Ok && a.bytes_received.unwrap_or(0) > 0,
+        "inventory ramp: {a:?}"
+    );
     Ok(())
 }

@@ -501,3 +501,21 @@ Host *
         );
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    #[test]
+    fn the_example_inventory_parses() {
+        let text = include_str!("../inventory.example.yaml");
+        let inv = super::Inventory::parse(text, "lab/inventory.example.yaml", "").unwrap();
+        let d = inv.device("ohm").unwrap();
+        assert_eq!(d.wired.host, "ohm-wired.lan");
+        assert_eq!(d.data.connect_host, "ohm.lan");
+        assert_eq!(
+            d.reboot,
+            super::Reboot::Ssh {
+                command: "reboot".into()
+            }
+        );
+    }
+}

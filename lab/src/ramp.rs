@@ -26,6 +26,8 @@ use crate::transport::{Transport, TransportError};
 pub const DEFAULT_EVENTS: &[&str] = &["workqueue:workqueue_execute_start"];
 /// No bytes for this long while sending = the data link is wedged.
 pub const STALL_TIMEOUT_S_DEFAULT: f64 = 10.0;
+/// Nap of the monitor loop between checks of the sender.
+pub const MONITOR_NAP_MS: u64 = 50;
 /// Poll period of the device during the stress window.
 pub const MONITOR_INTERVAL_S: f64 = 1.0;
 /// ftrace ring buffer per CPU.
@@ -283,16 +285,57 @@ pub fn listener_start_cmd(port: u16) -> String {
 /// received is still counted) and prints the count.
 pub fn listener_drain_cmd(wait_s: u64) -> String {
     format!(
-        "i=0; while [ ! -e /run/besser/rx.count ] && [ $i -lt {n} ]; do sleep 0.2; i=$((i+1)); done; \
+        "i=0; while [ ! -e /run/besser/rx.count ] && [ $i -lt {n} ]; do sleep 0.05; i=$((i+1)); done; \
          [ -e /run/besser/rx.count ] || {{ killall nc 2>/dev/null; sleep 1; }}; \
          cat /run/besser/rx.count 2>/dev/null",
-        n = wait_s * 5
+        n = wait_s * 20
     )
+}
+
+/// A device-side test (exit status) that something listens on TCP `port`;
+/// the host still judges the TCP table itself with [`analysis::tcp_listening`].
+pub fn listening_test_cmd(port: u16) -> String {
+    format!(
+        "awk '$4==\"0A\" && $2 ~ /:{port:04X}$/ {{f=1}} END {{exit !f}}' /proc/net/tcp /proc/net/tcp6 2>/dev/null"
+    )
+}
+
+const SECTION_TAG: &str = "@@besser-section:";
+
+/// A shell command printing the line that opens section `name` of a
+/// combined command's output.
+fn section(name: &str) -> String {
+    format!("echo '{SECTION_TAG}{name}@@'")
+}
+
+/// Splits a combined command's output into its sections (text before the
+/// first tag is dropped). Each section keeps its text byte for byte.
+pub fn split_sections(out: &str) -> std::collections::BTreeMap<String, String> {
+    let mut m = std::collections::BTreeMap::new();
+    let mut cur: Option<(String, String)> = None;
+    for line in out.split_inclusive('\n') {
+        let t = line.trim_end_matches('\n');
+        if let Some(name) = t
+            .strip_prefix(SECTION_TAG)
+            .and_then(|r| r.strip_suffix("@@"))
+        {
+            if let Some((n, body)) = cur.take() {
+                m.insert(n, body);
+            }
+            cur = Some((name.to_string(), String::new()));
+        } else if let Some((_, body)) = cur.as_mut() {
+            body.push_str(line);
+        }
+    }
+    if let Some((n, body)) = cur {
+        m.insert(n, body);
+    }
+    m
 }
 
 /// The command that tells whether something listens on a port (for
 /// [`analysis::tcp_listening`]).
-pub const LISTENING_CHECK_CMD: &str = "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null";
+pub const LISTENING_CHECK_CMD: &str = "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; true";
 
 impl Ramp {
     /// Starts a new ramp in an already-created run directory.
@@ -468,27 +511,8 @@ impl Ramp {
         } else {
             0.0
         };
-        let boot = self.exec(
-            "cat /proc/sys/kernel/random/boot_id /proc/uptime",
-            CMD_TIMEOUT_S,
-        )?;
-        fs::write(rd.join("boot.txt"), &boot)?;
-        let uptime = boot
-            .lines()
-            .nth(1)
-            .and_then(analysis::parse_uptime)
-            .unwrap_or(f64::MAX);
-        if uptime > dev.fresh_uptime_max_s {
-            let _ = fs::remove_dir_all(&rd);
-            return Err(RampError::OutsideWindow {
-                rep,
-                uptime_s: uptime,
-                max_s: dev.fresh_uptime_max_s,
-            }
-            .into());
-        }
-
-        // 2. arm telemetry
+        // 2.-3. one remote command: boot identity, arm telemetry, counters,
+        // a fresh listener and the TCP table once it shows up (verified here).
         let marker = format!(
             "besser-lab: {} rep {rep} start",
             self.dir
@@ -497,36 +521,60 @@ impl Ramp {
                 .unwrap_or_default()
         );
         let iface = &dev.data.interface;
+        let port = dev.data.listen_port;
         let events: String = cfg
             .events
             .iter()
             .map(|e| format!("echo {} >> $T/set_event; ", sh_quote(e)))
             .collect();
-        let arm = format!(
-            "{tf}; echo 0 > $T/tracing_on; echo > $T/set_event; {events}\
+        let start = format!(
+            "{boot}; cat /proc/sys/kernel/random/boot_id /proc/uptime; \
+             {tf}; echo 0 > $T/tracing_on; echo > $T/set_event; {events}\
              echo {kb} > $T/buffer_size_kb; echo > $T/trace; echo 1 > $T/tracing_on; \
-             echo {m} > /dev/kmsg; {counters}",
+             echo {m} > /dev/kmsg; {cnt}; {counters}; {listen}\n\
+             i=0; while [ $i -lt {n} ]; do {check} && break; sleep 0.05; i=$((i+1)); done; \
+             {tcp}; {LISTENING_CHECK_CMD}",
+            boot = section("boot"),
             tf = tracefs(),
             kb = cfg.trace_buffer_kb,
             m = sh_quote(&marker),
+            cnt = section("counters"),
             counters = counters_cmd(iface),
+            listen = listener_start_cmd(port),
+            n = LISTEN_TIMEOUT_S * 20,
+            check = listening_test_cmd(port),
+            tcp = section("tcp"),
         );
-        let before = self.exec(&arm, CMD_TIMEOUT_S)?;
-        fs::write(rd.join("counters-before.txt"), &before)?;
-
-        // 3. fresh listener, verified listening
-        let port = dev.data.listen_port;
-        let listen = listener_start_cmd(port);
-        self.exec(&listen, CMD_TIMEOUT_S)?;
-        let t_l = Instant::now();
-        let mut listening = false;
-        while t_l.elapsed() < Duration::from_secs(LISTEN_TIMEOUT_S) {
-            let tcp = self.exec(LISTENING_CHECK_CMD, CMD_TIMEOUT_S)?;
-            if analysis::tcp_listening(&tcp, port) {
-                listening = true;
-                break;
+        let out = self.exec(&start, CMD_TIMEOUT_S + LISTEN_TIMEOUT_S)?;
+        let sec = split_sections(&out);
+        let boot = sec.get("boot").cloned().unwrap_or_default();
+        fs::write(rd.join("boot.txt"), &boot)?;
+        let uptime = boot
+            .lines()
+            .nth(1)
+            .and_then(analysis::parse_uptime)
+            .unwrap_or(f64::MAX);
+        if uptime > dev.fresh_uptime_max_s {
+            let _ = fs::remove_dir_all(&rd);
+            let _ = self.exec("killall nc 2>/dev/null; true", CMD_TIMEOUT_S);
+            return Err(RampError::OutsideWindow {
+                rep,
+                uptime_s: uptime,
+                max_s: dev.fresh_uptime_max_s,
             }
+            .into());
+        }
+        fs::write(
+            rd.join("counters-before.txt"),
+            sec.get("counters").cloned().unwrap_or_default(),
+        )?;
+        let mut listening =
+            analysis::tcp_listening(sec.get("tcp").map(String::as_str).unwrap_or(""), port);
+        let t_l = Instant::now();
+        while !listening && t_l.elapsed() < Duration::from_secs(LISTEN_TIMEOUT_S) {
             std::thread::sleep(Duration::from_millis(200));
+            let tcp = self.exec(LISTENING_CHECK_CMD, CMD_TIMEOUT_S)?;
+            listening = analysis::tcp_listening(&tcp, port);
         }
         if let Some(f) = &cfg.fault_cmd {
             self.exec(f, CMD_TIMEOUT_S)?;
@@ -556,11 +604,17 @@ impl Ramp {
             let poll = format!(
                 "cat /sys/class/net/{iface}/statistics/rx_bytes; pidof nc >/dev/null && echo alive || echo gone"
             );
+            let mut next_poll = MONITOR_INTERVAL_S;
             while !h.is_finished() {
-                std::thread::sleep(Duration::from_secs_f64(MONITOR_INTERVAL_S));
+                // Short naps: notice the sender's end at once, poll once per interval.
+                std::thread::sleep(Duration::from_millis(MONITOR_NAP_MS));
                 if h.is_finished() {
                     break;
                 }
+                if t0.elapsed().as_secs_f64() < next_poll {
+                    continue;
+                }
+                next_poll += MONITOR_INTERVAL_S;
                 let t_s = t0.elapsed().as_secs_f64();
                 let s = match self
                     .transport()
@@ -623,24 +677,34 @@ impl Ramp {
         )?;
 
         // 5. collect over the wired link
-        let drain = listener_drain_cmd(LISTENER_DRAIN_S);
-        let listener = self.exec(&drain, CMD_TIMEOUT_S + LISTENER_DRAIN_S)?;
-        fs::write(rd.join("listener.txt"), &listener)?;
-        let after = self.exec(
-            &format!(
-                "{}; echo 0 > $T/tracing_on; {}",
-                tracefs(),
-                counters_cmd(iface)
-            ),
-            CMD_TIMEOUT_S,
-        )?;
-        fs::write(rd.join("counters-after.txt"), &after)?;
-        let trace = self.exec(&format!("{}; cat $T/trace", tracefs()), COLLECT_TIMEOUT_S)?;
-        fs::write(rd.join("trace.txt"), &trace)?;
-        let dmesg = self.exec("dmesg", COLLECT_TIMEOUT_S)?;
-        fs::write(rd.join("dmesg.txt"), &dmesg)?;
-        let up_end = self.exec("cat /proc/uptime", CMD_TIMEOUT_S)?;
-        fs::write(rd.join("uptime-end.txt"), &up_end)?;
+        // One remote command: the listener's count, counters, uptime,
+        // kernel log and trace, each in its own section.
+        let collect = format!(
+            "{l}; {drain}; {tf}; echo 0 > $T/tracing_on; {c}; {counters}; {u}; cat /proc/uptime; \
+             {d}; dmesg; {t}; cat $T/trace",
+            l = section("listener"),
+            drain = listener_drain_cmd(LISTENER_DRAIN_S),
+            tf = tracefs(),
+            c = section("counters"),
+            counters = counters_cmd(iface),
+            u = section("uptime"),
+            d = section("dmesg"),
+            t = section("trace"),
+        );
+        let out = self.exec(&collect, COLLECT_TIMEOUT_S + LISTENER_DRAIN_S)?;
+        let sec = split_sections(&out);
+        for (name, file) in [
+            ("listener", "listener.txt"),
+            ("counters", "counters-after.txt"),
+            ("uptime", "uptime-end.txt"),
+            ("dmesg", "dmesg.txt"),
+            ("trace", "trace.txt"),
+        ] {
+            let text = sec
+                .get(name)
+                .with_context(|| format!("rep {rep}: the device sent no {name} section"))?;
+            fs::write(rd.join(file), text)?;
+        }
         let meta = RepMeta {
             rep,
             marker,
@@ -747,4 +811,28 @@ pub fn finished_reps(run_dir: &Path, run: &RunJson) -> Result<Vec<RepAnalysis>> 
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_split_byte_for_byte() {
+        let out = format!(
+            "noise\n{t}a@@\nline 1\n\nline 3\n{t}b@@\n{t}c@@\nno newline",
+            t = SECTION_TAG
+        );
+        let m = split_sections(&out);
+        assert_eq!(m["a"], "line 1\n\nline 3\n");
+        assert_eq!(m["b"], "");
+        assert_eq!(m["c"], "no newline");
+        assert_eq!(m.len(), 3);
+    }
+
+    #[test]
+    fn section_command_prints_the_tag() {
+        assert_eq!(section("dmesg"), "echo '@@besser-section:dmesg@@'");
+        assert!(listening_test_cmd(5001).contains(":1389$/"));
+    }
 }

@@ -63,16 +63,16 @@ pub struct ImageArgs {
 
 #[derive(Parser)]
 pub struct RampArgs {
-    /// Number of reps.
-    #[arg(long, default_value_t = 3)]
-    reps: u32,
+    /// Number of reps [default: 3; with --resume: the run's own].
+    #[arg(long)]
+    reps: Option<u32>,
     /// Offered load; MB = MiB as in `pv -L 4m` (4MB/s = 4 MiB/s).
     #[arg(long, default_value = "4MB/s")]
     rate: String,
     /// Stress window per rep (e.g. 180s, 3m).
     #[arg(long, default_value = "180s")]
     duration: String,
-    /// Device name in the inventory (default: the built-in virtual device).
+    /// Device name in the inventory (default, or `vm`: the built-in virtual device).
     #[arg(long)]
     device: Option<String>,
     /// Inventory file (default: $BESSER_INVENTORY or ~/.config/besser/inventory.yaml).
@@ -208,7 +208,11 @@ fn report(dir: &std::path::Path, baseline: Option<&std::path::Path>) -> Result<(
 pub fn ramp_config(a: &RampArgs) -> Result<besser_lab::ramp::RampConfig> {
     use besser_lab::units::{parse_duration_s, parse_rate};
     let mut c = besser_lab::ramp::RampConfig::new(&a.label);
-    c.reps = a.reps;
+    c.reps = match (&a.resume, a.reps) {
+        (_, Some(n)) => n,
+        (Some(dir), None) => besser_lab::ramp::load_run(dir)?.config.reps,
+        (None, None) => 3,
+    };
     c.rate_bytes_per_s = parse_rate(&a.rate)?;
     c.duration_s = parse_duration_s(&a.duration)?;
     c.reboot = !a.no_reboot;
@@ -226,6 +230,10 @@ pub fn ramp_config(a: &RampArgs) -> Result<besser_lab::ramp::RampConfig> {
 fn ramp(sh: &Shell, a: RampArgs) -> Result<()> {
     let config = ramp_config(&a)?;
     let device = match (&a.device, &a.inventory) {
+        (Some(name), None) if name == "vm" => besser_lab::session::DeviceChoice::Vm {
+            image: vm_image(sh, &a.image)?,
+            fresh: false,
+        },
         (Some(name), inv) => besser_lab::session::DeviceChoice::Inventory {
             path: inv
                 .clone()
