@@ -10,6 +10,9 @@ use xshell::Shell;
 
 use crate::test::Step;
 
+#[path = "lab_capture.rs"]
+mod capture;
+
 #[derive(Parser)]
 pub struct Args {
     #[command(subcommand)]
@@ -20,6 +23,8 @@ pub struct Args {
 enum LabCmd {
     /// N fresh-boot stress reps over the wired link; raw data + report.md.
     Ramp(RampArgs),
+    /// Phase 0 long capture: always-on streams, probes on a schedule, throughput vs uptime.
+    Capture(capture::CaptureArgs),
     /// Re-make report.md + summary.json of a run directory from its raw data.
     Report {
         run_dir: PathBuf,
@@ -173,6 +178,7 @@ pub fn run(args: Args) -> Result<()> {
     match args.cmd {
         LabCmd::Vm { cmd } => vm(&sh, cmd),
         LabCmd::Ramp(a) => ramp(&sh, a),
+        LabCmd::Capture(a) => capture::run(&sh, a),
         LabCmd::Report { run_dir, baseline } => report(&run_dir, baseline.as_deref()),
     }
 }
@@ -428,4 +434,7 @@ pub fn test_steps() -> Vec<Step> {
             },
         ),
     ]
+    .into_iter()
+    .chain(capture::test_steps())
+    .collect()
 }

@@ -15,10 +15,13 @@
 //! the report, so `lab report` reproduces it byte for byte.
 
 pub mod analysis;
+pub mod command;
+pub mod e2e;
 pub mod live;
 pub mod plot;
 pub mod raw;
 pub mod report;
+pub mod traffic;
 
 use std::path::Path;
 
