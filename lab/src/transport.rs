@@ -170,11 +170,10 @@ impl Transport {
             timeout_s: timeout.as_secs_f64(),
         };
         let r = (|| -> TResult<Output> {
-            let mut ch = self
-                .sess
-                .channel_session()
+            let mut ch = retry_spurious_timeout(t0, timeout, || self.sess.channel_session())
                 .map_err(|e| self.map_err(e, &to))?;
-            ch.exec(cmd).map_err(|e| self.map_err(e, &to))?;
+            retry_spurious_timeout(t0, timeout, || ch.exec(cmd))
+                .map_err(|e| self.map_err(e, &to))?;
             let mut stdout = Vec::new();
             let mut stderr = Vec::new();
             // Read both streams until EOF without letting either window fill.
@@ -256,11 +255,15 @@ impl Transport {
         self.commands_run += 1;
         self.sess.set_blocking(true);
         self.sess.set_timeout(HANDSHAKE_TIMEOUT_S as u32 * 1000);
+        let (t0, timeout) = (Instant::now(), Duration::from_secs(HANDSHAKE_TIMEOUT_S));
         let r = (|| {
-            let mut chan = self.sess.channel_session().map_err(|e| self.ssh_err(e))?;
-            chan.handle_extended_data(ssh2::ExtendedData::Merge)
+            let mut chan = retry_spurious_timeout(t0, timeout, || self.sess.channel_session())
                 .map_err(|e| self.ssh_err(e))?;
-            chan.exec(cmd).map_err(|e| self.ssh_err(e))?;
+            retry_spurious_timeout(t0, timeout, || {
+                chan.handle_extended_data(ssh2::ExtendedData::Merge)
+            })
+            .map_err(|e| self.ssh_err(e))?;
+            retry_spurious_timeout(t0, timeout, || chan.exec(cmd)).map_err(|e| self.ssh_err(e))?;
             Ok(Stream {
                 chan,
                 cmd: cmd.to_string(),
@@ -310,6 +313,28 @@ impl Transport {
     pub fn write_stream(&mut self, s: &mut Stream, data: &[u8]) -> TResult<()> {
         self.sess.set_blocking(true);
         s.chan.write_all(data).map_err(|e| self.ssh_err(e))
+    }
+}
+
+/// libssh2 in blocking mode with keepalive on returns LIBSSH2_ERROR_TIMEOUT
+/// (-9) whenever the next keepalive falls due before the server answers, long
+/// before the session timeout: on a busy device, a channel open or exec then
+/// "times out" within a second. The call's state is kept across that return,
+/// so it is retried until our own deadline.
+fn retry_spurious_timeout<T>(
+    t0: Instant,
+    timeout: Duration,
+    mut f: impl FnMut() -> Result<T, ssh2::Error>,
+) -> Result<T, ssh2::Error> {
+    loop {
+        match f() {
+            Err(e)
+                if matches!(e.code(), ssh2::ErrorCode::Session(-9)) && t0.elapsed() < timeout =>
+            {
+                continue
+            }
+            r => return r,
+        }
     }
 }
 
