@@ -89,7 +89,7 @@ impl DeviceLink for SimLink {
         if d.dropped {
             bail!("connection reset");
         }
-        if cmd == "true" {
+        if cmd == "true" || cmd.starts_with("for f in /run/besser/capture-*.pid") {
             return Ok(String::new());
         }
         if cmd == "cat /proc/uptime" {
@@ -114,10 +114,10 @@ impl DeviceLink for SimLink {
             d.kmsg.push((up, m.to_string()));
             return Ok(String::new());
         }
-        if cmd == "cat /sys/class/net/wlan0/statistics/rx_bytes" {
-            return Ok(format!("{}\n", d.rx_bytes));
+        if cmd == "cat /proc/uptime /sys/class/net/wlan0/statistics/rx_bytes" {
+            return Ok(format!("{up:.2} {:.2}\n{}\n", up * 0.9, d.rx_bytes));
         }
-        if cmd.ends_with("echo 0 > $T/tracing_on") {
+        if cmd.ends_with("echo 0 > $T/tracing_on") && cmd.starts_with("for f in") {
             return Ok(String::new());
         }
         bail!("scripted device: unexpected command {cmd:?}")
@@ -126,6 +126,10 @@ impl DeviceLink for SimLink {
         if self.0.dev.borrow().dropped {
             bail!("connection reset");
         }
+        let cmd = cmd
+            .split_once(".pid; ")
+            .map(|(_, body)| body)
+            .expect("streams record their pid");
         let kind = if cmd == "exec cat /dev/kmsg" {
             Kind::Kmsg
         } else if cmd.ends_with("exec cat $T/trace_pipe") {

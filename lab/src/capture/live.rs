@@ -20,6 +20,9 @@ use super::{layout, CaptureConfig, RunInfo};
 
 /// Timeout of one short remote command (marker, counter read, uptime).
 pub const EXEC_TIMEOUT_S: u64 = 15;
+/// A probe's listener is started this long before the probe's uptime, so the
+/// push itself starts on time.
+pub const PROBE_LEAD_S: f64 = 5.0;
 /// Streams are polled this often while nothing else happens.
 pub const POLL_INTERVAL_S: f64 = 0.2;
 /// Give up re-establishing a lost connection after this long without success
@@ -148,8 +151,21 @@ impl StreamKind {
 /// /sys/kernel/tracing, older ones only under debugfs).
 const TRACEFS: &str = "T=/sys/kernel/tracing; [ -e $T/trace_pipe ] || T=/sys/kernel/debug/tracing";
 
-/// The device command of each stream.
+/// Stops the stream processes of an earlier session (after a reconnect the
+/// old `cat trace_pipe` may still hold the pipe, which takes one reader only).
+pub const KILL_STALE_STREAMS: &str = "for f in /run/besser/capture-*.pid; do \
+     [ -e \"$f\" ] && kill $(cat \"$f\") 2>/dev/null; rm -f \"$f\"; done; true";
+
+/// The device command of each stream; each records its pid for [`KILL_STALE_STREAMS`].
 pub fn stream_command(kind: StreamKind, iface: &str, snap_every_s: f64) -> String {
+    format!(
+        "mkdir -p /run/besser; echo $$ > /run/besser/capture-{}.pid; {}",
+        kind.name(),
+        stream_body(kind, iface, snap_every_s)
+    )
+}
+
+fn stream_body(kind: StreamKind, iface: &str, snap_every_s: f64) -> String {
     match kind {
         StreamKind::Trace => format!("{TRACEFS}; exec cat $T/trace_pipe"),
         // /dev/kmsg: the whole buffer since boot, then follows; records carry
@@ -377,7 +393,15 @@ impl<L: DeviceLink, C: Clock> Session<'_, L, C> {
         }
         let t0 = self.clock.now_s();
         loop {
-            match self.link.reconnect().and_then(|_| self.open_all()) {
+            let attempt = self
+                .link
+                .reconnect()
+                .and_then(|_| {
+                    self.link
+                        .exec(KILL_STALE_STREAMS, Duration::from_secs(EXEC_TIMEOUT_S))
+                })
+                .and_then(|_| self.open_all());
+            match attempt {
                 Ok(()) => break,
                 Err(e) => {
                     if self.clock.now_s() - t0 > RECONNECT_GIVE_UP_S {
@@ -450,15 +474,19 @@ impl<L: DeviceLink, C: Clock> Session<'_, L, C> {
             .map(|_| ())
     }
 
-    fn rx_bytes(&mut self, iface: &str) -> Option<u64> {
-        self.exec(&format!("cat /sys/class/net/{iface}/statistics/rx_bytes"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-    }
-
-    fn device_uptime(&mut self) -> Result<f64> {
-        let out = self.exec("cat /proc/uptime")?;
-        parse_uptime(&out)
+    /// Device uptime and `rx_bytes` of `iface` from one command (the
+    /// estimate and `None` if the device does not answer).
+    fn uptime_and_rx(&mut self, iface: &str) -> (f64, Option<u64>) {
+        let cmd = format!("cat /proc/uptime /sys/class/net/{iface}/statistics/rx_bytes");
+        match self.exec(&cmd) {
+            Ok(out) => {
+                let mut l = out.lines();
+                let up = l.next().and_then(|u| parse_uptime(u).ok());
+                let rx = l.next().and_then(|r| r.trim().parse().ok());
+                (up.unwrap_or_else(|| self.uptime()), rx)
+            }
+            Err(_) => (self.uptime(), None),
+        }
     }
 }
 
@@ -558,6 +586,7 @@ pub fn run<L: DeviceLink, P: Prober<L>, C: Clock>(
             v
         },
     };
+    s.exec(KILL_STALE_STREAMS)?;
     s.open_all()?;
     s.marker("armed")?;
 
@@ -582,7 +611,7 @@ pub fn run<L: DeviceLink, P: Prober<L>, C: Clock>(
         }
         s.run_due_injections()?;
         if let Some(&(index, at)) = schedule.get(next) {
-            if up >= at {
+            if up >= at - PROBE_LEAD_S {
                 next += 1;
                 let rec = probe(&mut s, prober, index, at, cfg, on_progress)?;
                 append_line(&probes_path, &serde_json::to_string(&rec)?)?;
@@ -591,7 +620,7 @@ pub fn run<L: DeviceLink, P: Prober<L>, C: Clock>(
         }
         let wake = schedule
             .get(next)
-            .map(|&(_, at)| at)
+            .map(|&(_, at)| at - PROBE_LEAD_S)
             .unwrap_or(cfg.duration_s)
             .min(cfg.duration_s)
             .min(
@@ -618,8 +647,10 @@ pub fn run<L: DeviceLink, P: Prober<L>, C: Clock>(
             r.file.write_all(&r.buf).ok();
         }
     }
-    // stop tracing so the events do not fill the buffer after we leave
-    let _ = s.exec(&format!("{TRACEFS}; echo 0 > $T/tracing_on"));
+    // stop the streams and tracing, so nothing keeps running after we leave
+    let _ = s.exec(&format!(
+        "{KILL_STALE_STREAMS}; {TRACEFS}; echo 0 > $T/tracing_on"
+    ));
     super::remake_report(dir)
 }
 
@@ -648,9 +679,21 @@ fn probe<L: DeviceLink, P: Prober<L>, C: Clock>(
         rec.note = Some(format!("listener did not start: {e:#}"));
         return Ok(rec);
     }
-    rec.rx_bytes_before = s.rx_bytes(&cfg.data_iface);
     s.marker(&format!("probe {index} start"))?;
-    rec.start_uptime_s = s.device_uptime().unwrap_or_else(|_| s.uptime());
+    // keep recording until the scheduled uptime
+    while s.uptime() < scheduled {
+        s.pump()?;
+        s.run_due_injections()?;
+        s.progress.uptime_s = s.uptime();
+        s.progress.probing = Some(index);
+        on_progress(&s.progress);
+        s.clock
+            .sleep_s((scheduled - s.uptime()).clamp(0.0, POLL_INTERVAL_S));
+    }
+    // uptime and rx_bytes in one round trip, right before the push
+    let (up, rx) = s.uptime_and_rx(&cfg.data_iface);
+    rec.start_uptime_s = up;
+    rec.rx_bytes_before = rx;
     if let Err(e) = prober.start_push(cfg.probe_len_s, cfg.rate_bytes_per_s) {
         rec.note = Some(format!("sender did not start: {e:#}"));
         let _ = prober.finish_listener(s.link);
@@ -668,9 +711,10 @@ fn probe<L: DeviceLink, P: Prober<L>, C: Clock>(
         }
         s.clock.sleep_s(POLL_INTERVAL_S);
     };
-    rec.end_uptime_s = s.device_uptime().unwrap_or_else(|_| s.uptime());
+    let (up, rx) = s.uptime_and_rx(&cfg.data_iface);
+    rec.end_uptime_s = up;
+    rec.rx_bytes_after = rx;
     s.marker(&format!("probe {index} end"))?;
-    rec.rx_bytes_after = s.rx_bytes(&cfg.data_iface);
     let received = prober.finish_listener(s.link).or_else(|e| {
         // one retry after a reconnect: the listener's count is on the device
         s.on_lost(format!("reading the listener: {e:#}"))?;
