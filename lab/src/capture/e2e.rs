@@ -30,6 +30,9 @@ pub const DEGRADE_AT_S: f64 = 70.0;
 pub const POLICE_RATE: &str = "200kbit";
 /// How late an injected or scheduled event may land on a busy 2-core host.
 pub const LATENESS_MAX_S: f64 = 5.0;
+/// How early it may land: the capture schedules by its estimate of the
+/// device's uptime (host clock + an offset measured once at the start).
+pub const EARLINESS_MAX_S: f64 = 1.0;
 
 /// What a failed scan prints on the PineTab2 (two lines per failure).
 pub const SCAN_FAILURE_LINES: [&str; 2] = [
@@ -88,7 +91,7 @@ pub fn check(a: &Analysis) -> Result<()> {
         .context("no scan failure found in the kernel log")?;
     let want = SCAN_FAILURES_AT_S[0];
     ensure!(
-        first >= want && first <= want + LATENESS_MAX_S,
+        first >= want - EARLINESS_MAX_S && first <= want + LATENESS_MAX_S,
         "first scan failure at {first:.1} s, injected at {want:.0} s"
     );
     ensure!(
@@ -116,7 +119,7 @@ pub fn check(a: &Analysis) -> Result<()> {
     let at = a.markers.first_low_probe_uptime_s.unwrap_or(f64::NAN);
     let sched = PROBES_S[expect as usize - 1];
     ensure!(
-        at >= sched && at <= sched + LATENESS_MAX_S,
+        at >= sched - EARLINESS_MAX_S && at <= sched + LATENESS_MAX_S,
         "collapse probe started at {at:.1} s, scheduled at {sched:.0} s"
     );
     ensure!(
