@@ -84,7 +84,26 @@ fn run_fuzz(sh: &Shell, time_s: u64, targets: &[String]) -> Result<()> {
                 dir.display()
             );
         }
-        summary.push(format!("{t}: {runs} runs in {time_s} s, 0 crashes"));
+        // libFuzzer's last status line: "#N DONE cov: C ft: F corp: K/Sb ..."
+        let done = stderr
+            .lines()
+            .rfind(|l| l.split_whitespace().nth(1) == Some("DONE"))
+            .map(|l| {
+                let field = |name: &str| {
+                    l.split_whitespace()
+                        .skip_while(|w| *w != name)
+                        .nth(1)
+                        .unwrap_or("?")
+                        .to_string()
+                };
+                format!(
+                    ", coverage {} edges, corpus {}",
+                    field("cov:"),
+                    field("corp:")
+                )
+            })
+            .unwrap_or_default();
+        summary.push(format!("{t}: {runs} runs in {time_s} s{done}, 0 crashes"));
     }
     for s in summary {
         println!("{s}");
