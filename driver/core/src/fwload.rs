@@ -9,6 +9,17 @@
 //! which (like bytes 12..16 of the exec header) carry the load address.
 //! Writes are padded to at least [`FW_WRITE_MIN`] bytes.
 
+/// Firmware files under `/lib/firmware` (bes2600 `bes_fw.c`): the second-
+/// stage boot image is downloaded to the boot ROM first, then one of the
+/// Wi-Fi images through it, with the same protocol.
+pub mod files {
+    pub const BOOT: &str = "bes2600/best2002_fw_boot_sdio.bin";
+    pub const WIFI: &str = "bes2600/best2002_fw_sdio.bin";
+    pub const WIFI_NOSIGNAL: &str = "bes2600/best2002_fw_sdio_nosignal.bin";
+    pub const WIFI_BTRF: &str = "bes2600/best2002_fw_sdio_btrf.bin";
+    pub const FACTORY: &str = "bes2600_factory.txt";
+}
+
 /// Frame header bytes.
 pub const FW_HDR_LEN: usize = 4;
 /// Smallest write to the boot ROM (bytes).

@@ -51,6 +51,9 @@ pub struct ChipConfig {
     pub pm_supported: bool,
     /// The firmware quirk of lesson 4 (multi-channel 5 GHz scan -> status 2).
     pub reject_5ghz_multi_scan: bool,
+    /// Images to download before the firmware runs: 2 on the real chip
+    /// (second-stage boot image, then the Wi-Fi firmware), 1 for short tests.
+    pub boot_stages: u8,
     /// The AP's beacon interval (None: no beacons, the default for tests
     /// that count frames). 802.11 default: 102 ms (100 TU).
     pub beacon_interval_ms: Option<u64>,
@@ -67,6 +70,7 @@ impl Default for ChipConfig {
             pm_supported: true,
             reject_5ghz_multi_scan: true,
             beacon_interval_ms: None,
+            boot_stages: 1,
             mute: false,
             faults: Faults::default(),
         }
@@ -510,12 +514,22 @@ impl Chip {
             buf.copy_from_slice(&r);
             self.boot.toggle = !self.boot.toggle;
             if core::mem::take(&mut self.boot.run_pending) {
-                // The firmware starts: it speaks WSM from now on.
-                self.power = Power::Running;
-                let n = self.cfg.input_buffers;
-                self.send(SeqSpace::Wsm, |b, s| {
-                    enc::startup(b, s, n, MSG_LEN_MAX as u16).ok()
-                });
+                if self.boot.booted < u64::from(self.cfg.boot_stages.max(1)) {
+                    // A loader stage runs and takes the next image with the
+                    // same protocol (its own frame numbers and toggle).
+                    let booted = self.boot.booted;
+                    self.boot = BootRom {
+                        booted,
+                        ..BootRom::default()
+                    };
+                } else {
+                    // The firmware starts: it speaks WSM from now on.
+                    self.power = Power::Running;
+                    let n = self.cfg.input_buffers;
+                    self.send(SeqSpace::Wsm, |b, s| {
+                        enc::startup(b, s, n, MSG_LEN_MAX as u16).ok()
+                    });
+                }
             }
             return Ok(());
         }

@@ -128,6 +128,15 @@ impl Harness {
         cfg: ChipConfig,
         image: &[u8],
     ) -> Result<Self, bes2600_core::fwload::DownloadError> {
+        Self::with_firmware_images(cfg, &[image])
+    }
+
+    /// As [`Harness::with_firmware`], one download per image in order (the
+    /// real chip: the boot image, then the Wi-Fi firmware).
+    pub fn with_firmware_images(
+        cfg: ChipConfig,
+        images: &[&[u8]],
+    ) -> Result<Self, bes2600_core::fwload::DownloadError> {
         let mut h = Harness {
             chip: Box::new(Chip::new(cfg)),
             bh: Box::new(BhContext::new()),
@@ -148,7 +157,9 @@ impl Harness {
             model: h.bus_model,
             stats: &mut h.bus,
         };
-        bes2600_core::fwload::download(&mut bus, image, &mut scratch)?;
+        for image in images {
+            bes2600_core::fwload::download(&mut bus, image, &mut scratch)?;
+        }
         let _ = h.pump();
         Ok(h)
     }

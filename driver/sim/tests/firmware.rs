@@ -73,3 +73,22 @@ fn a_truncated_image_is_a_typed_error() {
     );
     assert_eq!(fwload::parse_image(&[0u8; 64]), Err(FwError::NoLoadAddress));
 }
+
+#[test]
+fn the_real_chip_needs_the_boot_image_then_the_wifi_firmware() {
+    let boot = image(30_000, 0x2000_0000);
+    let wifi = image(200_000, 0x2008_0000);
+    let cfg = ChipConfig {
+        boot_stages: 2,
+        ..Default::default()
+    };
+    // Only the boot image: the loader runs, no startup indication yet.
+    let h = Harness::with_firmware_images(cfg, &[&boot]).unwrap();
+    assert_eq!(h.bh.state(), BhState::AwaitStartup);
+    assert!(h.up.indications.is_empty());
+    // Both, in order: the firmware starts.
+    let h = Harness::with_firmware_images(cfg, &[&boot, &wifi]).unwrap();
+    assert_eq!(h.chip.boots(), 2);
+    assert_eq!(h.bh.state(), BhState::Running);
+    assert_eq!(fwload::files::BOOT, "bes2600/best2002_fw_boot_sdio.bin");
+}
