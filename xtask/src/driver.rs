@@ -150,6 +150,16 @@ pub fn test_steps() -> Vec<Step> {
             },
         ),
         Step::new(
+            "driver: core compiles with bare rustc, no cargo (as Kbuild will include it)",
+            |sh| {
+                crate::deps::ensure_rustup_target(sh, "x86_64-unknown-none")?;
+                let out = crate::project_root().join("target").join("kbuild-check");
+                std::fs::create_dir_all(&out)?;
+                cmd!(sh, "rustc --edition 2021 --crate-type rlib --crate-name bes2600_core --target x86_64-unknown-none -C panic=abort -D warnings --out-dir {out} driver/core/src/lib.rs").run()?;
+                Ok(())
+            },
+        ),
+        Step::new(
             "driver: simulator firmware model builds for a bare-metal target",
             |sh| {
                 crate::deps::ensure_rustup_target(sh, "x86_64-unknown-none")?;
