@@ -11,7 +11,7 @@ use bes2600_core::bh::{
 use bes2600_core::pm::PmPolicy;
 use bes2600_core::queue::{Ac, CmdError, TxShared};
 use bes2600_core::scan::{self, Channel, ScanGuard, ScanRefusal};
-use bes2600_core::wsm::{self, id, Band, Request, TxConfirm};
+use bes2600_core::wsm::{self, Band, Request, TxConfirm};
 
 use crate::ap;
 use crate::bus::{BusModel, BusStats, SimBus};
@@ -370,7 +370,4 @@ impl Harness {
         }
         Ok(())
     }
-
-    /// The base id of the start-scan request (for counting).
-    pub const START_SCAN: u16 = id::START_SCAN_REQ;
 }
