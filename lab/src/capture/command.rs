@@ -245,3 +245,49 @@ pub fn summary_screen(a: &Analysis) -> String {
     );
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> CaptureConfig {
+        CaptureConfig {
+            duration_s: 2100.0,
+            probes_s: vec![300.0, 600.0, 900.0, 1200.0, 1500.0],
+            probe_len_s: 30.0,
+            rate_bytes_per_s: 4 << 20,
+            events: crate::capture::DEFAULT_EVENTS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            data_iface: "wlan0".into(),
+            injections: vec![],
+            collapse_fraction: 0.5,
+            good_fraction: 0.8,
+        }
+    }
+
+    #[test]
+    fn the_maintainers_schedule_is_valid() {
+        validate(&cfg()).unwrap();
+    }
+
+    #[test]
+    fn bad_schedules_are_refused_before_anything_runs() {
+        let mut c = cfg();
+        c.probes_s.push(2090.0);
+        let e = validate(&c).unwrap_err().to_string();
+        assert!(e.contains("ends after the capture"), "{e}");
+        let mut c = cfg();
+        c.probes_s.push(310.0);
+        let e = validate(&c).unwrap_err().to_string();
+        assert!(e.contains("overlap"), "{e}");
+        let mut c = cfg();
+        c.events.push("mac80211/x; reboot".into());
+        let e = validate(&c).unwrap_err().to_string();
+        assert!(e.contains("expected `system/event`"), "{e}");
+        let mut c = cfg();
+        c.collapse_fraction = 0.9;
+        assert!(validate(&c).is_err());
+    }
+}
