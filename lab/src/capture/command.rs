@@ -91,9 +91,16 @@ fn progress_line(p: &Progress) -> String {
         ),
         (None, None) => "no more probes".into(),
     };
+    // the bar itself shows uptime / capture length
     format!(
-        "uptime {:.0}/{:.0} s · {next} · trace {} · kmsg {} (scan failures {}) · iw {} · snapshots {} · gaps {}",
-        p.uptime_s, p.duration_s, p.trace_records, p.kmsg_lines, p.scan_failures, p.iw_events, p.snapshots, p.gaps
+        "uptime · {:.0} s left · {next} · trace {} · kmsg {} (scan failures {}) · iw {} · snapshots {} · gaps {}",
+        (p.duration_s - p.uptime_s).max(0.0),
+        p.trace_records,
+        p.kmsg_lines,
+        p.scan_failures,
+        p.iw_events,
+        p.snapshots,
+        p.gaps
     )
 }
 

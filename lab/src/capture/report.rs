@@ -231,8 +231,9 @@ pub fn render(raw: &RawCapture, a: &Analysis) -> Rendered {
     let _ = writeln!(
         w,
         "MiB/s = `rx_bytes` of the data interface over the push (counters read right before and \
-         after it) / seconds pushed, as in the maintainers' Phase 0 rig; the listener's byte count \
-         (which also holds what drained after the push) is shown beside it.\n"
+         after it) / seconds pushed, as in the maintainers' Phase 0 rig (it counts frames with their \
+         IP/TCP headers, a few % above payload); the listener's payload byte count (which also \
+         holds what drained after the push) is shown beside it.\n"
     );
     let _ = writeln!(
         w,
