@@ -580,6 +580,16 @@ impl Chip {
             self.stats.bad_writes += 1;
             return Ok(());
         };
+        // The whole write lands in input buffers before any of it is
+        // processed: a write needs as many free buffers as it has messages.
+        if !self.cfg.mute && self.power == Power::Running {
+            let k = batch.len() as u16;
+            self.in_flight += k;
+            self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight);
+            if self.in_flight > self.cfg.input_buffers {
+                self.stats.overruns += u64::from(k.min(self.in_flight - self.cfg.input_buffers));
+            }
+        }
         for i in 0..batch.len() {
             let (start, len) = batch.span(i);
             self.request(&data[start..start + len]);
@@ -599,11 +609,6 @@ impl Chip {
         self.stats.requests += 1;
         if self.cfg.mute {
             return;
-        }
-        self.in_flight += 1;
-        self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight);
-        if self.in_flight > self.cfg.input_buffers {
-            self.stats.overruns += 1;
         }
         let base = mid.base();
         if let ReqView::Tx {

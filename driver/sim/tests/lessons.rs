@@ -472,3 +472,27 @@ mod lock_discipline {
         );
     }
 }
+
+#[test]
+fn the_overrun_oracle_fires_when_a_host_ignores_its_credits() {
+    // Negative control for the interleaving test: a host that writes
+    // without counting credits is caught by the chip model.
+    use bes2600_core::sdio::TxBatch;
+    use bes2600_sim::chip::Chip;
+    let mut chip = Chip::new(ChipConfig {
+        input_buffers: 2,
+        ..Default::default()
+    });
+    chip.power_on();
+    let mut buf = vec![0u8; 8192];
+    let mut batch = TxBatch::new(&mut buf);
+    for seq in 0..5u8 {
+        let mut m = [0u8; 64];
+        let n = Request::ReadMib { mib_id: 1 }.encode(&mut m).unwrap();
+        wsm::stamp_id(&mut m[..n], seq, 0);
+        batch.push(&m[..n]).unwrap();
+    }
+    let len = batch.len();
+    chip.write_data(&buf[..len], false).unwrap();
+    assert_eq!(chip.stats.overruns, 3);
+}
