@@ -1,18 +1,838 @@
 //! `cargo xtask image`: Rust-enabled kernel images per board and flavour.
+//!
+//! Thin driver over the `besser-image` crate: it installs the toolchain,
+//! extracts and patches the kernel source in the cache, configures
+//! (`allnoconfig` + fragments, then the dropped-option check), runs make at
+//! `nice 19`, and assembles `target/images/<board>-<flavour>/` with the lab
+//! appliance initramfs and `manifest.json`.
+//!
+//! Cache layout under `~/.cache/besser/kernel/`:
+//! - `tarball-sha256.json`: the source tarball's hash, keyed by path/size/mtime;
+//! - `src/<sha16>/<top dir>/`: the extracted source, with the series applied
+//!   (`src/<sha16>/series.json` records what is applied, with the patch texts,
+//!   so a changed patch is reverted and re-applied in place — make then
+//!   rebuilds only what it touched);
+//! - `build/<board>-<flavour>/`: the `O=` build tree, `besser-stamp.json`
+//!   records its tree key and build key (see `besser_image::cache`);
+//! - `build.lock`: one kernel build at a time on this machine.
 
-use anyhow::{bail, Result};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use besser_image::cache::{plan_series, CacheInputs};
+use besser_image::kconfig::{check_survived, merge, parse_fragment};
+use besser_image::manifest::{self, Artifacts, BuildInfo, FragmentEntry, Manifest, PatchEntry};
+use besser_image::series::{load_series, Patch};
+use besser_image::{board, Arch, Board, Flavour};
 use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use xshell::{cmd, Shell};
 
+use crate::deps;
 use crate::test::Step;
 
+/// Debian's kernel source package: the default source, available offline.
+const DEBIAN_SOURCE_DEB: &str = "linux-source-6.12";
+const DEBIAN_SOURCE_TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
+/// Pinned bindgen (6.12 needs >= 0.65.1; 0.69.5 is proven on these machines).
+const BINDGEN_CRATE: &str = "bindgen-cli";
+const BINDGEN_VERSION: &str = "0.69.5";
+/// 6.12's minimum rustc.
+const RUSTC_MIN: (u32, u32) = (1, 78);
+/// Host packages a kernel build needs (clang/lld/llvm for LLVM=1, libclang
+/// for bindgen, kmod for depmod in modules_install).
+const BUILD_DEBS: &[&str] = &[
+    "make",
+    "clang",
+    "lld",
+    "llvm",
+    "libclang-dev",
+    "flex",
+    "bison",
+    "bc",
+    "libelf-dev",
+    "libssl-dev",
+    "cpio",
+    "kmod",
+    "patch",
+    "xz-utils",
+    "python3",
+];
+/// Lines of the build log shown when a step fails.
+const LOG_TAIL_LINES: usize = 40;
+/// Niceness of make: kernel builds share the machine with everyone else.
+const MAKE_NICENESS: &str = "19";
+
 #[derive(Parser)]
-pub struct Args {}
+pub struct Args {
+    /// qemu-x86_64 | qemu-arm64 | pinetab2
+    #[arg(long, default_value = "qemu-x86_64")]
+    board: String,
+    /// release | prove-locking
+    #[arg(long, default_value = "release")]
+    flavour: String,
+    /// Every board x flavour.
+    #[arg(long)]
+    all: bool,
+    /// Report what the toolchain lacks (like `make rustavailable`) and how to get it; build nothing.
+    #[arg(long)]
+    check_toolchain: bool,
+    /// Boot each built image in QEMU on the lab's virtual device and check it.
+    #[arg(long)]
+    boot_test: bool,
+    /// Parallel make jobs (default: number of CPUs).
+    #[arg(long)]
+    jobs: Option<usize>,
+}
 
 #[derive(Parser)]
 pub struct BenchArgs {}
 
-pub fn run(_args: Args) -> Result<()> {
-    bail!("cargo xtask image: not built yet (issue 4)")
+fn patches_dir() -> PathBuf {
+    crate::project_root().join("kernel-patches")
+}
+
+pub fn images_dir() -> PathBuf {
+    crate::project_root().join("target").join("images")
+}
+
+fn kernel_cache() -> PathBuf {
+    deps::cache_dir().join("kernel")
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let sh = Shell::new()?;
+    if args.check_toolchain {
+        return check_toolchain(&sh);
+    }
+    let targets: Vec<(Board, Flavour)> = if args.all {
+        Board::ALL
+            .into_iter()
+            .flat_map(|b| Flavour::ALL.into_iter().map(move |f| (b, f)))
+            .collect()
+    } else {
+        vec![(
+            args.board.parse().map_err(|e| anyhow!("--board: {e}"))?,
+            args.flavour
+                .parse()
+                .map_err(|e| anyhow!("--flavour: {e}"))?,
+        )]
+    };
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let mut built = Vec::new();
+    for (b, f) in targets {
+        let dir = build_image(&sh, b, f, jobs)?;
+        built.push((b, f, dir));
+    }
+    if args.boot_test {
+        for (b, f, dir) in &built {
+            if b.spec().qemu_bootable {
+                boot_test(&sh, dir)?;
+            } else {
+                eprintln!(
+                    "{}: built, not booted (real hardware only)",
+                    board::image_name(*b, *f)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- toolchain
+
+struct Toolchain {
+    bindgen: PathBuf,
+    versions: BTreeMap<String, String>,
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").trim().to_string()
+}
+
+fn tool_version(sh: &Shell, prog: &Path) -> Result<String> {
+    Ok(first_line(
+        &cmd!(sh, "{prog} --version")
+            .quiet()
+            .ignore_stderr()
+            .read()
+            .with_context(|| format!("{} --version", prog.display()))?,
+    ))
+}
+
+fn rustc_version(sh: &Shell) -> Result<(String, (u32, u32))> {
+    let v = first_line(&cmd!(sh, "rustc --version").quiet().read()?);
+    let num = v.split_whitespace().nth(1).unwrap_or("");
+    let mut it = num.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let mm = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    Ok((v, mm))
+}
+
+fn bindgen_path() -> PathBuf {
+    deps::cache_dir()
+        .join("tools")
+        .join(format!("{BINDGEN_CRATE}-{BINDGEN_VERSION}"))
+        .join("bin")
+        .join("bindgen")
+}
+
+/// Installs what is missing and returns the toolchain with its versions.
+fn ensure_toolchain(sh: &Shell) -> Result<Toolchain> {
+    let mut debs: Vec<&str> = BUILD_DEBS.to_vec();
+    if std::env::var_os("BESSER_KERNEL_TARBALL").is_none() {
+        debs.push(DEBIAN_SOURCE_DEB);
+    }
+    deps::ensure_debs(sh, &debs)?;
+    deps::ensure_rustup_component(sh, "rust-src")?;
+    let (rustc, mm) = rustc_version(sh)?;
+    if mm < RUSTC_MIN {
+        bail!(
+            "{rustc} is too old for Linux 6.12 (needs >= {}.{}): rustup update",
+            RUSTC_MIN.0,
+            RUSTC_MIN.1
+        );
+    }
+    let bindgen = deps::ensure_cargo_tool(sh, BINDGEN_CRATE, BINDGEN_VERSION, "bindgen")?;
+    let mut versions = BTreeMap::new();
+    versions.insert("rustc".to_string(), rustc);
+    versions.insert("bindgen".to_string(), tool_version(sh, &bindgen)?);
+    versions.insert("clang".to_string(), tool_version(sh, Path::new("clang"))?);
+    versions.insert("ld.lld".to_string(), tool_version(sh, Path::new("ld.lld"))?);
+    versions.insert("make".to_string(), tool_version(sh, Path::new("make"))?);
+    Ok(Toolchain { bindgen, versions })
+}
+
+/// `--check-toolchain`: what is there, what is missing and how to get it.
+fn check_toolchain(sh: &Shell) -> Result<()> {
+    let mut missing = Vec::new();
+    let installed = |p: &str| {
+        let fmt = "-f=${Status}";
+        cmd!(sh, "dpkg-query -W {fmt} {p}")
+            .quiet()
+            .ignore_stderr()
+            .read()
+            .map(|s| s.contains("install ok installed"))
+            .unwrap_or(false)
+    };
+    let mut debs: Vec<&str> = BUILD_DEBS.to_vec();
+    debs.push(DEBIAN_SOURCE_DEB);
+    let lacking: Vec<&str> = debs.iter().copied().filter(|p| !installed(p)).collect();
+    if lacking.is_empty() {
+        println!("ok       Debian packages: {}", debs.join(" "));
+    } else {
+        println!("MISSING  Debian packages: {}", lacking.join(" "));
+        missing.push(format!("apt-get install -y {}", lacking.join(" ")));
+    }
+    match rustc_version(sh) {
+        Ok((v, mm)) if mm >= RUSTC_MIN => println!("ok       {v}"),
+        Ok((v, _)) => {
+            println!(
+                "TOO OLD  {v} (Linux 6.12 needs >= {}.{})",
+                RUSTC_MIN.0, RUSTC_MIN.1
+            );
+            missing.push("rustup update".into());
+        }
+        Err(_) => {
+            println!("MISSING  rustc");
+            missing.push("install rustup: https://rustup.rs".into());
+        }
+    }
+    let comps = cmd!(sh, "rustup component list --installed")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .unwrap_or_default();
+    if comps.lines().any(|l| l.starts_with("rust-src")) {
+        println!("ok       rust-src (rustup component)");
+    } else {
+        println!("MISSING  rust-src (rustup component)");
+        missing.push("rustup component add rust-src".into());
+    }
+    let bg = bindgen_path();
+    if bg.exists() {
+        println!("ok       {} ({})", tool_version(sh, &bg)?, bg.display());
+    } else {
+        println!("MISSING  bindgen-cli {BINDGEN_VERSION} at {}", bg.display());
+        let root = bg
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(&bg)
+            .display()
+            .to_string();
+        missing.push(format!(
+            "cargo install --locked --root {root} {BINDGEN_CRATE}@{BINDGEN_VERSION}   (cargo xtask image does this itself)"
+        ));
+    }
+    // The kernel's own verdict, if a source tree is already extracted.
+    if let Some(tree) = extracted_trees().into_iter().next() {
+        if bg.exists() {
+            let path = path_with(bg.parent().expect("bin dir"));
+            let out = Command::new("make")
+                .current_dir(&tree)
+                .args(["LLVM=1", "rustavailable"])
+                .env("PATH", path)
+                .output();
+            if let Ok(o) = out {
+                println!(
+                    "make LLVM=1 rustavailable ({}):\n{}{}",
+                    tree.display(),
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                if !o.status.success() {
+                    missing.push("see make rustavailable above".into());
+                }
+            }
+        }
+    } else {
+        println!(
+            "(no kernel source extracted yet; `make rustavailable` runs after the first build)"
+        );
+    }
+    if missing.is_empty() {
+        println!("toolchain complete");
+        Ok(())
+    } else {
+        println!("\nto get what is missing:");
+        for m in &missing {
+            println!("  {m}");
+        }
+        bail!("toolchain incomplete ({} item(s))", missing.len())
+    }
+}
+
+fn path_with(dir: &Path) -> std::ffi::OsString {
+    let mut p = std::ffi::OsString::from(dir);
+    if let Some(old) = std::env::var_os("PATH") {
+        p.push(":");
+        p.push(old);
+    }
+    p
+}
+
+// ------------------------------------------------------------------ source
+
+#[derive(Serialize, Deserialize, Default)]
+struct TarballHashes(BTreeMap<String, (u64, i64, String)>);
+
+struct Source {
+    tarball: PathBuf,
+    sha256: String,
+    /// The extracted, patched tree.
+    tree: PathBuf,
+    /// `src/<sha16>/`
+    dir: PathBuf,
+}
+
+fn tarball() -> Result<(PathBuf, Option<String>)> {
+    match std::env::var_os("BESSER_KERNEL_TARBALL") {
+        Some(p) => {
+            let pinned = std::env::var("BESSER_KERNEL_SHA256").map_err(|_| {
+                anyhow!("BESSER_KERNEL_TARBALL is set: set BESSER_KERNEL_SHA256 to its pinned sha256 too")
+            })?;
+            Ok((PathBuf::from(p), Some(pinned.to_lowercase())))
+        }
+        None => Ok((PathBuf::from(DEBIAN_SOURCE_TARBALL), None)),
+    }
+}
+
+/// The tarball's sha256, remembered by path, size and mtime.
+fn tarball_sha256(path: &Path) -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let md = fs::metadata(path).with_context(|| format!("kernel source {}", path.display()))?;
+    let memo = kernel_cache().join("tarball-sha256.json");
+    let mut hashes: TarballHashes = fs::read_to_string(&memo)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    let key = path.display().to_string();
+    if let Some((size, mtime, h)) = hashes.0.get(&key) {
+        if *size == md.size() && *mtime == md.mtime() {
+            return Ok(h.clone());
+        }
+    }
+    let h = besser_image::sha256_file(path)?;
+    hashes.0.insert(key, (md.size(), md.mtime(), h.clone()));
+    fs::create_dir_all(kernel_cache())?;
+    fs::write(&memo, serde_json::to_string_pretty(&hashes)?)?;
+    Ok(h)
+}
+
+fn extracted_trees() -> Vec<PathBuf> {
+    let Ok(rd) = fs::read_dir(kernel_cache().join("src")) else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let top = fs::read_to_string(e.path().join("extracted")).ok()?;
+            Some(e.path().join(top.trim()))
+        })
+        .collect()
+}
+
+fn prepare_source(pb: &ProgressBar) -> Result<Source> {
+    let (tarball, pinned) = tarball()?;
+    pb.set_message(format!("hashing {}", tarball.display()));
+    let sha256 = tarball_sha256(&tarball)?;
+    if let Some(p) = pinned {
+        if p != sha256 {
+            bail!(
+                "{}: sha256 is {sha256}, but BESSER_KERNEL_SHA256 pins {p}: refusing to build from it",
+                tarball.display()
+            );
+        }
+    }
+    let dir = kernel_cache().join("src").join(&sha256[..16]);
+    let stamp = dir.join("extracted");
+    if !stamp.exists() {
+        pb.set_message(format!("extracting {}", tarball.display()));
+        let _ = fs::remove_dir_all(&dir);
+        let tmp = kernel_cache()
+            .join("src")
+            .join(format!("{}.tmp", &sha256[..16]));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp)?;
+        let st = Command::new("nice")
+            .args(["-n", MAKE_NICENESS, "tar", "-xf"])
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&tmp)
+            .status()
+            .context("running tar")?;
+        if !st.success() {
+            bail!("tar -xf {} failed ({st})", tarball.display());
+        }
+        let tops: Vec<String> = fs::read_dir(&tmp)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let [top] = tops.as_slice() else {
+            bail!(
+                "{}: expected one top-level directory, found {tops:?}",
+                tarball.display()
+            );
+        };
+        fs::write(tmp.join("extracted"), format!("{top}\n"))?;
+        fs::rename(&tmp, &dir)?;
+    }
+    let top = fs::read_to_string(&stamp)?;
+    let tree = dir.join(top.trim());
+    Ok(Source {
+        tarball,
+        sha256,
+        tree,
+        dir,
+    })
+}
+
+/// What is applied to a source tree, with the texts to revert it.
+#[derive(Serialize, Deserialize, Default)]
+struct Applied {
+    patches: Vec<AppliedPatch>,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+struct AppliedPatch {
+    name: String,
+    sha256: String,
+    text: String,
+}
+
+/// Brings the source tree to exactly `series`: reverts what differs (last
+/// first), applies the rest. The record is updated after every step.
+fn sync_series(src: &Source, series: &[Patch], pb: &ProgressBar) -> Result<()> {
+    use besser_image::apply::{apply_patch, Direction};
+    let record = src.dir.join("series.json");
+    let mut applied: Applied = match fs::read_to_string(&record) {
+        Ok(s) => serde_json::from_str(&s).with_context(|| format!("{}", record.display()))?,
+        Err(_) => Applied::default(),
+    };
+    let have: Vec<(String, String)> = applied
+        .patches
+        .iter()
+        .map(|p| (p.name.clone(), p.sha256.clone()))
+        .collect();
+    let want: Vec<(String, String)> = series
+        .iter()
+        .map(|p| (p.name.clone(), p.sha256.clone()))
+        .collect();
+    let plan = plan_series(&have, &want);
+    let tree_name = src
+        .tree
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let save = |a: &Applied| -> Result<()> {
+        fs::write(&record, serde_json::to_string_pretty(a)?)?;
+        Ok(())
+    };
+    for i in plan.revert {
+        let p = &applied.patches[i];
+        pb.set_message(format!("reverting {}", p.name));
+        let patch = besser_image::series::make_patch(&p.name, p.text.clone())?;
+        apply_patch(&src.tree, &tree_name, &patch, Direction::Revert)?;
+        applied.patches.truncate(i);
+        save(&applied)?;
+    }
+    for i in plan.apply {
+        let p = &series[i];
+        pb.set_message(format!("applying {}", p.name));
+        apply_patch(&src.tree, &tree_name, p, Direction::Apply).map_err(|e| {
+            anyhow!(
+                "{e}(kernel-patches/series, source {})",
+                src.tarball.display()
+            )
+        })?;
+        applied.patches.push(AppliedPatch {
+            name: p.name.clone(),
+            sha256: p.sha256.clone(),
+            text: p.text.clone(),
+        });
+        save(&applied)?;
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------- build
+
+#[derive(Serialize, Deserialize, PartialEq)]
+struct Stamp {
+    tree_key: String,
+    build_key: String,
+}
+
+/// A make invocation whose output goes to the build log, with the current
+/// step on the progress bar; on failure, the log's tail.
+struct Make<'a> {
+    src: &'a Path,
+    out: &'a Path,
+    arch: Arch,
+    jobs: usize,
+    path: std::ffi::OsString,
+    log: PathBuf,
+}
+
+impl Make<'_> {
+    fn run(&self, pb: &ProgressBar, what: &str, extra: &[String]) -> Result<()> {
+        let mut log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let mut args: Vec<String> = vec![
+            "-n".into(),
+            MAKE_NICENESS.into(),
+            "make".into(),
+            "-C".into(),
+            self.src.display().to_string(),
+            format!("O={}", self.out.display()),
+            format!("ARCH={}", self.arch.kernel_arch()),
+            "LLVM=1".into(),
+            format!("-j{}", self.jobs),
+        ];
+        args.extend(extra.iter().cloned());
+        writeln!(log, "\n### besser: {what}: nice {}", args.join(" "))?;
+        let mut child = Command::new("nice")
+            .args(&args)
+            .env("PATH", &self.path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("running make")?;
+        // stderr goes to the log through a thread; stdout drives the bar.
+        let stderr = child.stderr.take().expect("piped");
+        let mut log2 = log.try_clone()?;
+        let t = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = writeln!(log2, "{line}");
+            }
+        });
+        for line in BufReader::new(child.stdout.take().expect("piped"))
+            .lines()
+            .map_while(Result::ok)
+        {
+            writeln!(log, "{line}")?;
+            let l = line.trim();
+            if !l.is_empty() {
+                pb.set_message(format!("{what}: {}", truncate(l, 70)));
+            }
+        }
+        let st = child.wait()?;
+        let _ = t.join();
+        if !st.success() {
+            bail!(
+                "{what} failed ({st}); last {LOG_TAIL_LINES} lines of {}:\n{}",
+                self.log.display(),
+                tail(&self.log, LOG_TAIL_LINES)
+            );
+        }
+        Ok(())
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n).collect::<String>() + "…"
+    }
+}
+
+fn tail(path: &Path, n: usize) -> String {
+    let s = fs::read_to_string(path).unwrap_or_default();
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(n)..].join("\n")
+}
+
+fn progress(name: &str) -> ProgressBar {
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {prefix}: {wide_msg}")
+            .expect("valid template"),
+    );
+    pb.set_prefix(name.to_string());
+    pb.enable_steady_tick(Duration::from_millis(200));
+    pb
+}
+
+fn utc_now(sh: &Shell) -> String {
+    cmd!(sh, "date -u +%Y-%m-%dT%H:%M:%SZ")
+        .quiet()
+        .read()
+        .unwrap_or_default()
+}
+
+/// Builds one image (or finds it up to date) and returns its directory.
+pub fn build_image(sh: &Shell, b: Board, f: Flavour, jobs: usize) -> Result<PathBuf> {
+    let name = board::image_name(b, f);
+    let spec = b.spec();
+    let t0 = Instant::now();
+    let pb = progress(&name);
+    pb.set_message("toolchain");
+    let tc = pb.suspend(|| ensure_toolchain(sh))?;
+
+    // One kernel build at a time on this machine.
+    fs::create_dir_all(kernel_cache())?;
+    let lock = fs::File::create(kernel_cache().join("build.lock"))?;
+    pb.set_message("waiting for the kernel build lock");
+    lock.lock().context("locking the kernel build cache")?;
+
+    let series = load_series(&patches_dir())?;
+    let frag_paths = board::fragment_order(b, f);
+    let mut fragments = Vec::new();
+    let mut frag_entries = Vec::new();
+    for p in &frag_paths {
+        let full = patches_dir().join("config").join(p);
+        let text = fs::read_to_string(&full).with_context(|| format!("{}", full.display()))?;
+        frag_entries.push(FragmentEntry {
+            path: p.clone(),
+            sha256: besser_image::sha256_hex(text.as_bytes()),
+        });
+        fragments.push(parse_fragment(
+            &format!("kernel-patches/config/{p}"),
+            &text,
+        )?);
+    }
+    let merged = merge(&fragments);
+
+    let src = prepare_source(&pb)?;
+    let inputs = CacheInputs {
+        board: b.name().into(),
+        flavour: f.name().into(),
+        source_sha256: src.sha256.clone(),
+        patches: series
+            .iter()
+            .map(|p| (p.name.clone(), p.sha256.clone()))
+            .collect(),
+        fragments: frag_entries
+            .iter()
+            .map(|e| (e.path.clone(), e.sha256.clone()))
+            .collect(),
+        toolchain: tc.versions.clone(),
+    };
+    let stamp_now = Stamp {
+        tree_key: inputs.tree_key(),
+        build_key: inputs.build_key(),
+    };
+    let out = kernel_cache().join("build").join(&name);
+    let stamp_path = out.join("besser-stamp.json");
+    let old: Option<Stamp> = fs::read_to_string(&stamp_path)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok());
+    let kind = match &old {
+        Some(s) if *s == stamp_now && out.join(spec.kernel_image).exists() => "cached",
+        Some(s) if s.tree_key == stamp_now.tree_key => "incremental",
+        _ => "cold",
+    };
+    let image_dir = images_dir().join(&name);
+    if kind == "cached" {
+        if let Ok(m) = Manifest::load(&image_dir) {
+            if m.build_key == stamp_now.build_key && m.verify(&image_dir).is_empty() {
+                pb.finish_and_clear();
+                eprintln!("{name}: up to date ({})", image_dir.display());
+                return Ok(image_dir);
+            }
+        }
+    }
+    let log = out.join("besser-build.log");
+    if kind == "cold" {
+        pb.set_message("new build tree");
+        let _ = fs::remove_dir_all(&out);
+    }
+    fs::create_dir_all(&out)?;
+    let make = Make {
+        src: &src.tree,
+        out: &out,
+        arch: spec.arch,
+        jobs,
+        path: path_with(tc.bindgen.parent().expect("bin dir")),
+        log: log.clone(),
+    };
+    if kind != "cached" {
+        // Invalidate the stamp first: an interrupted build is never "cached".
+        let _ = fs::remove_file(&stamp_path);
+        fs::write(&log, format!("### besser: {name}: {kind} build\n"))?;
+        sync_series(&src, &series, &pb)?;
+        let allconfig = out.join("besser.config");
+        fs::write(&allconfig, merged.render())?;
+        for (sym, old, new) in &merged.overrides {
+            fs::OpenOptions::new().append(true).open(&log)?.write_all(
+                format!("### besser: CONFIG_{sym}: {new} overrides {old}\n").as_bytes(),
+            )?;
+        }
+        make.run(
+            &pb,
+            "allnoconfig + fragments",
+            &[
+                format!("KCONFIG_ALLCONFIG={}", allconfig.display()),
+                "allnoconfig".into(),
+            ],
+        )?;
+        make.run(&pb, "olddefconfig", &["olddefconfig".into()])?;
+        let config = fs::read_to_string(out.join(".config"))?;
+        check_survived(&merged, &config).map_err(|e| {
+            anyhow!(
+                "{name}: {e}(merged fragment: {}, log: {})",
+                allconfig.display(),
+                log.display()
+            )
+        })?;
+        let targets: Vec<String> = spec.make_targets.iter().map(|s| s.to_string()).collect();
+        make.run(&pb, "make", &targets)?;
+        fs::write(&stamp_path, serde_json::to_string_pretty(&stamp_now)?)?;
+    }
+
+    // Assemble the image directory from the build tree.
+    pb.set_message("assembling the image directory");
+    let _ = fs::remove_dir_all(&image_dir);
+    fs::create_dir_all(&image_dir)?;
+    let release = fs::read_to_string(out.join("include/config/kernel.release"))
+        .context("reading kernel.release")?
+        .trim()
+        .to_string();
+    let kernel_name = Path::new(spec.kernel_image)
+        .file_name()
+        .expect("image has a file name")
+        .to_string_lossy()
+        .into_owned();
+    fs::copy(out.join(spec.kernel_image), image_dir.join(&kernel_name))?;
+    fs::copy(out.join(".config"), image_dir.join("config"))?;
+    let modules_dir = image_dir.join("modules");
+    make.run(
+        &pb,
+        "modules_install",
+        &[
+            format!("INSTALL_MOD_PATH={}", modules_dir.display()),
+            "INSTALL_MOD_STRIP=1".into(),
+            "modules_install".into(),
+        ],
+    )?;
+    let mut dtbs = Vec::new();
+    for d in spec.dtbs {
+        let from = out
+            .join("arch")
+            .join(spec.arch.kernel_arch())
+            .join("boot/dts")
+            .join(d);
+        let base = Path::new(d).file_name().expect("dtb file name");
+        fs::create_dir_all(image_dir.join("dtbs"))?;
+        fs::copy(&from, image_dir.join("dtbs").join(base))
+            .with_context(|| format!("copying {}", from.display()))?;
+        dtbs.push(format!("dtbs/{}", base.to_string_lossy()));
+    }
+    let initramfs = "initramfs.cpio";
+    make_initramfs(spec.arch, &modules_dir, &image_dir.join(initramfs))
+        .with_context(|| format!("{name}: building the lab appliance initramfs"))?;
+    fs::copy(&log, image_dir.join("build.log"))?;
+    let config_sha256 = besser_image::sha256_file(&image_dir.join("config"))?;
+    let version = release.split('-').next().unwrap_or(&release).to_string();
+    let m = Manifest {
+        schema: manifest::SCHEMA_VERSION,
+        board: b.name().into(),
+        flavour: f.name().into(),
+        arch: spec.arch.name().into(),
+        kernel_release: release,
+        kernel_version: version,
+        source: manifest::Source {
+            tarball: src.tarball.display().to_string(),
+            sha256: src.sha256.clone(),
+        },
+        patches: series
+            .iter()
+            .map(|p| PatchEntry {
+                name: p.name.clone(),
+                subject: p.subject.clone(),
+                sha256: p.sha256.clone(),
+            })
+            .collect(),
+        fragments: frag_entries,
+        config_sha256,
+        toolchain: tc.versions.clone(),
+        tree_key: stamp_now.tree_key.clone(),
+        build_key: stamp_now.build_key.clone(),
+        artifacts: Artifacts {
+            kernel: kernel_name,
+            initramfs: initramfs.into(),
+            config: "config".into(),
+            modules: "modules".into(),
+            dtbs,
+            build_log: "build.log".into(),
+        },
+        sha256: manifest::hash_tree(&image_dir, &[manifest::MANIFEST_FILE])?,
+        build: BuildInfo {
+            finished_utc: utc_now(sh),
+            build_time_s: (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            kind: kind.into(),
+        },
+    };
+    fs::write(image_dir.join(manifest::MANIFEST_FILE), m.to_json())?;
+    pb.finish_and_clear();
+    eprintln!(
+        "{name}: {} ({kind}, {:.0} s): {}",
+        m.kernel_release,
+        t0.elapsed().as_secs_f64(),
+        image_dir.display()
+    );
+    drop(lock);
+    Ok(image_dir)
+}
+
+fn make_initramfs(_arch: Arch, _modules: &Path, _out: &Path) -> Result<()> {
+    bail!("the lab appliance initramfs comes from besser-lab (not on main yet)")
+}
+
+fn boot_test(_sh: &Shell, _dir: &Path) -> Result<()> {
+    bail!("boot test needs besser-lab's VM (not on main yet)")
 }
 
 pub fn bench(_args: BenchArgs) -> Result<()> {
