@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod board;
+pub mod bootcheck;
 pub mod cache;
 pub mod kconfig;
 pub mod manifest;

@@ -92,18 +92,48 @@ pub struct Args {
 }
 
 #[derive(Parser)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// qemu-x86_64 | qemu-arm64 | pinetab2
+    #[arg(long, default_value = "qemu-x86_64")]
+    board: String,
+    /// release | prove-locking
+    #[arg(long, default_value = "release")]
+    flavour: String,
+    /// Every board x flavour (about 10 min of both cores each).
+    #[arg(long)]
+    all: bool,
+}
 
 fn patches_dir() -> PathBuf {
     crate::project_root().join("kernel-patches")
 }
 
 pub fn images_dir() -> PathBuf {
-    crate::project_root().join("target").join("images")
+    crate::lab::target_dir().join("images")
 }
 
 fn kernel_cache() -> PathBuf {
     deps::cache_dir().join("kernel")
+}
+
+/// Where a build reads its inputs and keeps its trees and outputs; the
+/// defaults are the repository and `~/.cache/besser/kernel`, the benchmark
+/// uses a scratch copy.
+#[derive(Clone)]
+pub struct Paths {
+    pub patches: PathBuf,
+    pub cache: PathBuf,
+    pub images: PathBuf,
+}
+
+impl Default for Paths {
+    fn default() -> Paths {
+        Paths {
+            patches: patches_dir(),
+            cache: kernel_cache(),
+            images: images_dir(),
+        }
+    }
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -124,11 +154,7 @@ pub fn run(args: Args) -> Result<()> {
                 .map_err(|e| anyhow!("--flavour: {e}"))?,
         )]
     };
-    let jobs = args.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let jobs = args.jobs.unwrap_or_else(default_jobs);
     let mut built = Vec::new();
     for (b, f) in targets {
         let dir = build_image(&sh, b, f, jobs)?;
@@ -380,9 +406,9 @@ fn extracted_trees() -> Vec<PathBuf> {
         .collect()
 }
 
-fn prepare_source(pb: &ProgressBar) -> Result<Source> {
+fn prepare_source(paths: &Paths, pb: &ProgressBar) -> Result<Source> {
     let (tarball, pinned) = tarball()?;
-    pb.set_message(format!("hashing {}", tarball.display()));
+    step(pb, format!("hashing {}", tarball.display()));
     let sha256 = tarball_sha256(&tarball)?;
     if let Some(p) = pinned {
         if p != sha256 {
@@ -392,12 +418,13 @@ fn prepare_source(pb: &ProgressBar) -> Result<Source> {
             );
         }
     }
-    let dir = kernel_cache().join("src").join(&sha256[..16]);
+    let dir = paths.cache.join("src").join(&sha256[..16]);
     let stamp = dir.join("extracted");
     if !stamp.exists() {
-        pb.set_message(format!("extracting {}", tarball.display()));
+        step(pb, format!("extracting {}", tarball.display()));
         let _ = fs::remove_dir_all(&dir);
-        let tmp = kernel_cache()
+        let tmp = paths
+            .cache
             .join("src")
             .join(format!("{}.tmp", &sha256[..16]));
         let _ = fs::remove_dir_all(&tmp);
@@ -478,7 +505,7 @@ fn sync_series(src: &Source, series: &[Patch], pb: &ProgressBar) -> Result<()> {
     };
     for i in plan.revert {
         let p = &applied.patches[i];
-        pb.set_message(format!("reverting {}", p.name));
+        step(pb, format!("reverting {}", p.name));
         let patch = besser_image::series::make_patch(&p.name, p.text.clone())?;
         apply_patch(&src.tree, &tree_name, &patch, Direction::Revert)?;
         applied.patches.truncate(i);
@@ -486,7 +513,7 @@ fn sync_series(src: &Source, series: &[Patch], pb: &ProgressBar) -> Result<()> {
     }
     for i in plan.apply {
         let p = &series[i];
-        pb.set_message(format!("applying {}", p.name));
+        step(pb, format!("applying {}", p.name));
         apply_patch(&src.tree, &tree_name, p, Direction::Apply).map_err(|e| {
             anyhow!(
                 "{e}(kernel-patches/series, source {})",
@@ -541,6 +568,7 @@ impl Make<'_> {
         ];
         args.extend(extra.iter().cloned());
         writeln!(log, "\n### besser: {what}: nice {}", args.join(" "))?;
+        step(pb, what);
         let mut child = Command::new("nice")
             .args(&args)
             .env("PATH", &self.path)
@@ -594,6 +622,16 @@ fn tail(path: &Path, n: usize) -> String {
     v[v.len().saturating_sub(n)..].join("\n")
 }
 
+/// Shows a build step: on the bar, or as a log line when there is no
+/// terminal (CI), where the bar is hidden.
+fn step(pb: &ProgressBar, msg: impl Into<String>) {
+    let msg = msg.into();
+    if pb.is_hidden() {
+        eprintln!("[{}] {msg}", pb.prefix());
+    }
+    pb.set_message(msg);
+}
+
 fn progress(name: &str) -> ProgressBar {
     let pb = ProgressBar::new_spinner();
     pb.set_style(
@@ -614,25 +652,36 @@ fn utc_now(sh: &Shell) -> String {
 
 /// Builds one image (or finds it up to date) and returns its directory.
 pub fn build_image(sh: &Shell, b: Board, f: Flavour, jobs: usize) -> Result<PathBuf> {
+    build_image_with(sh, &Paths::default(), b, f, jobs).map(|(dir, _)| dir)
+}
+
+/// [`build_image`] with explicit paths; also returns the manifest's build kind.
+pub fn build_image_with(
+    sh: &Shell,
+    paths: &Paths,
+    b: Board,
+    f: Flavour,
+    jobs: usize,
+) -> Result<(PathBuf, String)> {
     let name = board::image_name(b, f);
     let spec = b.spec();
     let t0 = Instant::now();
     let pb = progress(&name);
-    pb.set_message("toolchain");
+    step(&pb, "toolchain");
     let tc = pb.suspend(|| ensure_toolchain(sh))?;
 
     // One kernel build at a time on this machine.
     fs::create_dir_all(kernel_cache())?;
     let lock = fs::File::create(kernel_cache().join("build.lock"))?;
-    pb.set_message("waiting for the kernel build lock");
+    step(&pb, "waiting for the kernel build lock");
     lock.lock().context("locking the kernel build cache")?;
 
-    let series = load_series(&patches_dir())?;
+    let series = load_series(&paths.patches)?;
     let frag_paths = board::fragment_order(b, f);
     let mut fragments = Vec::new();
     let mut frag_entries = Vec::new();
     for p in &frag_paths {
-        let full = patches_dir().join("config").join(p);
+        let full = paths.patches.join("config").join(p);
         let text = fs::read_to_string(&full).with_context(|| format!("{}", full.display()))?;
         frag_entries.push(FragmentEntry {
             path: p.clone(),
@@ -645,7 +694,7 @@ pub fn build_image(sh: &Shell, b: Board, f: Flavour, jobs: usize) -> Result<Path
     }
     let merged = merge(&fragments);
 
-    let src = prepare_source(&pb)?;
+    let src = prepare_source(paths, &pb)?;
     let inputs = CacheInputs {
         board: b.name().into(),
         flavour: f.name().into(),
@@ -664,7 +713,7 @@ pub fn build_image(sh: &Shell, b: Board, f: Flavour, jobs: usize) -> Result<Path
         tree_key: inputs.tree_key(),
         build_key: inputs.build_key(),
     };
-    let out = kernel_cache().join("build").join(&name);
+    let out = paths.cache.join("build").join(&name);
     let stamp_path = out.join("besser-stamp.json");
     let old: Option<Stamp> = fs::read_to_string(&stamp_path)
         .ok()
@@ -674,19 +723,19 @@ pub fn build_image(sh: &Shell, b: Board, f: Flavour, jobs: usize) -> Result<Path
         Some(s) if s.tree_key == stamp_now.tree_key => "incremental",
         _ => "cold",
     };
-    let image_dir = images_dir().join(&name);
+    let image_dir = paths.images.join(&name);
     if kind == "cached" {
         if let Ok(m) = Manifest::load(&image_dir) {
             if m.build_key == stamp_now.build_key && m.verify(&image_dir).is_empty() {
                 pb.finish_and_clear();
                 eprintln!("{name}: up to date ({})", image_dir.display());
-                return Ok(image_dir);
+                return Ok((image_dir, "up-to-date".into()));
             }
         }
     }
     let log = out.join("besser-build.log");
     if kind == "cold" {
-        pb.set_message("new build tree");
+        step(&pb, "new build tree");
         let _ = fs::remove_dir_all(&out);
     }
     fs::create_dir_all(&out)?;
@@ -733,7 +782,7 @@ pub fn build_image(sh: &Shell, b: Board, f: Flavour, jobs: usize) -> Result<Path
     }
 
     // Assemble the image directory from the build tree.
-    pb.set_message("assembling the image directory");
+    step(&pb, "assembling the image directory");
     let _ = fs::remove_dir_all(&image_dir);
     fs::create_dir_all(&image_dir)?;
     let release = fs::read_to_string(out.join("include/config/kernel.release"))
@@ -771,7 +820,7 @@ pub fn build_image(sh: &Shell, b: Board, f: Flavour, jobs: usize) -> Result<Path
         dtbs.push(format!("dtbs/{}", base.to_string_lossy()));
     }
     let initramfs = "initramfs.cpio";
-    make_initramfs(spec.arch, &modules_dir, &image_dir.join(initramfs))
+    make_initramfs(sh, spec.arch, &modules_dir, &[], &image_dir.join(initramfs))
         .with_context(|| format!("{name}: building the lab appliance initramfs"))?;
     fs::copy(&log, image_dir.join("build.log"))?;
     let config_sha256 = besser_image::sha256_file(&image_dir.join("config"))?;
@@ -824,21 +873,451 @@ pub fn build_image(sh: &Shell, b: Board, f: Flavour, jobs: usize) -> Result<Path
         image_dir.display()
     );
     drop(lock);
-    Ok(image_dir)
+    Ok((image_dir, kind.to_string()))
 }
 
-fn make_initramfs(_arch: Arch, _modules: &Path, _out: &Path) -> Result<()> {
-    bail!("the lab appliance initramfs comes from besser-lab (not on main yet)")
+/// Modules the appliance loads at boot on a besser kernel: the Rust sample
+/// (proof that Rust modules run) and the lab's qdiscs (virtio is built in).
+const APPLIANCE_MODULES: &[&str] = &[
+    besser_image::bootcheck::RUST_SAMPLE_MODULE,
+    "sch_tbf",
+    "sch_netem",
+];
+/// Per remote command of the boot test.
+const BOOT_TEST_CMD_TIMEOUT_S: u64 = 30;
+
+fn lab_arch(a: Arch) -> besser_lab::appliance::Arch {
+    match a {
+        Arch::X86_64 => besser_lab::appliance::Arch::X86_64,
+        Arch::Aarch64 => besser_lab::appliance::Arch::Aarch64,
+    }
 }
 
-fn boot_test(_sh: &Shell, _dir: &Path) -> Result<()> {
-    bail!("boot test needs besser-lab's VM (not on main yet)")
+/// Debian arm64 packages the arm64 appliance is made of: a static busybox,
+/// dropbear and the libraries dropbear links (its ELF interpreter included).
+const ARM64_APPLIANCE_DEBS: &[&str] = &[
+    "busybox-static",
+    "dropbear-bin",
+    "libc6",
+    "libcrypt1",
+    "libtomcrypt1",
+    "libtommath1",
+    "zlib1g",
+    "libgmp10",
+];
+/// What arm64 dropbear needs at run time (sonames, and the interpreter).
+const ARM64_DROPBEAR_LIBS: &[&str] = &[
+    "ld-linux-aarch64.so.1",
+    "libc.so.6",
+    "libcrypt.so.1",
+    "libtomcrypt.so.1",
+    "libtommath.so.1",
+    "libz.so.1",
+    "libgmp.so.10",
+];
+
+/// An arm64 root with busybox and dropbear from Debian's arm64 packages
+/// (downloaded with apt-get, unpacked with dpkg-deb; nothing is installed),
+/// cached under `~/.cache/besser/arm64-appliance/root`.
+fn arm64_sysroot(sh: &Shell) -> Result<PathBuf> {
+    let base = deps::cache_dir().join("arm64-appliance");
+    let root = base.join("root");
+    let done = base.join("done");
+    if done.exists() {
+        return Ok(root);
+    }
+    let foreign = cmd!(sh, "dpkg --print-foreign-architectures")
+        .quiet()
+        .read()?;
+    if !foreign.lines().any(|l| l.trim() == "arm64") {
+        if !deps::is_root(sh) {
+            bail!("arm64 appliance: run as root: dpkg --add-architecture arm64 && apt-get update");
+        }
+        cmd!(sh, "dpkg --add-architecture arm64").run()?;
+        cmd!(sh, "apt-get update -q").run()?;
+    }
+    let dl = base.join("debs");
+    let _ = fs::remove_dir_all(&base);
+    fs::create_dir_all(&dl)?;
+    let pkgs: Vec<String> = ARM64_APPLIANCE_DEBS
+        .iter()
+        .map(|p| format!("{p}:arm64"))
+        .collect();
+    {
+        let _d = sh.push_dir(&dl);
+        cmd!(sh, "apt-get download -q {pkgs...}")
+            .run()
+            .context("apt-get download (arm64 appliance packages)")?;
+    }
+    fs::create_dir_all(&root)?;
+    for e in fs::read_dir(&dl)? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "deb") {
+            cmd!(sh, "dpkg-deb -x {p} {root}").run()?;
+        }
+    }
+    fs::write(&done, "")?;
+    Ok(root)
 }
 
-pub fn bench(_args: BenchArgs) -> Result<()> {
-    bail!("cargo xtask bench image: not built yet (issue 4)")
+/// Finds `name` under `root` (following the unpacked package layout).
+fn find_in(root: &Path, name: &str) -> Option<PathBuf> {
+    for dir in [
+        "lib",
+        "lib/aarch64-linux-gnu",
+        "usr/lib/aarch64-linux-gnu",
+        "usr/lib",
+    ] {
+        let p = root.join(dir).join(name);
+        if p.exists() {
+            return Some(p);
+        }
+    }
+    None
 }
 
+/// The lab appliance (besser-lab's one init, dropbear, lab keys) with this
+/// kernel's modules; for arm64 with Debian's arm64 busybox and dropbear.
+fn make_initramfs(
+    sh: &Shell,
+    arch: Arch,
+    modules: &Path,
+    extra_modules: &[&str],
+    out: &Path,
+) -> Result<()> {
+    use besser_lab::appliance::{ApplianceSpec, Dropbear, ExtraFile};
+    deps::ensure_debs(sh, besser_lab::assets::HOST_DEBS)?;
+    let keys = besser_lab::assets::lab_keys(&crate::lab::target_dir())?;
+    let wanted: Vec<String> = APPLIANCE_MODULES
+        .iter()
+        .chain(extra_modules)
+        .map(|m| m.to_string())
+        .collect();
+    let spec = match arch {
+        Arch::X86_64 => besser_lab::assets::host_appliance_spec(
+            &keys,
+            lab_arch(arch),
+            Some(modules.to_path_buf()),
+            wanted,
+        )?,
+        Arch::Aarch64 => {
+            let root = arm64_sysroot(sh)?;
+            let mut libs = Vec::new();
+            for l in ARM64_DROPBEAR_LIBS {
+                let p = find_in(&root, l).ok_or_else(|| {
+                    anyhow!("arm64 appliance: {l} not found under {}", root.display())
+                })?;
+                let guest = format!("/{}", p.strip_prefix(&root).expect("under root").display());
+                libs.push(ExtraFile {
+                    guest_path: guest,
+                    mode: 0o755,
+                    contents: fs::read(&p)?,
+                });
+            }
+            ApplianceSpec {
+                arch: lab_arch(arch),
+                busybox: root.join("bin/busybox"),
+                dropbear: Some(Dropbear {
+                    binary: root.join("usr/sbin/dropbear"),
+                    libs: Vec::new(),
+                    host_key: keys.host_key.clone(),
+                    authorized_key: keys.client_pub.clone(),
+                }),
+                modules_root: Some(modules.to_path_buf()),
+                modules: wanted,
+                extra_files: libs,
+            }
+        }
+    };
+    besser_lab::appliance::build_initramfs(&spec, out)
+}
+
+/// Boots the image on the lab's virtual device and checks it against its
+/// manifest (see `besser_image::bootcheck`).
+pub fn boot_test(sh: &Shell, dir: &Path) -> Result<()> {
+    use besser_image::bootcheck::{evaluate, Observed};
+    use besser_lab::transport::Transport;
+    let m = Manifest::load(dir)?;
+    let qemu = if m.arch == "aarch64" {
+        "qemu-system-arm"
+    } else {
+        "qemu-system-x86"
+    };
+    deps::ensure_debs(sh, &[qemu])?;
+    let name = format!("{}-{}", m.board, m.flavour);
+    let changed = m.verify(dir);
+    if !changed.is_empty() {
+        bail!(
+            "{}: files differ from manifest.json: {}",
+            dir.display(),
+            changed.join(", ")
+        );
+    }
+    let image_config = fs::read_to_string(dir.join(&m.artifacts.config))?;
+    let image = besser_lab::assets::image_from_dir(dir)?;
+    let keys = besser_lab::assets::lab_keys(&crate::lab::target_dir())?;
+    let vm_dir = crate::lab::target_dir().join("image-boot-test").join(&name);
+    fs::create_dir_all(&vm_dir)?;
+    eprintln!(
+        "{name}: booting on the virtual lab device (waits for {})",
+        besser_lab::lock::VM_LOCK_PATH
+    );
+    let t0 = Instant::now();
+    let vm = besser_lab::vm::Vm::boot(&besser_lab::vm::VmOptions {
+        image: &image,
+        keys: &keys,
+        dir: &vm_dir,
+        detached: false,
+    })
+    .with_context(|| format!("{name}: boot test"))?;
+    let boot_s = t0.elapsed().as_secs_f64();
+    let dev = vm.device();
+    let mut t = Transport::connect(&dev.wired)?;
+    let to = Duration::from_secs(BOOT_TEST_CMD_TIMEOUT_S);
+    let mut run = |c: &str| -> Result<String> { Ok(t.exec(c, to)?.stdout_str()) };
+    let obs = Observed {
+        uname_r: run("uname -r")?,
+        proc_config: run("zcat /proc/config.gz")?,
+        proc_lockdep: run("test -e /proc/lockdep && echo yes")?.trim() == "yes",
+        lockdep_stats: run("cat /proc/lockdep_stats 2>/dev/null")?,
+        dmesg: run("dmesg")?,
+        modules: run("cat /proc/modules")?,
+    };
+    drop(vm);
+    let log = vm_dir.join("dmesg.txt");
+    fs::write(&log, &obs.dmesg)?;
+    let checks = evaluate(&m, &image_config, &obs);
+    println!(
+        "{name}: boot test (boot to SSH {boot_s:.1} s; guest dmesg: {})",
+        log.display()
+    );
+    for c in &checks {
+        println!(
+            "  {} {}: {}",
+            if c.ok { "ok  " } else { "FAIL" },
+            c.name,
+            c.detail
+        );
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if failed > 0 {
+        bail!("{name}: {failed} boot check(s) failed");
+    }
+    Ok(())
+}
+
+/// The benchmark's out-of-tree module and the line it prints when loaded.
+const BENCH_MODULE: &str = "besser_bench_hello";
+const BENCH_MODULE_MARKER: &str = "besser bench module loaded";
+/// The issue's goals, for the printed ratios.
+const COLD_BUILD_GOAL_S: f64 = 600.0;
+const MODULE_BOOT_GOAL_S: f64 = 60.0;
+
+/// `cargo xtask bench image`: per image, in one run and a scratch cache:
+/// a cold build, an incremental rebuild after touching one patch, and the
+/// edit-build-boot loop of an out-of-tree Rust module (module build +
+/// initramfs + boot to SSH + module loaded).
+pub fn bench(args: BenchArgs) -> Result<()> {
+    let sh = Shell::new()?;
+    let targets: Vec<(Board, Flavour)> = if args.all {
+        Board::ALL
+            .into_iter()
+            .flat_map(|b| Flavour::ALL.into_iter().map(move |f| (b, f)))
+            .collect()
+    } else {
+        vec![(
+            args.board.parse().map_err(|e| anyhow!("--board: {e}"))?,
+            args.flavour
+                .parse()
+                .map_err(|e| anyhow!("--flavour: {e}"))?,
+        )]
+    };
+    let scratch = crate::lab::target_dir().join("bench-image");
+    let mut rows = Vec::new();
+    for (b, f) in targets {
+        let _ = fs::remove_dir_all(&scratch);
+        fs::create_dir_all(&scratch)?;
+        let paths = Paths {
+            patches: scratch.join("kernel-patches"),
+            cache: scratch.join("cache"),
+            images: scratch.join("images"),
+        };
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(patches_dir())
+            .arg(&paths.patches)
+            .status()?;
+        if !st.success() {
+            bail!("copying kernel-patches to {}", paths.patches.display());
+        }
+        let name = board::image_name(b, f);
+        let t0 = Instant::now();
+        let (dir, kind) = build_image_with(&sh, &paths, b, f, default_jobs())?;
+        let cold_s = t0.elapsed().as_secs_f64();
+        if kind != "cold" {
+            bail!("{name}: expected a cold build in the scratch cache, got {kind}");
+        }
+        // Touch one patch: a changed header changes its hash, so it is
+        // reverted and re-applied, and make rebuilds what it touches.
+        let first = load_series(&paths.patches)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("the series is empty"))?;
+        let ppath = paths.patches.join(&first.name);
+        let text = fs::read_to_string(&ppath)?;
+        fs::write(
+            &ppath,
+            text.replacen("Subject:", "Bench-Touched: yes\nSubject:", 1),
+        )?;
+        let t1 = Instant::now();
+        let (_, kind) = build_image_with(&sh, &paths, b, f, default_jobs())?;
+        let incr_s = t1.elapsed().as_secs_f64();
+        if kind != "incremental" {
+            bail!(
+                "{name}: expected an incremental build after touching {}, got {kind}",
+                first.name
+            );
+        }
+        let module = if b.spec().qemu_bootable {
+            Some(bench_module_loop(&paths, b, f, &dir, &scratch)?)
+        } else {
+            None
+        };
+        rows.push((name, cold_s, incr_s, first.name, module));
+        let _ = fs::remove_dir_all(&scratch);
+    }
+    println!("\ncargo xtask bench image ({} jobs, make at nice {MAKE_NICENESS}; the machine is shared, so times include others' load)", default_jobs());
+    for (name, cold, incr, patch, module) in &rows {
+        println!("{name}:");
+        println!(
+            "  cold build            {cold:7.1} s   = {:.2} x the {COLD_BUILD_GOAL_S:.0} s goal",
+            cold / COLD_BUILD_GOAL_S
+        );
+        println!(
+            "  touch {patch}: incremental {incr:7.1} s   = {:.3} x cold",
+            incr / cold
+        );
+        if let Some((build_s, boot_s)) = module {
+            let total = build_s + boot_s;
+            println!(
+                "  out-of-tree module    {build_s:7.1} s build + {boot_s:.1} s initramfs, boot to SSH, module loaded = {total:.1} s = {:.2} x the {MODULE_BOOT_GOAL_S:.0} s goal",
+                total / MODULE_BOOT_GOAL_S
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Module build against the scratch build tree, then initramfs + boot +
+/// check it loaded. Returns (build s, initramfs + boot + check s).
+fn bench_module_loop(
+    paths: &Paths,
+    b: Board,
+    f: Flavour,
+    image_dir: &Path,
+    scratch: &Path,
+) -> Result<(f64, f64)> {
+    use besser_lab::transport::Transport;
+    let name = board::image_name(b, f);
+    let spec = b.spec();
+    let build = paths.cache.join("build").join(&name);
+    let m = Manifest::load(image_dir)?;
+    let mdir = scratch.join("module");
+    let _ = fs::remove_dir_all(&mdir);
+    fs::create_dir_all(&mdir)?;
+    let src = crate::project_root().join("images/bench-module");
+    for e in fs::read_dir(&src)? {
+        let e = e?;
+        fs::copy(e.path(), mdir.join(e.file_name()))?;
+    }
+    let tc = ensure_toolchain(&Shell::new()?)?;
+    let t0 = Instant::now();
+    let out = Command::new("nice")
+        .args(["-n", MAKE_NICENESS, "make", "-C"])
+        .arg(&build)
+        .arg(format!("ARCH={}", spec.arch.kernel_arch()))
+        .args(["LLVM=1"])
+        .arg(format!("M={}", mdir.display()))
+        .arg("modules")
+        .env("PATH", path_with(tc.bindgen.parent().expect("bin dir")))
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "building the bench module failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let build_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let root = scratch.join("modroot");
+    let _ = fs::remove_dir_all(&root);
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(image_dir.join(&m.artifacts.modules))
+        .arg(&root)
+        .status()?;
+    if !st.success() {
+        bail!("copying the image's modules");
+    }
+    let extra = root
+        .join("lib/modules")
+        .join(&m.kernel_release)
+        .join("extra");
+    fs::create_dir_all(&extra)?;
+    let ko = format!("{BENCH_MODULE}.ko");
+    fs::copy(mdir.join(&ko), extra.join(&ko))?;
+    let initrd = scratch.join("initramfs.cpio");
+    make_initramfs(&Shell::new()?, spec.arch, &root, &[BENCH_MODULE], &initrd)?;
+    let image = besser_lab::assets::VmImage {
+        arch: lab_arch(spec.arch),
+        kernel: image_dir.join(&m.artifacts.kernel),
+        initrd,
+        kernel_release: Some(m.kernel_release.clone()),
+    };
+    let keys = besser_lab::assets::lab_keys(&crate::lab::target_dir())?;
+    let vm = besser_lab::vm::Vm::boot(&besser_lab::vm::VmOptions {
+        image: &image,
+        keys: &keys,
+        dir: &scratch.join("vm"),
+        detached: false,
+    })?;
+    let mut t = Transport::connect(&vm.device().wired)?;
+    let dmesg = t
+        .exec("dmesg", Duration::from_secs(BOOT_TEST_CMD_TIMEOUT_S))?
+        .stdout_str();
+    drop(vm);
+    let boot_s = t1.elapsed().as_secs_f64();
+    if !dmesg.contains(BENCH_MODULE_MARKER) {
+        bail!("{name}: the bench module did not load (no `{BENCH_MODULE_MARKER}` in dmesg)");
+    }
+    Ok((build_s, boot_s))
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// CI builds and boot-tests the virtual lab board in both flavours (cached
+/// across runs on one machine, cold on a fresh one); the full matrix is
+/// `cargo xtask image --all --boot-test`.
 pub fn test_steps() -> Vec<Step> {
-    Vec::new()
+    let step = |name: &'static str, f: Flavour| {
+        Step::new(name, move |sh| {
+            let dir = build_image(sh, Board::QemuX86_64, f, default_jobs())?;
+            boot_test(sh, &dir)
+        })
+    };
+    vec![
+        step(
+            "image: qemu-x86_64 release: build + boot test",
+            Flavour::Release,
+        ),
+        step(
+            "image: qemu-x86_64 prove-locking: build + boot test",
+            Flavour::ProveLocking,
+        ),
+    ]
 }

@@ -1,0 +1,194 @@
+//! What the boot test concludes from what a booted image reports: pure
+//! functions over the guest's `uname -r`, `/proc/config.gz`, `/proc/lockdep_stats`
+//! and `dmesg`, so every verdict is testable without a VM.
+
+use crate::kconfig::{parse_dot_config, Value};
+use crate::manifest::Manifest;
+
+/// Kernel log lines that mean something went wrong: WARN/BUG/oops and the
+/// lockdep reports. Lockdep turns itself off after its first report, so one
+/// of these in a prove-locking boot also means the rest of the run is blind.
+pub const SPLAT_MARKERS: &[&str] = &[
+    "WARNING: possible circular locking dependency",
+    "WARNING: possible recursive locking",
+    "WARNING: inconsistent lock state",
+    "WARNING: possible irq lock inversion dependency",
+    "WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected",
+    "WARNING: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected",
+    "WARNING: suspicious RCU usage",
+    "BUG: sleeping function called from invalid context",
+    "BUG: scheduling while atomic",
+    "BUG: ",
+    "WARNING: CPU: ",
+    "------------[ cut here ]------------",
+    "Oops: ",
+    "Kernel panic",
+    "INFO: task ",
+    "turning off the locking correctness validator",
+];
+
+/// The lines of `dmesg` that carry a splat marker (with their line numbers).
+pub fn find_splats(dmesg: &str) -> Vec<(usize, String)> {
+    dmesg
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| SPLAT_MARKERS.iter().any(|m| l.contains(m)))
+        .map(|(i, l)| (i + 1, l.trim().to_string()))
+        .collect()
+}
+
+/// `debug_locks` from `/proc/lockdep_stats` (1 while lockdep is active).
+pub fn debug_locks(lockdep_stats: &str) -> Option<u32> {
+    lockdep_stats.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k.trim() == "debug_locks").then(|| v.trim().parse().ok())?
+    })
+}
+
+/// One check of the boot test and its verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// What the guest reported.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub uname_r: String,
+    /// `zcat /proc/config.gz`
+    pub proc_config: String,
+    /// `/proc/lockdep` exists
+    pub proc_lockdep: bool,
+    /// `/proc/lockdep_stats`, empty if absent
+    pub lockdep_stats: String,
+    pub dmesg: String,
+    /// `/proc/modules`
+    pub modules: String,
+}
+
+/// The line of dmesg the kernel's `rust_minimal` sample prints when loaded.
+pub const RUST_SAMPLE_MODULE: &str = "rust_minimal";
+pub const RUST_SAMPLE_MARKER: &str = "Rust minimal sample (init)";
+
+/// Every check for one image; `image_config` is the image's `.config`.
+pub fn evaluate(m: &Manifest, image_config: &str, o: &Observed) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let uname = o.uname_r.trim();
+    checks.push(Check {
+        name: "uname -r matches the manifest",
+        ok: uname == m.kernel_release,
+        detail: format!("guest `{uname}`, manifest `{}`", m.kernel_release),
+    });
+    let want = parse_dot_config(image_config);
+    let got = parse_dot_config(&o.proc_config);
+    let mut diffs: Vec<String> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k).unwrap_or(&Value::No) != *v)
+        .map(|(k, v)| {
+            format!(
+                "CONFIG_{k}: image {v}, guest {}",
+                got.get(k).unwrap_or(&Value::No)
+            )
+        })
+        .chain(
+            got.iter()
+                .filter(|(k, v)| **v != Value::No && !want.contains_key(*k))
+                .map(|(k, v)| format!("CONFIG_{k}: image not set, guest {v}")),
+        )
+        .collect();
+    let ndiff = diffs.len();
+    diffs.truncate(5);
+    checks.push(Check {
+        name: "/proc/config.gz equals the image's .config",
+        ok: ndiff == 0 && !got.is_empty(),
+        detail: if got.is_empty() {
+            "guest /proc/config.gz is empty or missing".into()
+        } else if ndiff == 0 {
+            format!("{} options equal", want.len())
+        } else {
+            format!("{ndiff} differ: {}", diffs.join("; "))
+        },
+    });
+    checks.push(Check {
+        name: "guest kernel has Rust",
+        ok: got.get("RUST") == Some(&Value::Yes),
+        detail: format!("CONFIG_RUST {}", got.get("RUST").unwrap_or(&Value::No)),
+    });
+    let loaded = o
+        .modules
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(RUST_SAMPLE_MODULE));
+    let said = o.dmesg.contains(RUST_SAMPLE_MARKER);
+    checks.push(Check {
+        name: "a Rust module loads and runs",
+        ok: loaded && said,
+        detail: format!(
+            "{RUST_SAMPLE_MODULE} in /proc/modules: {loaded}; `{RUST_SAMPLE_MARKER}` in dmesg: {said}"
+        ),
+    });
+    let prove = m.flavour == "prove-locking";
+    if prove {
+        let dl = debug_locks(&o.lockdep_stats);
+        checks.push(Check {
+            name: "lockdep is active",
+            ok: o.proc_lockdep && dl == Some(1),
+            detail: format!(
+                "/proc/lockdep present: {}, debug_locks = {dl:?}",
+                o.proc_lockdep
+            ),
+        });
+    } else {
+        checks.push(Check {
+            name: "release has no lockdep",
+            ok: !o.proc_lockdep,
+            detail: format!("/proc/lockdep present: {}", o.proc_lockdep),
+        });
+    }
+    let splats = find_splats(&o.dmesg);
+    checks.push(Check {
+        name: "no splat in dmesg",
+        ok: splats.is_empty(),
+        detail: if splats.is_empty() {
+            format!("{} lines scanned", o.dmesg.lines().count())
+        } else {
+            splats
+                .iter()
+                .take(5)
+                .map(|(n, l)| format!("line {n}: {l}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        },
+    });
+    checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lockdep_stats_debug_locks() {
+        let s = " lock-classes:                          512 [max: 8192]\n debug_locks:                             1\n";
+        assert_eq!(debug_locks(s), Some(1));
+        assert_eq!(debug_locks(" debug_locks:  0\n"), Some(0));
+        assert_eq!(debug_locks(""), None);
+    }
+
+    #[test]
+    fn splats_are_found_with_line_numbers() {
+        let d = "[    0.0] Linux version 6.12\n\
+                 [ 5140.1] ======================================================\n\
+                 [ 5140.1] WARNING: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected\n\
+                 [ 5140.2] bes2600: ok\n";
+        assert_eq!(
+            find_splats(d),
+            [(
+                3,
+                "[ 5140.1] WARNING: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected".to_string()
+            )]
+        );
+        assert!(find_splats("[ 1.0] besser-appliance: ready\n").is_empty());
+    }
+}
