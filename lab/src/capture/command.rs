@@ -236,18 +236,17 @@ pub fn summary_screen(a: &Analysis) -> String {
         .map(|r| r.check.as_str())
         .collect();
     let _ = writeln!(s, "drop: {verdict}");
+    let count = |st: super::analysis::Status| a.receipts.iter().filter(|r| r.status == st).count();
     let _ = write!(
         s,
-        "receipts: {} of {} pass{}",
-        a.receipts
-            .iter()
-            .filter(|r| r.status == super::analysis::Status::Pass)
-            .count(),
-        a.receipts.len(),
+        "receipts: {} pass, {} n/a, {} fail{}",
+        count(super::analysis::Status::Pass),
+        count(super::analysis::Status::NotApplicable),
+        failed.len(),
         if failed.is_empty() {
             String::new()
         } else {
-            format!("; failed: {}", failed.join("; "))
+            format!(" ({})", failed.join("; "))
         }
     );
     s

@@ -99,7 +99,7 @@ fn draw(svg: &mut String, a: &Analysis, duration_s: f64) -> Result<(), Box<dyn s
                 a.counter_rate.iter().map(|r| (r.uptime_s, r.mib_s)),
                 RATE_COLOR,
             ))?
-            .label("rx_bytes rate between 30-s snapshots")
+            .label("rx_bytes rate between counter snapshots")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RATE_COLOR));
     }
     let points: Vec<(f64, f64)> = a
