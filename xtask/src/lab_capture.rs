@@ -152,7 +152,7 @@ pub fn run(sh: &Shell, a: CaptureArgs) -> Result<()> {
 
 pub fn test_steps() -> Vec<Step> {
     vec![Step::new(
-        "lab capture e2e: 2-min capture on the virtual device, injected scan failures and degraded link placed at the right uptimes",
+        "lab capture e2e: 2-min capture on the virtual device; injected scan failures, SSH cut and degraded link placed at the right uptimes",
         |sh| {
             let image = vm_image(sh, &ImageArgs::default())?;
             let runs = std::env::temp_dir().join(format!("besser-capture-e2e-{}", std::process::id()));

@@ -3,7 +3,9 @@
 //! written to the kernel log from a set uptime on, and the data link degraded
 //! at a set uptime by ingress policing on `wlan0` (iproute2's `tc` in the
 //! appliance). The report must place the first failure and the collapse at
-//! those uptimes. Boots QEMU (under the VM lock, taken by the VM code), so it
+//! those uptimes. Part-way the SSH connection is cut (every dropbear killed):
+//! the capture must reconnect, record the gap and lose nothing it can
+//! re-read. Boots QEMU (under the VM lock, taken by the VM code), so it
 //! is an xtask test step, not a `cargo test` test.
 
 use std::path::{Path, PathBuf};
@@ -12,7 +14,9 @@ use anyhow::{ensure, Context, Result};
 
 use super::analysis::{Analysis, DropVerdict, Status};
 use super::command::{run_capture, CaptureOptions};
-use super::{CaptureConfig, Injection, COLLAPSE_FRACTION_DEFAULT, GOOD_FRACTION_DEFAULT};
+use super::{
+    CaptureConfig, Injection, RawCapture, COLLAPSE_FRACTION_DEFAULT, GOOD_FRACTION_DEFAULT,
+};
 use crate::assets::{VmImage, GUEST_TC};
 use crate::session::DeviceChoice;
 
@@ -26,6 +30,11 @@ pub const SNAP_EVERY_S: f64 = 5.0;
 pub const SCAN_FAILURES_AT_S: [f64; 3] = [50.0, 80.0, 110.0];
 /// The data link is policed from this uptime on (between probes 3 and 4).
 pub const DEGRADE_AT_S: f64 = 70.0;
+/// The SSH connection is cut at this uptime (every dropbear killed; init
+/// respawns the server): the capture must reconnect and record the gap.
+pub const CUT_SSH_AT_S: f64 = 30.0;
+/// ... and be back within this long.
+pub const RECONNECT_MAX_S: f64 = 10.0;
 /// Ingress policing rate after the degradation (~25 KiB/s).
 pub const POLICE_RATE: &str = "200kbit";
 /// How late an injected or scheduled event may land on a busy 2-core host.
@@ -67,6 +76,11 @@ pub fn config() -> CaptureConfig {
         at_uptime_s: DEGRADE_AT_S,
         cmd: degrade_cmd(),
     });
+    injections.push(Injection {
+        at_uptime_s: CUT_SSH_AT_S,
+        // detached, so the injecting command itself still returns
+        cmd: "(sleep 1; killall -9 dropbear) </dev/null >/dev/null 2>&1 &".into(),
+    });
     CaptureConfig {
         duration_s: DURATION_S,
         probes_s: PROBES_S.to_vec(),
@@ -84,7 +98,43 @@ pub fn config() -> CaptureConfig {
 }
 
 /// Checks the analysis of the compressed capture against what was injected.
-pub fn check(a: &Analysis) -> Result<()> {
+pub fn check(raw: &RawCapture, a: &Analysis) -> Result<()> {
+    // the cut connection: one gap, ridden out, nothing doubled or lost after it
+    let gaps: Vec<&crate::capture::raw::GapRecord> =
+        raw.gaps.iter().filter(|g| g.stream == "all").collect();
+    ensure!(
+        gaps.len() == 1,
+        "expected one connection gap, got {:?}",
+        raw.gaps
+    );
+    let g = gaps[0];
+    let back = g.to_uptime_s.context("the capture never reconnected")?;
+    ensure!(
+        g.from_uptime_s >= CUT_SSH_AT_S - EARLINESS_MAX_S
+            && back <= CUT_SSH_AT_S + RECONNECT_MAX_S + LATENESS_MAX_S,
+        "connection gap {:.1}–{back:.1} s, cut at {CUT_SSH_AT_S:.0} s",
+        g.from_uptime_s
+    );
+    let kmsg = raw.kmsg.as_ref().context("no kernel log recorded")?;
+    ensure!(
+        kmsg.replayed > 0,
+        "the re-opened kernel log replayed nothing"
+    );
+    let armed = kmsg
+        .lines
+        .iter()
+        .filter(|l| l.text.ends_with("besser-capture: armed"))
+        .count();
+    ensure!(
+        armed == 1,
+        "the armed marker appears {armed} times after the replay"
+    );
+    let trace_after = raw
+        .trace
+        .as_ref()
+        .map(|t| t.events.iter().filter(|e| e.uptime_s > back).count())
+        .unwrap_or(0);
+    ensure!(trace_after > 0, "no ftrace record after the reconnect");
     let first = a
         .markers
         .first_scan_failure_s
@@ -174,7 +224,8 @@ pub fn compressed_capture(target: &Path, image: &VmImage, runs_dir: &Path) -> Re
     })?;
     let dir = out.run_dir;
     let a = out.result?;
-    check(&a).with_context(|| format!("run directory {}", dir.display()))?;
+    let raw = super::load_run(&dir)?;
+    check(&raw, &a).with_context(|| format!("run directory {}", dir.display()))?;
     let files = [
         super::layout::REPORT_MD,
         super::layout::SUMMARY_JSON,
