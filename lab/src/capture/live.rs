@@ -773,3 +773,60 @@ impl DeviceLink for crate::transport::Transport {
         Ok(crate::transport::Transport::reconnect(self)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arming_output_is_read_back() {
+        let arm = parse_arm_output(
+            "enabled workqueue/workqueue_execute_start\nmissing mac80211/drv_hw_scan\niw no\nuptime 6.04\n",
+        )
+        .unwrap();
+        assert_eq!(arm.enabled_events, ["workqueue/workqueue_execute_start"]);
+        assert_eq!(arm.missing_events, ["mac80211/drv_hw_scan"]);
+        assert!(!arm.iw_available);
+        assert_eq!(arm.armed_uptime_s, 6.04);
+        let e = parse_arm_output("sh: can't create /sys/kernel/tracing/trace: nonexistent\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("arming printed no uptime"), "{e}");
+    }
+
+    #[test]
+    fn event_names_cannot_smuggle_shell() {
+        validate_event("mmc/mmc_request_start").unwrap();
+        for bad in [
+            "mmc",
+            "mmc/",
+            "/x",
+            "a/b/c",
+            "a/b;reboot",
+            "a/$(x)",
+            "a b/c",
+        ] {
+            assert!(validate_event(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn streams_record_their_pid_for_the_stale_killer() {
+        for k in [
+            StreamKind::Trace,
+            StreamKind::Kmsg,
+            StreamKind::Iw,
+            StreamKind::Counters,
+        ] {
+            let c = stream_command(k, "wlan0", 30.0);
+            assert!(
+                c.starts_with(&format!(
+                    "mkdir -p /run/besser; echo $$ > /run/besser/capture-{}.pid; ",
+                    k.name()
+                )),
+                "{c}"
+            );
+        }
+        assert!(stream_command(StreamKind::Counters, "wlan0", 5.0).ends_with("sleep 5; done"));
+    }
+}
