@@ -233,25 +233,32 @@ pub fn ramp_config(a: &RampArgs) -> Result<besser_lab::ramp::RampConfig> {
     Ok(c)
 }
 
-fn ramp(sh: &Shell, a: RampArgs) -> Result<()> {
-    let config = ramp_config(&a)?;
-    let device = match (&a.device, &a.inventory) {
-        (Some(name), None) if name == "vm" => besser_lab::session::DeviceChoice::Vm {
-            image: vm_image(sh, &a.image)?,
+/// `--device NAME` / `--inventory FILE` (shared by ramp and capture): an
+/// inventory device, or the built-in virtual device (`--device vm` or none).
+pub fn device_choice(
+    sh: &Shell,
+    device: Option<&str>,
+    inventory: Option<&std::path::Path>,
+    image: &ImageArgs,
+) -> Result<besser_lab::session::DeviceChoice> {
+    Ok(match (device, inventory) {
+        (Some("vm"), None) | (None, None) => besser_lab::session::DeviceChoice::Vm {
+            image: vm_image(sh, image)?,
             fresh: false,
         },
         (Some(name), inv) => besser_lab::session::DeviceChoice::Inventory {
             path: inv
-                .clone()
+                .map(|p| p.to_path_buf())
                 .unwrap_or_else(besser_lab::session::default_inventory),
-            name: name.clone(),
+            name: name.to_string(),
         },
         (None, Some(inv)) => bail!("--inventory {} given without --device NAME", inv.display()),
-        (None, None) => besser_lab::session::DeviceChoice::Vm {
-            image: vm_image(sh, &a.image)?,
-            fresh: false,
-        },
-    };
+    })
+}
+
+fn ramp(sh: &Shell, a: RampArgs) -> Result<()> {
+    let config = ramp_config(&a)?;
+    let device = device_choice(sh, a.device.as_deref(), a.inventory.as_deref(), &a.image)?;
     let out = besser_lab::session::run_ramp(besser_lab::session::RampOptions {
         config,
         runs_dir: a.runs_dir.clone(),

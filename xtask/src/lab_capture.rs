@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use besser_lab::capture::{self, command, CaptureConfig, Injection};
 use besser_lab::units::{parse_duration_s, parse_rate};
 use clap::Parser;
@@ -39,7 +39,7 @@ pub struct CaptureArgs {
     /// No bytes accepted for this long ends a probe as wedged.
     #[arg(long, default_value = "10s")]
     stall_timeout: String,
-    /// Device name in the inventory (default: the built-in virtual device).
+    /// Device name in the inventory (default, or `vm`: the built-in virtual device).
     #[arg(long)]
     device: Option<String>,
     /// Inventory file (default: $BESSER_INVENTORY or ~/.config/besser/inventory.yaml).
@@ -108,19 +108,7 @@ pub fn config(a: &CaptureArgs) -> Result<CaptureConfig> {
 
 pub fn run(sh: &Shell, a: CaptureArgs) -> Result<()> {
     let config = config(&a)?;
-    let device = match (&a.device, &a.inventory) {
-        (Some(name), inv) => besser_lab::session::DeviceChoice::Inventory {
-            path: inv
-                .clone()
-                .unwrap_or_else(besser_lab::session::default_inventory),
-            name: name.clone(),
-        },
-        (None, Some(inv)) => bail!("--inventory {} given without --device NAME", inv.display()),
-        (None, None) => besser_lab::session::DeviceChoice::Vm {
-            image: vm_image(sh, &a.image)?,
-            fresh: false,
-        },
-    };
+    let device = super::device_choice(sh, a.device.as_deref(), a.inventory.as_deref(), &a.image)?;
     let out = command::run_capture(command::CaptureOptions {
         config,
         label: a.label.clone(),

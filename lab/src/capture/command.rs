@@ -112,7 +112,14 @@ pub fn run_capture(opts: CaptureOptions) -> Result<CaptureOutcome> {
     let started_utc = rundir::utc_human(rundir::now_unix());
     // 2. the device
     let (mut device, vm_guard) =
-        session::open_device(&opts.device, &opts.target_dir, &dir, opts.quiet)?;
+        match session::open_device(&opts.device, &opts.target_dir, &dir, opts.quiet) {
+            Ok(d) => d,
+            Err(e) => {
+                // nothing was recorded: leave no empty run directory behind
+                let _ = std::fs::remove_dir(&dir);
+                return Err(e);
+            }
+        };
     if opts.trust_new_host_key {
         device.wired.host_key_policy = crate::inventory::HostKeyPolicy::TrustOnFirstUse;
     }
