@@ -379,6 +379,14 @@ fn compressed_capture_places_failure_and_collapse() {
         md.contains("**Abrupt**: probe 3 was good, probe 4 collapsed"),
         "{md}"
     );
+    assert!(
+        md.contains("more were the buffer replayed by a re-opened `/dev/kmsg`"),
+        "{md}"
+    );
+    assert!(
+        md.contains("connection lost (kmsg: connection reset by peer); reconnected"),
+        "{md}"
+    );
     if std::env::var_os("BESSER_KEEP_TEST_RUN").is_none() {
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -411,6 +411,15 @@ pub fn render(raw: &RawCapture, a: &Analysis) -> Rendered {
             None => "none".into(),
         }
     );
+    if let Some(k) = raw.kmsg.as_ref().filter(|k| k.replayed > 0) {
+        let _ = writeln!(
+            w,
+            "Kernel log: {} lines; {} more were the buffer replayed by a re-opened `/dev/kmsg` \
+             after a reconnect (recognised by sequence number, counted once).\n",
+            k.lines.len(),
+            k.replayed
+        );
+    }
     if !raw.gaps.is_empty() {
         let _ = writeln!(w, "Recording gaps (connection lost, re-established):\n");
         for g in &raw.gaps {
