@@ -78,9 +78,19 @@ fn stat_ticks(path: &str, fields: &[usize]) -> f64 {
         / USER_HZ
 }
 
-/// CPU seconds (user + system) of the calling thread.
+/// CPU seconds (user + system) of the calling thread, from the scheduler's
+/// nanosecond run-time account.
 fn thread_cpu_s() -> f64 {
-    stat_ticks("/proc/thread-self/stat", &[14, 15])
+    schedstat_s("/proc/thread-self/schedstat")
+}
+
+/// First field of a `schedstat` file: nanoseconds on the CPU.
+fn schedstat_s(path: &str) -> f64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|ns| ns * 1e-9)
+        .unwrap_or(0.0)
 }
 
 /// CPU seconds of this process's waited-for children.
@@ -145,11 +155,19 @@ pub fn sender_vs_pv(rate_bytes_per_s: f64, seconds: f64) -> Result<SenderBench> 
         .spawn()
         .context("running nc (install netcat-openbsd)")?;
     let pres = h.join().map_err(|_| anyhow::anyhow!("sink panicked"))?;
+    // Their CPU time so far, at nanosecond resolution, before they exit.
+    let live = schedstat_s(&format!("/proc/{}/schedstat", pv.id()))
+        + schedstat_s(&format!("/proc/{}/schedstat", nc.id()));
     let _ = pv.kill();
     let _ = nc.kill();
     let _ = pv.wait();
     let _ = nc.wait();
-    let pv_cpu = children_cpu_s() - c0;
+    // Prefer the nanosecond figure; the tick-based one if /proc had none.
+    let pv_cpu = if live > 0.0 {
+        live
+    } else {
+        children_cpu_s() - c0
+    };
     if pres.bytes == 0 {
         bail!("pv | nc delivered nothing");
     }

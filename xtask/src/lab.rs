@@ -413,7 +413,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     }
     let mean = over.iter().sum::<f64>() / over.len() as f64;
     println!(
-        "ramp overhead per rep beyond stress window and boot: mean {mean:.2} s (goal <= 1 s: {}); {} remote commands on one SSH session per run",
+        "ramp overhead per rep beyond stress window and boot: mean {mean:.2} s (goal <= 1 s: {}); the last rep ran {} remote commands on its one SSH session (one session per boot)",
         if mean <= 1.0 { "met" } else { "NOT met" },
         out.commands_run
     );
