@@ -6,13 +6,19 @@
 //! - [`raw`]: the run directory's raw data as the device produced it, and its parsers;
 //! - [`analysis`]: pure functions from [`RawCapture`] to [`analysis::Analysis`];
 //! - [`report`]: `report.md`, `summary.json` and the SVG plot from an analysis.
+//! - [`live`]: the capture loop (streams saved raw as they arrive, probes,
+//!   reconnects, injections) behind the [`live::DeviceLink`] / [`live::Prober`] seams;
+//! - [`traffic`]: the lab's listener and sender as the prober; [`command`]: one
+//!   `lab capture` run (run dir, device, fresh boot, progress); [`e2e`]: the
+//!   compressed capture on the virtual device.
 //!
 //! Units: throughput is MiB/s (2^20 bytes/s), which the maintainers' notes call
 //! "MB/s"; uptimes are seconds since boot (T0 = boot).
 //!
-//! **Invariant:** nothing here talks to a device. The live command records raw
-//! streams into a run directory; [`remake_report`] turns a run directory into
-//! the report, so `lab report` reproduces it byte for byte.
+//! **Invariant:** the analysis and report layers never talk to a device: the
+//! live loop records raw streams into a run directory and [`remake_report`]
+//! turns a run directory into the report, so `lab report` reproduces it byte
+//! for byte.
 
 pub mod analysis;
 pub mod command;
