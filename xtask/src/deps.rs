@@ -1,6 +1,5 @@
 //! What the host needs, and installing it: Debian packages (as root; otherwise
 //! the exact `apt-get install` line to run) and pinned cargo-installed tools.
-#![allow(dead_code)] // helpers are used by the lab and image tasks as they land
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -9,6 +9,7 @@ mod driver;
 mod image;
 mod lab;
 mod test;
+mod tidy;
 
 use clap::{Parser, Subcommand};
 

@@ -46,6 +46,10 @@ fn workspace_steps() -> Vec<Step> {
             cmd!(sh, "cargo fmt --all -- --check").run()?;
             Ok(())
         }),
+        Step::new(
+            "workspace: tidy (stubs, SAFETY comments, addresses, code map)",
+            |sh| crate::tidy::run(sh),
+        ),
         Step::new("workspace: unit and integration tests", |sh| {
             cmd!(sh, "cargo test --workspace --all-targets --quiet").run()?;
             Ok(())

@@ -1,0 +1,197 @@
+//! "tidy": repository-wide properties checked as a test step.
+//!
+//! - no `todo!`/`unimplemented!` in Rust code (a stub is not done);
+//! - every `unsafe` block or `unsafe impl` is preceded by a `// SAFETY:` comment;
+//! - no private-range IPv4 literals in code outside `tests/data` and the one
+//!   documented place that defines the virtual device's QEMU subnets;
+//! - every top-level directory appears in ARCHITECTURE.md's code map;
+//! - every crate root opens with a `//!` doc comment.
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+/// Files allowed to hold private-range address literals: the QEMU user-mode
+/// network definitions of the virtual lab device (`besser_lab::vm::net`).
+const PRIVATE_ADDR_ALLOWED: &[&str] = &["lab/src/vm.rs"];
+
+/// Top-level entries that are not part of the code map.
+const NOT_IN_CODE_MAP: &[&str] = &[".ci", ".cargo", ".github", "target"];
+
+pub fn run(sh: &Shell) -> Result<()> {
+    let root = crate::project_root();
+    let files = cmd!(sh, "git ls-files").read().context("git ls-files")?;
+    let files: Vec<&str> = files.lines().collect();
+    let mut problems = Vec::new();
+    for f in &files {
+        if !f.ends_with(".rs") {
+            continue;
+        }
+        let text = match std::fs::read_to_string(root.join(f)) {
+            Ok(t) => t,
+            Err(_) => continue, // deleted in the work tree, or not UTF-8
+        };
+        problems.extend(stubs(f, &text));
+        problems.extend(unsafe_without_safety(f, &text));
+        if !f.contains("tests/data/") && !PRIVATE_ADDR_ALLOWED.contains(f) {
+            problems.extend(private_addresses(f, &text));
+        }
+        if f.ends_with("src/lib.rs") || f.ends_with("src/main.rs") {
+            if !text.trim_start().starts_with("//!") {
+                problems.push(format!("{f}:1: crate root has no `//!` doc comment"));
+            }
+        }
+    }
+    let arch =
+        std::fs::read_to_string(root.join("ARCHITECTURE.md")).context("reading ARCHITECTURE.md")?;
+    problems.extend(code_map_gaps(&files, &arch));
+    if problems.is_empty() {
+        return Ok(());
+    }
+    for p in &problems {
+        eprintln!("tidy: {p}");
+    }
+    bail!("tidy found {} problem(s)", problems.len())
+}
+
+fn stubs(file: &str, text: &str) -> Vec<String> {
+    // Built from pieces so that this file does not flag itself.
+    let needles = [concat!("todo", "!("), concat!("unimplemented", "!(")];
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim_start().starts_with("//"))
+        .filter(|(_, l)| needles.iter().any(|n| l.contains(n)))
+        .map(|(i, _)| format!("{file}:{}: stub macro in Rust code", i + 1))
+        .collect()
+}
+
+fn unsafe_without_safety(file: &str, text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        let is_unsafe = code.contains("unsafe {") || code.trim_start().starts_with("unsafe impl");
+        if !is_unsafe || code.contains('"') {
+            continue;
+        }
+        if line.contains("SAFETY:") {
+            continue;
+        }
+        // The contiguous run of comment/attribute lines just above.
+        let documented = lines[..i]
+            .iter()
+            .rev()
+            .take_while(|l| {
+                let t = l.trim_start();
+                t.starts_with("//") || t.starts_with("#[")
+            })
+            .any(|l| l.contains("SAFETY:"));
+        if !documented {
+            out.push(format!(
+                "{file}:{}: `unsafe` without a `// SAFETY:` comment above it",
+                i + 1
+            ));
+        }
+    }
+    out
+}
+
+fn private_addresses(file: &str, text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        for word in line.split(|c: char| !(c.is_ascii_digit() || c == '.')) {
+            let parts: Vec<&str> = word.trim_matches('.').split('.').collect();
+            if parts.len() != 4 {
+                continue;
+            }
+            let Ok(o) = parts
+                .iter()
+                .map(|p| p.parse::<u8>())
+                .collect::<Result<Vec<u8>, _>>()
+            else {
+                continue;
+            };
+            let private = o[0] == 10
+                || (o[0] == 172 && (16..=31).contains(&o[1]))
+                || (o[0] == 192 && o[1] == 168);
+            if private {
+                out.push(format!(
+                    "{file}:{}: private-range address {word}: code may target only loopback or what it created; \
+                     name real devices by host name",
+                    i + 1
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn code_map_gaps(files: &[&str], architecture_md: &str) -> Vec<String> {
+    let mut dirs: Vec<&str> = files
+        .iter()
+        .filter_map(|f| f.split_once('/').map(|(d, _)| d))
+        .collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    dirs.into_iter()
+        .filter(|d| !NOT_IN_CODE_MAP.contains(d))
+        .filter(|d| !architecture_md.contains(&format!("`{d}/")))
+        .map(|d| format!("ARCHITECTURE.md: the code map does not mention `{d}/`"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_stubs_but_not_comments() {
+        let src = format!(
+            "fn a() {{ {}\"x\") }}\n// {}\n",
+            concat!("todo", "!("),
+            concat!("todo", "!()")
+        );
+        assert_eq!(
+            stubs("a.rs", &src),
+            vec!["a.rs:1: stub macro in Rust code".to_string()]
+        );
+    }
+
+    #[test]
+    fn unsafe_needs_a_safety_comment_in_the_block_above() {
+        let bad = "fn f() {\n    // reads the pointer\n    let x = unsafe { *p };\n}\n";
+        assert_eq!(unsafe_without_safety("b.rs", bad).len(), 1);
+        let good = "fn f() {\n    // SAFETY: p is valid for reads.\n    // (see caller)\n    let x = unsafe { *p };\n}\n";
+        assert!(unsafe_without_safety("g.rs", good).is_empty());
+        let far = "// SAFETY: stale\nfn f() {\n    let x = unsafe { *p };\n}\n";
+        assert_eq!(
+            unsafe_without_safety("f.rs", far).len(),
+            1,
+            "a SAFETY comment must be directly above"
+        );
+        let imp =
+            "// SAFETY: Counting forwards to System.\n#[allow(x)]\nunsafe impl Sync for T {}\n";
+        assert!(unsafe_without_safety("i.rs", imp).is_empty());
+    }
+
+    #[test]
+    fn private_ranges_only() {
+        let src = "let a = \"127.0.0.1\"; let b = \"192.168.1.20\"; let c = \"172.20.0.1\"; let d = \"172.32.0.1\";\nlet e = \"10.1.2.3\"; let v = \"1.2.3\";";
+        let found = private_addresses("c.rs", src);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(
+            found[0].contains("192.168.1.20")
+                && found[1].contains("172.20.0.1")
+                && found[2].contains("10.1.2.3")
+        );
+    }
+
+    #[test]
+    fn code_map_names_every_top_level_dir() {
+        let files = ["lab/src/lib.rs", "newthing/x.rs", ".ci/run", "README.md"];
+        let arch = "### `lab/`\n";
+        assert_eq!(
+            code_map_gaps(&files, arch),
+            vec!["ARCHITECTURE.md: the code map does not mention `newthing/`".to_string()]
+        );
+    }
+}
