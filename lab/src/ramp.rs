@@ -139,7 +139,10 @@ pub struct Ramp {
     pub dir: PathBuf,
     pub run: RunJson,
     transport: Option<Transport>,
-    /// Called with a line of progress ("rep 2/3: …") for the one-screen summary.
+    /// The device's boot_id as last seen on the current session (saves a
+    /// round trip before the next reboot).
+    boot_id: Option<String>,
+    /// No per-rep lines or progress bars (tests).
     pub quiet: bool,
 }
 
@@ -351,10 +354,19 @@ impl Ramp {
             dir,
             run,
             transport: None,
+            boot_id: None,
             quiet: false,
         };
-        let rel = r.exec("uname -r", CMD_TIMEOUT_S)?;
-        r.run.kernel_release = Some(rel.trim().to_string());
+        let rel = r.exec(
+            "uname -r; cat /proc/sys/kernel/random/boot_id",
+            CMD_TIMEOUT_S,
+        )?;
+        let mut l = rel.lines();
+        r.run.kernel_release = l.next().map(|s| s.trim().to_string());
+        r.boot_id = l
+            .next()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
         write_atomic(
             &r.dir.join("run.json"),
             serde_json::to_string_pretty(&r.run)?.as_bytes(),
@@ -378,12 +390,15 @@ impl Ramp {
             dir,
             run,
             transport: None,
+            boot_id: None,
             quiet: false,
         })
     }
 
     fn transport(&mut self) -> Result<&mut Transport> {
         if self.transport.is_none() {
+            // A new session may see a different boot: forget the cached id.
+            self.boot_id = None;
             self.transport = Some(Transport::connect(&self.run.device.wired)?);
         }
         Ok(self.transport.as_mut().expect("just set"))
@@ -474,7 +489,10 @@ impl Ramp {
 
     /// Reboots the device and waits for a new boot_id. Returns seconds waited.
     fn fresh_boot(&mut self, rep: u32) -> Result<f64> {
-        let (old, _) = self.boot_info()?;
+        let old = match (self.boot_id.take(), self.transport.is_some()) {
+            (Some(id), true) => id,
+            _ => self.boot_info()?.0,
+        };
         let dev = self.run.device.clone();
         let t = self.transport.take();
         match fresh_boot(&dev, t, &old, &format!("rep {rep}"), self.quiet) {
@@ -549,6 +567,11 @@ impl Ramp {
         let sec = split_sections(&out);
         let boot = sec.get("boot").cloned().unwrap_or_default();
         fs::write(rd.join("boot.txt"), &boot)?;
+        self.boot_id = boot
+            .lines()
+            .next()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
         let uptime = boot
             .lines()
             .nth(1)
