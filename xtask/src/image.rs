@@ -1088,7 +1088,7 @@ pub fn boot_test(sh: &Shell, dir: &Path) -> Result<()> {
     fs::write(&log, &obs.dmesg)?;
     let checks = evaluate(&m, &image_config, &obs);
     println!(
-        "{name}: boot test (boot to SSH {boot_s:.1} s; guest dmesg: {})",
+        "{name}: boot test (boot to SSH {boot_s:.1} s, incl. any wait for the VM lock; guest dmesg: {})",
         log.display()
     );
     for c in &checks {
