@@ -164,8 +164,9 @@ pub fn fresh_boot_ramp(
     Ok(dir)
 }
 
-/// Fault tests, one VM: unwritable run dir; injected WARN; link cut → wedged;
-/// a device that never comes back → clear error, earlier reps kept.
+/// Fault tests, one VM: unwritable run dir; host keys and an inventory
+/// device; injected WARN; link cut → wedged; a device that never comes
+/// back → clear error, earlier reps kept; then resume on a second VM.
 pub fn faults(target: &Path, image: &VmImage) -> Result<()> {
     let runs = scratch("faults")?;
 
@@ -315,6 +316,41 @@ pub fn faults(target: &Path, image: &VmImage) -> Result<()> {
         "report does not say incomplete"
     );
     drop(vm);
+
+    // 5. Resume once the device is back: a half-written rep-2/ (what Ctrl-C
+    //    leaves) is redone from scratch; rep 1 is kept as it was.
+    fs::create_dir_all(dir.join("rep-2"))?;
+    fs::write(dir.join("rep-2/boot.txt"), "stale half-written rep\n")?;
+    let vm2 = Vm::boot(&VmOptions {
+        image,
+        keys: &keys,
+        dir: &runs.join("vm2"),
+        detached: false,
+    })?;
+    let mut r = Ramp::resume(dir.clone(), vm2.device(), None)?;
+    r.quiet = true;
+    r.run_all()?;
+    ensure!(
+        fs::read(ramp::rep_json(&dir, 1))? == rep1,
+        "resume changed rep-1.json"
+    );
+    let reps = ramp::finished_reps(&dir, &r.run)?;
+    ensure!(reps.len() == 2, "resume finished {} reps", reps.len());
+    ensure!(
+        reps[1].status == RepStatus::Ok && reps[1].bytes_received.unwrap_or(0) > 0,
+        "rep 2 after resume: {:?}",
+        reps[1].status
+    );
+    ensure!(
+        reps[1].boot_id != reps[0].boot_id && !reps[1].boot_id.contains("stale"),
+        "rep 2 was not redone"
+    );
+    let md = fs::read_to_string(dir.join("report.md"))?;
+    ensure!(
+        !md.contains("Incomplete run") && md.contains("N=2 stats"),
+        "report after resume incomplete"
+    );
+    drop(vm2);
     let _ = fs::remove_dir_all(&runs);
     Ok(())
 }

@@ -434,7 +434,7 @@ pub fn test_steps() -> Vec<Step> {
             },
         ),
         Step::new(
-            "lab faults: unwritable run dir, injected WARN, link cut -> wedged, device never comes back",
+            "lab faults: unwritable run dir, host keys, injected WARN, link cut -> wedged, device never comes back, resume",
             |sh| {
                 let image = vm_image(sh, &ImageArgs::default())?;
                 besser_lab::e2e::faults(&target_dir(), &image)
