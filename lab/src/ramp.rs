@@ -164,7 +164,9 @@ pub fn load_run(dir: &Path) -> Result<RunJson> {
     Ok(v)
 }
 
-fn tracefs() -> &'static str {
+/// Shell that sets `$T` to the device's tracefs directory (newer kernels mount
+/// it at /sys/kernel/tracing, older ones only under debugfs).
+pub fn tracefs() -> &'static str {
     "T=/sys/kernel/tracing; [ -e $T/trace ] || T=/sys/kernel/debug/tracing"
 }
 

@@ -269,7 +269,8 @@ fn f3(x: Option<f64>) -> String {
 fn f1(x: Option<f64>) -> String {
     x.map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into())
 }
-fn thousands(n: u64) -> String {
+/// `1234567` → `1,234,567` (the maintainers' notes group digits).
+pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

@@ -58,7 +58,7 @@ fn phase0_shaped_places_failure_and_collapse() {
     assert_eq!(a.markers.first_low_probe, Some(6));
     let t = a.markers.first_low_probe_uptime_s.unwrap();
     assert!((t - 1680.0).abs() < 1.0, "{t}");
-    assert!(a.probes[5].mib_s.unwrap() * analysis::MIB < 700.0);
+    assert!(a.probes[5].mib_s.unwrap() * besser_lab::units::MIB < 700.0);
     match &a.drop {
         DropVerdict::Abrupt {
             last_good,

@@ -20,11 +20,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::raw::{self, ProbeOutcome, MARKER_PREFIX, SCAN_FAILURE_PATTERNS};
+use super::raw::{self, ProbeOutcome, MARKER_PREFIX};
 use super::RawCapture;
+use crate::analysis::SCAN_FAILURE_PATTERNS;
+use crate::units::MIB;
 
-/// Bytes in the maintainers' "MB" (MiB).
-pub const MIB: f64 = 1024.0 * 1024.0;
 /// Width of the event-rate windows, seconds (their notes count per 5 minutes).
 pub const WINDOW_S: f64 = 300.0;
 /// Scan-failure kernel-log lines closer than this to the previous one belong

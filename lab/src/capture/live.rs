@@ -17,6 +17,8 @@ use anyhow::{bail, Context, Result};
 
 use super::raw::{self, ArmRecord, GapRecord, ProbeOutcome, ProbeRecord, MARKER_PREFIX};
 use super::{layout, CaptureConfig, RunInfo};
+use crate::analysis::{parse_uptime, SCAN_FAILURE_PATTERNS};
+use crate::ramp::tracefs;
 
 /// Timeout of one short remote command (marker, counter read, uptime).
 pub const EXEC_TIMEOUT_S: u64 = 15;
@@ -147,10 +149,6 @@ impl StreamKind {
     }
 }
 
-/// The tracefs directory, found on the device (newer kernels mount it at
-/// /sys/kernel/tracing, older ones only under debugfs).
-const TRACEFS: &str = "T=/sys/kernel/tracing; [ -e $T/trace_pipe ] || T=/sys/kernel/debug/tracing";
-
 /// Stops the stream processes of an earlier session (after a reconnect the
 /// old `cat trace_pipe` may still hold the pipe, which takes one reader only).
 pub const KILL_STALE_STREAMS: &str = "for f in /run/besser/capture-*.pid; do \
@@ -167,7 +165,7 @@ pub fn stream_command(kind: StreamKind, iface: &str, snap_every_s: f64) -> Strin
 
 fn stream_body(kind: StreamKind, iface: &str, snap_every_s: f64) -> String {
     match kind {
-        StreamKind::Trace => format!("{TRACEFS}; exec cat $T/trace_pipe"),
+        StreamKind::Trace => format!("{}; exec cat $T/trace_pipe", tracefs()),
         // /dev/kmsg: the whole buffer since boot, then follows; records carry
         // sequence numbers, so a re-opened stream's replay is recognised.
         StreamKind::Kmsg => "exec cat /dev/kmsg".into(),
@@ -182,7 +180,7 @@ fn stream_body(kind: StreamKind, iface: &str, snap_every_s: f64) -> String {
 /// The arming script: enables each requested ftrace event that exists, and
 /// prints `enabled E` / `missing E`, then `iw yes|no` and `uptime U`.
 pub fn arm_command(events: &[String]) -> String {
-    let mut s = format!("{TRACEFS}; echo 0 > $T/tracing_on; echo > $T/trace; ");
+    let mut s = format!("{}; echo 0 > $T/tracing_on; echo > $T/trace; ", tracefs());
     for e in events {
         // event names are checked by `validate_event` (no shell metacharacters)
         s += &format!(
@@ -228,12 +226,9 @@ fn ms(t: f64) -> f64 {
     (t * 1000.0).round() / 1000.0
 }
 
-/// First field of `/proc/uptime`.
-pub fn parse_uptime(out: &str) -> Result<f64> {
-    out.split_whitespace()
-        .next()
-        .and_then(|v| v.parse::<f64>().ok())
-        .with_context(|| format!("expected /proc/uptime, got {out:?}"))
+/// First field of `/proc/uptime`, or an error quoting what came instead.
+fn uptime_of(out: &str) -> Result<f64> {
+    parse_uptime(out).with_context(|| format!("expected /proc/uptime, got {out:?}"))
 }
 
 struct Recorder<S> {
@@ -481,7 +476,7 @@ impl<L: DeviceLink, C: Clock> Session<'_, L, C> {
         match self.exec(&cmd) {
             Ok(out) => {
                 let mut l = out.lines();
-                let up = l.next().and_then(|u| parse_uptime(u).ok());
+                let up = l.next().and_then(parse_uptime);
                 let rx = l.next().and_then(|r| r.trim().parse().ok());
                 (up.unwrap_or_else(|| self.uptime()), rx)
             }
@@ -497,7 +492,7 @@ fn count_lines(p: &mut Progress, kind: StreamKind, chunk: &[u8]) {
             StreamKind::Trace => p.trace_records += 1,
             StreamKind::Kmsg => {
                 p.kmsg_lines += 1;
-                if raw::SCAN_FAILURE_PATTERNS.iter().any(|pat| l.contains(pat)) {
+                if SCAN_FAILURE_PATTERNS.iter().any(|pat| l.contains(pat)) {
                     p.scan_failures += 1;
                 }
             }
@@ -531,7 +526,7 @@ pub fn run<L: DeviceLink, P: Prober<L>, C: Clock>(
         bail!("data interface {:?}: not an interface name", cfg.data_iface);
     }
     let h0 = clock.now_s();
-    let up0 = parse_uptime(&link.exec("cat /proc/uptime", Duration::from_secs(EXEC_TIMEOUT_S))?)?;
+    let up0 = uptime_of(&link.exec("cat /proc/uptime", Duration::from_secs(EXEC_TIMEOUT_S))?)?;
     let h1 = clock.now_s();
     let offset_s = up0 - (h0 + h1) / 2.0;
 
@@ -649,7 +644,8 @@ pub fn run<L: DeviceLink, P: Prober<L>, C: Clock>(
     }
     // stop the streams and tracing, so nothing keeps running after we leave
     let _ = s.exec(&format!(
-        "{KILL_STALE_STREAMS}; {TRACEFS}; echo 0 > $T/tracing_on"
+        "{KILL_STALE_STREAMS}; {}; echo 0 > $T/tracing_on",
+        tracefs()
     ));
     super::remake_report(dir)
 }

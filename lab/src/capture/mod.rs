@@ -34,6 +34,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::rundir::write_atomic;
 use raw::{
     ArmRecord, CounterStream, GapRecord, IwStream, KmsgStream, ParseError, ProbeRecord, TraceStream,
 };
@@ -214,16 +215,9 @@ pub fn load_run(dir: &Path) -> Result<RawCapture> {
     })
 }
 
-/// Writes `path` atomically (temp file + rename), so a crash never leaves a
-/// half-written report.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp~");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
-}
-
 /// Re-makes `report.md`, `summary.json` and the plot of a capture run from its
-/// raw data alone. Returns the analysis.
+/// raw data alone (each file written atomically with fsync, so a crash never
+/// leaves a half-written report). Returns the analysis.
 pub fn remake_report(dir: &Path) -> Result<analysis::Analysis> {
     let raw = load_run(dir)?;
     let a = analysis::analyse(&raw);

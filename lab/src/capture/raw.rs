@@ -16,12 +16,6 @@ use serde::{Deserialize, Serialize};
 /// (`echo "besser-capture: probe 3 start" > /dev/kmsg`).
 pub const MARKER_PREFIX: &str = "besser-capture:";
 
-/// The kernel-log patterns of the firmware's scan rejection (DOMAIN.md item 4/5).
-pub const SCAN_FAILURE_PATTERNS: [&str; 2] = [
-    "wsm_generic_confirm failed for request 0x0007",
-    "Scan failed (-22)",
-];
-
 /// A line of device output that could not be read: where and what.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ParseError {

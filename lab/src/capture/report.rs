@@ -5,9 +5,11 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::analysis::{Analysis, DropVerdict, ProbeClass, Status, MIB, WINDOW_S};
+use super::analysis::{Analysis, DropVerdict, ProbeClass, Status, WINDOW_S};
 use super::raw::ProbeOutcome;
 use super::{layout, plot, RawCapture, RunInfo};
+use crate::report::thousands;
+use crate::units::MIB;
 
 pub struct Rendered {
     pub report_md: String,
@@ -29,24 +31,11 @@ struct Units {
     uptime: &'static str,
 }
 
-/// `1234567` → `1,234,567` (the maintainers' notes group digits).
-pub fn grouped(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn grouped_signed(n: i128) -> String {
     if n < 0 {
-        format!("-{}", grouped(n.unsigned_abs() as u64))
+        format!("-{}", thousands(n.unsigned_abs() as u64))
     } else {
-        grouped(n as u64)
+        thousands(n as u64)
     }
 }
 
@@ -137,7 +126,7 @@ pub fn render(raw: &RawCapture, a: &Analysis) -> Rendered {
             .map(|t| format!(
                 "[{}] `{}`",
                 mmss(t),
-                super::raw::SCAN_FAILURE_PATTERNS.join("` / `")
+                crate::analysis::SCAN_FAILURE_PATTERNS.join("` / `")
             ))
             .unwrap_or_else(|| "none in the kernel log".into())
     );
@@ -271,7 +260,7 @@ pub fn render(raw: &RawCapture, a: &Analysis) -> Rendered {
             p.fraction_of_first
                 .map(percent)
                 .unwrap_or_else(|| "—".into()),
-            grouped(p.bytes_received),
+            thousands(p.bytes_received),
             class,
             markers
         );
@@ -392,7 +381,7 @@ pub fn render(raw: &RawCapture, a: &Analysis) -> Rendered {
         let _ = writeln!(w, "| ftrace event | records |");
         let _ = writeln!(w, "|---|---:|");
         for (e, n) in &a.trace_event_counts {
-            let _ = writeln!(w, "| {e} | {} |", grouped(*n));
+            let _ = writeln!(w, "| {e} | {} |", thousands(*n));
         }
         let _ = writeln!(w);
     }
