@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use besser_lab::analysis::SplatKind;
 use besser_lab::capture::analysis::{DropVerdict, ProbeClass, Status};
 use besser_lab::capture::{self, analysis, layout, report};
 
@@ -131,6 +132,28 @@ fn gradual_disconnect_facts() {
     assert!(bad[2].starts_with("streams/counters.txt:"), "{bad:?}");
     assert_eq!(a.probes[4].class, ProbeClass::Collapsed);
     assert_eq!(a.probes[4].outcome, capture::raw::ProbeOutcome::Wedged);
+    // the WARN and the lockdep report in the kernel log, with call site and uptime
+    let sp: Vec<(SplatKind, &str, f64)> = a
+        .splats
+        .iter()
+        .map(|s| {
+            (
+                s.kind.clone(),
+                s.call_site.as_deref().unwrap_or(""),
+                s.time_s.unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(sp.len(), 2, "{:?}", a.splats);
+    assert_eq!(sp[0].0, SplatKind::Warn);
+    assert!(sp[0]
+        .1
+        .starts_with("drivers/staging/bes2600/bh.c:587 bes2600_bh_rx_helper+0x2d8"));
+    assert!((sp[0].2 - 652.31).abs() < 0.001, "{sp:?}");
+    assert_eq!(sp[1].0, SplatKind::Lockdep);
+    assert_eq!(sp[1].1, "bes2600_queue_put+0x5c/0x1e8 [bes2600]");
+    assert!((sp[1].2 - 1003.72).abs() < 0.001, "{sp:?}");
+    assert_eq!(receipt(&a, "no WARN/BUG/lockdep splat"), Status::Fail);
 }
 
 #[test]
@@ -150,6 +173,8 @@ fn healthy_no_iw_facts() {
     assert_eq!(a.probes[1].class, ProbeClass::Unmeasured);
     assert_eq!(a.probes[1].mib_s, None);
     assert_eq!(receipt(&a, "first probe above"), Status::Pass);
+    assert!(a.splats.is_empty(), "{:?}", a.splats);
+    assert_eq!(receipt(&a, "no WARN/BUG/lockdep splat"), Status::Pass);
     assert_eq!(
         receipt(&a, "streams complete"),
         Status::Pass,

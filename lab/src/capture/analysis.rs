@@ -1,6 +1,7 @@
 //! Pure analysis of a capture: throughput per probe vs uptime, the state
 //! transitions (first scan failure, first link loss, first probe below a
-//! fraction of the first), abrupt vs gradual, event rates per window, receipts.
+//! fraction of the first), abrupt vs gradual, event rates per window, kernel
+//! splats (by the lab's one classifier, [`crate::analysis::find_splats`]), receipts.
 //!
 //! Rules (stated in the report too):
 //! - probe throughput = `rx_bytes` of the data interface over the push window
@@ -22,7 +23,7 @@ use serde::Serialize;
 
 use super::raw::{self, ProbeOutcome, MARKER_PREFIX};
 use super::RawCapture;
-use crate::analysis::SCAN_FAILURE_PATTERNS;
+use crate::analysis::{find_splats, Splat, SCAN_FAILURE_PATTERNS};
 use crate::units::MIB;
 
 /// Width of the event-rate windows, seconds (their notes count per 5 minutes).
@@ -184,6 +185,9 @@ pub struct Analysis {
     /// Device wall clock minus uptime (from the counter snapshots), used to
     /// place `iw event -t` lines on uptime.
     pub epoch_offset_s: Option<f64>,
+    /// WARN/BUG/oops/lockdep/panic reports in the kernel log, found by the
+    /// lab's one splat classifier ([`crate::analysis::find_splats`]).
+    pub splats: Vec<Splat>,
     pub receipts: Vec<Receipt>,
 }
 
@@ -286,6 +290,13 @@ pub fn analyse(raw: &RawCapture) -> Analysis {
             .collect(),
     );
     let first_scan_failure_s = scan_failures.first().map(|f| f.uptime_s);
+
+    // --- splats, by the ramp's classifier over the log re-stamped `[uptime] text`
+    let stamped_kmsg: Vec<String> = kmsg
+        .iter()
+        .map(|l| format!("[{:.6}] {}", l.uptime_s, l.text))
+        .collect();
+    let splats = find_splats(&stamped_kmsg.iter().map(|l| l.as_str()).collect::<Vec<_>>());
 
     // --- clock offset for iw event -t (device epoch - uptime), median over snapshots
     let snaps: &[raw::CounterSnap] = raw.counters.as_ref().map(|c| &c.snaps[..]).unwrap_or(&[]);
@@ -439,6 +450,10 @@ pub fn analyse(raw: &RawCapture) -> Analysis {
                         .filter(|e| e.uptime_s >= from && e.uptime_s <= to)
                         .map(|e| format!("{} ({}) at {:.1} s", e.kind, e.source, e.uptime_s)),
                 );
+                events_between.extend(splats.iter().filter_map(|sp| {
+                    let t = sp.time_s.filter(|t| *t >= from && *t <= to)?;
+                    Some(format!("{} splat at {t:.1} s", sp.kind.as_str()))
+                }));
                 DropVerdict::Abrupt {
                     last_good: prev.index,
                     collapse: collapse.index,
@@ -565,6 +580,7 @@ pub fn analyse(raw: &RawCapture) -> Analysis {
         counter_rate,
         counter_violations,
         epoch_offset_s,
+        splats,
         receipts: Vec::new(),
     };
     a.receipts = receipts(raw, &a);
@@ -630,6 +646,30 @@ fn receipts(raw: &RawCapture, a: &Analysis) -> Vec<Receipt> {
     };
     push(
         "kernel log captured the scan-failure timestamp",
+        status,
+        detail,
+    );
+
+    // 2b. no kernel splat
+    let (status, detail) = match (a.splats.first(), kmsg_lines) {
+        (None, 0) => (Fail, "no kernel log was recorded".into()),
+        (None, n) => (Pass, format!("none in {n} kernel-log lines")),
+        (Some(first), _) => (
+            Fail,
+            format!(
+                "{} splat(s); first: {} at uptime {} ({})",
+                a.splats.len(),
+                first.kind.as_str(),
+                first
+                    .time_s
+                    .map(|t| format!("{t:.1} s"))
+                    .unwrap_or_else(|| "?".into()),
+                first.call_site.as_deref().unwrap_or("call site not found")
+            ),
+        ),
+    };
+    push(
+        "no WARN/BUG/lockdep splat in the kernel log",
         status,
         detail,
     );

@@ -314,6 +314,35 @@ pub fn render(raw: &RawCapture, a: &Analysis) -> Rendered {
         }
         let _ = writeln!(w);
     }
+    let _ = writeln!(w, "## Kernel splats (WARN/BUG/oops/lockdep)\n");
+    if a.splats.is_empty() {
+        let _ = writeln!(
+            w,
+            "{}\n",
+            if raw.kmsg.is_some() {
+                "None in the kernel log."
+            } else {
+                "No kernel log was recorded."
+            }
+        );
+    } else {
+        let _ = writeln!(w, "| uptime (s) | kind | first line | call site |");
+        let _ = writeln!(w, "|---:|---|---|---|");
+        for sp in &a.splats {
+            let _ = writeln!(
+                w,
+                "| {} | {} | `{}` | {} |",
+                opt_s(sp.time_s),
+                sp.kind.as_str(),
+                sp.first_line.replace('|', "\\|"),
+                sp.call_site
+                    .as_deref()
+                    .map(|c| format!("`{}`", c.replace('|', "\\|")))
+                    .unwrap_or_else(|| "not found".into())
+            );
+        }
+        let _ = writeln!(w);
+    }
     if raw.iw.is_some() && a.epoch_offset_s.is_none() {
         let _ = writeln!(
             w,

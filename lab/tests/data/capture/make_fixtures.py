@@ -41,8 +41,8 @@ class Fixture:
         self.bg_bytes_per_s = 70.0
         self.pushes = []  # (start, end, bytes)
 
-    def k(self, t, text):
-        self.kmsg.append((t, text))
+    def k(self, t, text, prio=None):
+        self.kmsg.append((t, text, prio))
 
     def tr(self, t, task, cpu, flags, event, detail):
         self.trace.append((t, task, cpu, flags, event, detail))
@@ -112,11 +112,12 @@ class Fixture:
                     f.write(json.dumps(g) + "\n")
         # kernel log
         lines = []
-        for seq, (t, text) in enumerate(sorted(self.kmsg, key=lambda x: x[0])):
+        for seq, (t, text, prio) in enumerate(sorted(self.kmsg, key=lambda x: x[0])):
             if self.kmsg_form == "dmesg":
                 lines.append(f"[{t:12.6f}] {text}")
             else:
-                prio = 3 if "failed" in text else 6
+                if prio is None:
+                    prio = 3 if "failed" in text else 6
                 lines.append(f"{prio},{seq + 1000},{int(round(t * 1e6))},-;{text}")
         lines.extend(extra_kmsg)
         with open(os.path.join(self.dir, "streams/kmsg.txt"), "w") as f:
@@ -182,6 +183,33 @@ def scans(fx, every_s, until_s, fail_from_s=None, fail_every=(301.0, 302.0)):
             t += fx.rng.uniform(*fail_every)
 
 
+def splats(fx):
+    """A WARN (finding 1's hw_bufs_used underflow) and a lockdep report
+    (finding 3's SOFTIRQ-safe -> SOFTIRQ-unsafe inversion), as an arm64
+    kernel prints them: one record per line, at KERN_WARNING."""
+    warn = [
+        "------------[ cut here ]------------",
+        "WARNING: CPU: 2 PID: 211 at drivers/staging/bes2600/bh.c:587 bes2600_bh_rx_helper+0x2d8/0x3a0 [bes2600]",
+        "Modules linked in: bes2600 mac80211 cfg80211 rfkill",
+        "CPU: 2 UID: 0 PID: 211 Comm: bes2600_bh Tainted: G         C         6.12.0-danctnix1-1-pinetab2 #1",
+        "Hardware name: Pine64 PineTab2 (DT)",
+        "pc : bes2600_bh_rx_helper+0x2d8/0x3a0 [bes2600]",
+        "lr : bes2600_bh+0x1f4/0x5c0 [bes2600]",
+        "---[ end trace 0000000000000000 ]---",
+    ]
+    lockdep = [
+        "=====================================================",
+        "WARNING: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected",
+        "6.12.0-danctnix1-1-pinetab2 #1 Tainted: G        W C",
+        "-----------------------------------------------------",
+        "kworker/u8:2/87 [HC0[0]:SC0[0]:HE1:SE1] is trying to acquire:",
+        "ffff0000c3d1a8f8 (&priv->pending_record_lock){+.+.}-{2:2}, at: bes2600_queue_put+0x5c/0x1e8 [bes2600]",
+    ]
+    for t0, lines in [(652.31, warn), (1003.72, lockdep)]:
+        for i, text in enumerate(lines):
+            fx.k(t0 + i * 1e-5, text, prio=4)
+
+
 def run_json(label, device, boot_id, duration_s, probes, probe_len_s, events=EVENTS):
     return dict(kind="capture", label=label, device=device, started_utc="2026-05-07T21:18:58Z",
                 boot_id=boot_id, kernel_release="6.12.0-danctnix1-1-pinetab2",
@@ -216,6 +244,7 @@ def gradual_with_disconnect():
     fx.k(700.9, "wlan0: Connection to AP 3c:a6:2f:00:00:01 lost")
     fx.iw.append((705.4, "wlan0 (phy #0): disconnected (by AP) reason: 4: Disassociated due to inactivity"))
     fx.tr(709.8, "NetworkManager", 2, "....1", "rdev_assoc", "phy0, netdev:wlan0(3), bssid: 3c:a6:2f:00:00:01")
+    splats(fx)
     fx.gaps.append(dict(stream="kmsg", from_uptime_s=612.4, to_uptime_s=641.0,
                         reason="SSH channel closed (connection reset); reconnected"))
 
