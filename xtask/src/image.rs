@@ -102,6 +102,10 @@ pub struct BenchArgs {
     /// Every board x flavour (about 10 min of both cores each).
     #[arg(long)]
     all: bool,
+    /// Only the out-of-tree module loop, against the image already built in
+    /// the normal cache (no cold or incremental build).
+    #[arg(long)]
+    module_only: bool,
 }
 
 fn patches_dir() -> PathBuf {
@@ -1032,6 +1036,20 @@ fn make_initramfs(
     besser_lab::appliance::build_initramfs(&spec, out)
 }
 
+/// Waits (at most the lab's own lock limit) until no one holds the VM lock,
+/// so a boot time measured next is the boot and not someone else's VM.
+/// Returns how long it waited.
+fn wait_vm_lock_free() -> Duration {
+    let path = Path::new(besser_lab::lock::VM_LOCK_PATH);
+    let t0 = Instant::now();
+    while besser_lab::lock::holder_pid(path).is_some()
+        && t0.elapsed() < Duration::from_secs(besser_lab::lock::VM_LOCK_WAIT_MAX_S)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    t0.elapsed()
+}
+
 /// Boots the image on the lab's virtual device and checks it against its
 /// manifest (see `besser_image::bootcheck`).
 pub fn boot_test(sh: &Shell, dir: &Path) -> Result<()> {
@@ -1062,6 +1080,7 @@ pub fn boot_test(sh: &Shell, dir: &Path) -> Result<()> {
         "{name}: booting on the virtual lab device (waits for {})",
         besser_lab::lock::VM_LOCK_PATH
     );
+    let waited = wait_vm_lock_free();
     let t0 = Instant::now();
     let vm = besser_lab::vm::Vm::boot(&besser_lab::vm::VmOptions {
         image: &image,
@@ -1088,7 +1107,8 @@ pub fn boot_test(sh: &Shell, dir: &Path) -> Result<()> {
     fs::write(&log, &obs.dmesg)?;
     let checks = evaluate(&m, &image_config, &obs);
     println!(
-        "{name}: boot test (boot to SSH {boot_s:.1} s, incl. any wait for the VM lock; guest dmesg: {})",
+        "{name}: boot test (boot to SSH {boot_s:.1} s after {:.1} s waiting for another VM; guest dmesg: {})",
+        waited.as_secs_f64(),
         log.display()
     );
     for c in &checks {
@@ -1133,6 +1153,36 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         )]
     };
     let scratch = crate::lab::target_dir().join("bench-image");
+    if args.module_only {
+        for (b, f) in targets {
+            if !b.spec().qemu_bootable {
+                bail!("{b}: the module loop boots the image; {b} is not bootable in QEMU");
+            }
+            let dir = images_dir().join(board::image_name(b, f));
+            let m = Manifest::load(&dir).with_context(|| {
+                format!("build it first: cargo xtask image --board {b} --flavour {f}")
+            })?;
+            let changed = m.verify(&dir);
+            if !changed.is_empty() {
+                bail!(
+                    "{}: files differ from manifest.json: {}",
+                    dir.display(),
+                    changed.join(", ")
+                );
+            }
+            let _ = fs::remove_dir_all(&scratch);
+            fs::create_dir_all(&scratch)?;
+            let (build_s, boot_s) = bench_module_loop(&Paths::default(), b, f, &dir, &scratch)?;
+            let total = build_s + boot_s;
+            println!(
+                "{}: out-of-tree module {build_s:.1} s build + {boot_s:.1} s initramfs, boot to SSH, module loaded = {total:.1} s = {:.2} x the {MODULE_BOOT_GOAL_S:.0} s goal",
+                board::image_name(b, f),
+                total / MODULE_BOOT_GOAL_S
+            );
+        }
+        let _ = fs::remove_dir_all(&scratch);
+        return Ok(());
+    }
     let mut rows = Vec::new();
     for (b, f) in targets {
         let _ = fs::remove_dir_all(&scratch);
@@ -1249,7 +1299,7 @@ fn bench_module_loop(
         );
     }
     let build_s = t0.elapsed().as_secs_f64();
-    let t1 = Instant::now();
+    let t_copy = Instant::now();
     let root = scratch.join("modroot");
     let _ = fs::remove_dir_all(&root);
     let st = Command::new("cp")
@@ -1267,8 +1317,20 @@ fn bench_module_loop(
     fs::create_dir_all(&extra)?;
     let ko = format!("{BENCH_MODULE}.ko");
     fs::copy(mdir.join(&ko), extra.join(&ko))?;
+    let copy_s = t_copy.elapsed().as_secs_f64();
     let initrd = scratch.join("initramfs.cpio");
-    make_initramfs(&Shell::new()?, spec.arch, &root, &[BENCH_MODULE], &initrd)?;
+    let sh = Shell::new()?;
+    deps::ensure_debs(&sh, besser_lab::assets::HOST_DEBS)?;
+    // Not part of the loop: another engineer's VM.
+    let waited = wait_vm_lock_free();
+    if waited.as_secs_f64() > 1.0 {
+        eprintln!(
+            "{name}: waited {:.1} s for another VM (not counted)",
+            waited.as_secs_f64()
+        );
+    }
+    let t1 = Instant::now();
+    make_initramfs(&sh, spec.arch, &root, &[BENCH_MODULE], &initrd)?;
     let image = besser_lab::assets::VmImage {
         arch: lab_arch(spec.arch),
         kernel: image_dir.join(&m.artifacts.kernel),
@@ -1287,7 +1349,7 @@ fn bench_module_loop(
         .exec("dmesg", Duration::from_secs(BOOT_TEST_CMD_TIMEOUT_S))?
         .stdout_str();
     drop(vm);
-    let boot_s = t1.elapsed().as_secs_f64();
+    let boot_s = copy_s + t1.elapsed().as_secs_f64();
     if !dmesg.contains(BENCH_MODULE_MARKER) {
         bail!("{name}: the bench module did not load (no `{BENCH_MODULE_MARKER}` in dmesg)");
     }
