@@ -266,6 +266,12 @@ pub fn faults(target: &Path, image: &VmImage) -> Result<()> {
         a.rx_bytes_delta.unwrap_or(0) > 0,
         "nothing arrived before the cut"
     );
+    // What arrived before the cut is still counted (the listener is stopped, not lost).
+    ensure!(
+        a.bytes_received.unwrap_or(0) > 0,
+        "the listener's count was lost: {:?}",
+        a.bytes_received
+    );
     let md = fs::read_to_string(dir.join("report.md"))?;
     ensure!(
         md.contains("| 1 | wedged |") && md.contains("**wedged**"),

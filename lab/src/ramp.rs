@@ -277,11 +277,14 @@ pub fn fresh_boot(
 
 /// Starts a fresh listener on the device's data port (any old one killed) that
 /// counts what it receives into `/run/besser/rx.count` when its connection
-/// closes. Shared by the ramp and the capture.
+/// closes. Shared by the ramp and the capture. `nc -l -p PORT` is busybox's
+/// and traditional netcat's form; OpenBSD netcat (e.g. on Arch/DanctNIX)
+/// refuses `-p` with `-l` (exit status 1) and gets `nc -l PORT` instead; a
+/// listener stopped by a signal (the drain's `killall`) is not retried.
 pub fn listener_start_cmd(port: u16) -> String {
     format!(
         "killall nc 2>/dev/null; mkdir -p /run/besser; rm -f /run/besser/rx.count /run/besser/rx.tmp; \
-         (nc -l -p {port} | wc -c > /run/besser/rx.tmp; mv /run/besser/rx.tmp /run/besser/rx.count) \
+         ((nc -l -p {port} || {{ [ $? -eq 1 ] && nc -l {port}; }}) 2>/dev/null | wc -c > /run/besser/rx.tmp; mv /run/besser/rx.tmp /run/besser/rx.count) \
          </dev/null >/dev/null 2>&1 &"
     )
 }
