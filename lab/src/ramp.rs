@@ -133,6 +133,76 @@ pub enum RampError {
          (max {max_s:.0} s); reboot the device or drop --no-reboot"
     )]
     OutsideWindow { rep: u32, uptime_s: f64, max_s: f64 },
+    /// The device printed something the ramp cannot read. The raw output is
+    /// already saved verbatim (`start.out`/`collect.out`) when this is returned.
+    #[error("{file}{}: {what}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    DeviceOutput {
+        file: String,
+        line: Option<usize>,
+        what: String,
+    },
+}
+
+/// The combined start command's output, saved verbatim in the rep directory.
+pub const START_OUT: &str = "start.out";
+/// The combined collect command's output, saved verbatim in the rep directory.
+pub const COLLECT_OUT: &str = "collect.out";
+
+/// Saves a combined command's output verbatim as `rd/file` (before anything
+/// reads it), then splits it into sections. A section of `required` that is
+/// missing is a [`RampError::DeviceOutput`] naming the file and the section;
+/// the raw text stays on disk either way.
+pub fn save_and_split(
+    rd: &Path,
+    file: &str,
+    out: &str,
+    required: &[(&str, &str)],
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let path = rd.join(file);
+    write_atomic(&path, out.as_bytes())?;
+    let sec = split_sections(out);
+    for (name, expected) in required {
+        if !sec.contains_key(*name) {
+            return Err(RampError::DeviceOutput {
+                file: path.display().to_string(),
+                line: None,
+                what: format!(
+                    "no `{name}` section (expected a `{SECTION_TAG}{name}@@` line followed by {expected}); \
+                     the output is kept there verbatim"
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(sec)
+}
+
+/// Reads `boot.txt` (boot_id, then `/proc/uptime`): both or a
+/// [`RampError::DeviceOutput`] naming the file, line and what was expected.
+pub fn parse_boot(file: &str, boot: &str) -> std::result::Result<(String, f64), RampError> {
+    let mut l = boot.lines();
+    let bad = |line: usize, what: String| RampError::DeviceOutput {
+        file: file.to_string(),
+        line: Some(line),
+        what,
+    };
+    let id = l.next().unwrap_or("").trim();
+    if id.is_empty() || id.contains(char::is_whitespace) {
+        return Err(bad(
+            1,
+            format!("expected the boot_id (/proc/sys/kernel/random/boot_id), found {id:?}"),
+        ));
+    }
+    let up_line = l.next().unwrap_or("");
+    let up = analysis::parse_uptime(up_line)
+        .filter(|u| u.is_finite() && *u >= 0.0)
+        .ok_or_else(|| {
+            bad(
+                2,
+                format!("could not read the uptime: expected /proc/uptime (`SECONDS IDLE`), found {up_line:?}"),
+            )
+        })?;
+    Ok((id.to_string(), up))
 }
 
 pub struct Ramp {
@@ -569,21 +639,28 @@ impl Ramp {
             tcp = section("tcp"),
         );
         let out = self.exec(&start, CMD_TIMEOUT_S + LISTEN_TIMEOUT_S)?;
-        let sec = split_sections(&out);
-        let boot = sec.get("boot").cloned().unwrap_or_default();
-        fs::write(rd.join("boot.txt"), &boot)?;
-        self.boot_id = boot
-            .lines()
-            .next()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty());
-        let uptime = boot
-            .lines()
-            .nth(1)
-            .and_then(analysis::parse_uptime)
-            .unwrap_or(f64::MAX);
+        let sec = save_and_split(
+            &rd,
+            START_OUT,
+            &out,
+            &[
+                ("boot", "the boot_id and /proc/uptime"),
+                ("counters", "the data interface's counters"),
+                ("tcp", "the TCP table"),
+            ],
+        )?;
+        let boot = &sec["boot"];
+        fs::write(rd.join("boot.txt"), boot)?;
+        let (boot_id, uptime) = match parse_boot(&rd.join("boot.txt").display().to_string(), boot) {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = self.exec("killall nc 2>/dev/null; true", CMD_TIMEOUT_S);
+                return Err(e.into());
+            }
+        };
+        self.boot_id = Some(boot_id);
         if uptime > dev.fresh_uptime_max_s {
-            let _ = fs::remove_dir_all(&rd);
+            // The rep directory stays (a later run sets it aside, never deletes it).
             let _ = self.exec("killall nc 2>/dev/null; true", CMD_TIMEOUT_S);
             return Err(RampError::OutsideWindow {
                 rep,
@@ -592,12 +669,8 @@ impl Ramp {
             }
             .into());
         }
-        fs::write(
-            rd.join("counters-before.txt"),
-            sec.get("counters").cloned().unwrap_or_default(),
-        )?;
-        let mut listening =
-            analysis::tcp_listening(sec.get("tcp").map(String::as_str).unwrap_or(""), port);
+        fs::write(rd.join("counters-before.txt"), &sec["counters"])?;
+        let mut listening = analysis::tcp_listening(&sec["tcp"], port);
         let t_l = Instant::now();
         while !listening && t_l.elapsed() < Duration::from_secs(LISTEN_TIMEOUT_S) {
             std::thread::sleep(Duration::from_millis(200));
@@ -720,18 +793,21 @@ impl Ramp {
             t = section("trace"),
         );
         let out = self.exec(&collect, COLLECT_TIMEOUT_S + LISTENER_DRAIN_S)?;
-        let sec = split_sections(&out);
-        for (name, file) in [
-            ("listener", "listener.txt"),
-            ("counters", "counters-after.txt"),
-            ("uptime", "uptime-end.txt"),
-            ("dmesg", "dmesg.txt"),
-            ("trace", "trace.txt"),
-        ] {
-            let text = sec
-                .get(name)
-                .with_context(|| format!("rep {rep}: the device sent no {name} section"))?;
-            fs::write(rd.join(file), text)?;
+        let files = [
+            ("listener", "listener.txt", "the listener's byte count"),
+            (
+                "counters",
+                "counters-after.txt",
+                "the data interface's counters",
+            ),
+            ("uptime", "uptime-end.txt", "/proc/uptime"),
+            ("dmesg", "dmesg.txt", "the kernel log"),
+            ("trace", "trace.txt", "the ftrace buffer"),
+        ];
+        let required: Vec<(&str, &str)> = files.iter().map(|(n, _, e)| (*n, *e)).collect();
+        let sec = save_and_split(&rd, COLLECT_OUT, &out, &required)?;
+        for (name, file, _) in files {
+            fs::write(rd.join(file), &sec[name])?;
         }
         let meta = RepMeta {
             rep,
@@ -856,6 +932,79 @@ mod tests {
         assert_eq!(m["b"], "");
         assert_eq!(m["c"], "no newline");
         assert_eq!(m.len(), 3);
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("besser-ramp-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn collect_output_is_saved_verbatim_before_a_missing_section_errs() {
+        let d = scratch("collect");
+        // A collect cut short: no dmesg or trace section.
+        let out = format!(
+            "junk before\n{t}listener@@\n123\n{t}counters@@\nrx_bytes 1\n{t}uptime@@\n12.5 3.0\n",
+            t = SECTION_TAG
+        );
+        let e = save_and_split(
+            &d,
+            COLLECT_OUT,
+            &out,
+            &[("listener", "x"), ("dmesg", "the kernel log")],
+        )
+        .unwrap_err();
+        assert_eq!(fs::read_to_string(d.join(COLLECT_OUT)).unwrap(), out);
+        match e.downcast_ref::<RampError>() {
+            Some(RampError::DeviceOutput {
+                file,
+                line: None,
+                what,
+            }) => {
+                assert!(file.ends_with(COLLECT_OUT), "{file}");
+                assert!(
+                    what.contains("no `dmesg` section") && what.contains("kernel log"),
+                    "{what}"
+                );
+            }
+            _ => panic!("not a DeviceOutput error: {e:#}"),
+        }
+        // Complete output: the sections, and the raw file still verbatim.
+        let sec =
+            save_and_split(&d, START_OUT, &out, &[("listener", "x"), ("uptime", "y")]).unwrap();
+        assert_eq!(sec["listener"], "123\n");
+        assert_eq!(fs::read_to_string(d.join(START_OUT)).unwrap(), out);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn unreadable_uptime_is_a_device_output_error_not_outside_the_window() {
+        let e = parse_boot(
+            "rep-1/boot.txt",
+            "0b5e-id\ncat: /proc/uptime: No such file\n",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, RampError::DeviceOutput { line: Some(2), .. }),
+            "{e:?}"
+        );
+        let m = e.to_string();
+        assert!(
+            m.starts_with("rep-1/boot.txt:2: could not read the uptime: expected /proc/uptime"),
+            "{m}"
+        );
+        let e = parse_boot("rep-1/boot.txt", "").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("rep-1/boot.txt:1: expected the boot_id"),
+            "{e}"
+        );
+        assert_eq!(
+            parse_boot("b", "0b5e-id\n12.50 20.00\n").unwrap(),
+            ("0b5e-id".to_string(), 12.5)
+        );
     }
 
     #[test]
