@@ -324,7 +324,7 @@ pub fn faults(target: &Path, image: &VmImage) -> Result<()> {
     drop(vm);
 
     // 5. Resume once the device is back: a half-written rep-2/ (what Ctrl-C
-    //    leaves) is redone from scratch; rep 1 is kept as it was.
+    //    leaves) is set aside and redone from scratch; rep 1 is kept as it was.
     fs::create_dir_all(dir.join("rep-2"))?;
     fs::write(dir.join("rep-2/boot.txt"), "stale half-written rep\n")?;
     let vm2 = Vm::boot(&VmOptions {
@@ -351,9 +351,18 @@ pub fn faults(target: &Path, image: &VmImage) -> Result<()> {
         reps[1].boot_id != reps[0].boot_id && !reps[1].boot_id.contains("stale"),
         "rep 2 was not redone"
     );
+    // The half-written attempt was set aside, not deleted.
+    let aborted = ramp::aborted_attempts(&dir)?;
+    ensure!(aborted.len() == 1, "aborted attempts: {aborted:?}");
+    ensure!(
+        fs::read_to_string(dir.join(&aborted[0]).join("boot.txt"))? == "stale half-written rep\n",
+        "the half-written rep's data was not kept"
+    );
     let md = fs::read_to_string(dir.join("report.md"))?;
     ensure!(
-        !md.contains("Incomplete run") && md.contains("N=2 stats"),
+        !md.contains("Incomplete run")
+            && md.contains("N=2 stats")
+            && md.contains(&format!("`{}/`", aborted[0])),
         "report after resume incomplete"
     );
     drop(vm2);

@@ -587,14 +587,20 @@ impl Ramp {
         }
     }
 
-    /// One rep. The rep directory is rebuilt from scratch (a half-done rep
-    /// from an interrupted run is redone, never mixed).
+    /// One rep, in a fresh rep directory: a half-done one from an interrupted
+    /// run is set aside as `rep-N.aborted-<UTC>/` (its data kept, never mixed
+    /// with the new attempt's).
     pub fn run_rep(&mut self, rep: u32) -> Result<RepAnalysis> {
         let t_rep = Instant::now();
         let cfg = self.run.config.clone();
         let dev = self.run.device.clone();
         let rd = rep_dir(&self.dir, rep);
-        let _ = fs::remove_dir_all(&rd);
+        if let Some(old) = set_aside_rep_dir(&self.dir, rep, rundir::now_unix())? {
+            self.say(&format!(
+                "rep {rep}: an earlier attempt's data is kept in {}",
+                old.display()
+            ));
+        }
         fs::create_dir_all(&rd).with_context(|| format!("creating {}", rd.display()))?;
         let started_unix_s = rundir::now_unix();
 
@@ -860,6 +866,50 @@ impl RepJson {
     }
 }
 
+/// Infix of a rep directory set aside by [`set_aside_rep_dir`].
+pub const ABORTED_INFIX: &str = ".aborted-";
+
+/// Moves a half-done `rep-N/` aside as `rep-N.aborted-<UTC>/` (a `-2`, `-3`…
+/// suffix if that exists): measured data is never deleted. An empty `rep-N/`
+/// is just removed. Returns where the data went.
+pub fn set_aside_rep_dir(run_dir: &Path, rep: u32, unix_s: u64) -> Result<Option<PathBuf>> {
+    let rd = rep_dir(run_dir, rep);
+    if !rd.exists() {
+        return Ok(None);
+    }
+    let empty = fs::read_dir(&rd)
+        .with_context(|| format!("reading {}", rd.display()))?
+        .next()
+        .is_none();
+    if empty {
+        fs::remove_dir(&rd).with_context(|| format!("removing empty {}", rd.display()))?;
+        return Ok(None);
+    }
+    let base = format!("rep-{rep}{ABORTED_INFIX}{}", rundir::utc_stamp(unix_s));
+    let mut to = run_dir.join(&base);
+    let mut k = 2;
+    while to.exists() {
+        to = run_dir.join(format!("{base}-{k}"));
+        k += 1;
+    }
+    fs::rename(&rd, &to)
+        .with_context(|| format!("setting {} aside as {}", rd.display(), to.display()))?;
+    Ok(Some(to))
+}
+
+/// Names of the rep directories set aside in a run directory, sorted.
+pub fn aborted_attempts(run_dir: &Path) -> Result<Vec<String>> {
+    let mut v = Vec::new();
+    for e in fs::read_dir(run_dir).with_context(|| format!("reading {}", run_dir.display()))? {
+        let name = e?.file_name().to_string_lossy().to_string();
+        if name.starts_with("rep-") && name.contains(ABORTED_INFIX) {
+            v.push(name);
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
 fn read(rd: &Path, name: &str) -> Result<String> {
     fs::read_to_string(rd.join(name))
         .with_context(|| format!("reading {}", rd.join(name).display()))
@@ -976,6 +1026,42 @@ mod tests {
             save_and_split(&d, START_OUT, &out, &[("listener", "x"), ("uptime", "y")]).unwrap();
         assert_eq!(sec["listener"], "123\n");
         assert_eq!(fs::read_to_string(d.join(START_OUT)).unwrap(), out);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_half_done_rep_is_set_aside_not_deleted() {
+        let d = scratch("aside");
+        fs::create_dir_all(d.join("rep-2")).unwrap();
+        fs::write(d.join("rep-2/sender.json"), "{\"bytes_sent\": 42}").unwrap();
+        let to = set_aside_rep_dir(&d, 2, 0).unwrap().unwrap();
+        assert!(
+            to.ends_with("rep-2.aborted-19700101T000000Z"),
+            "{}",
+            to.display()
+        );
+        assert_eq!(
+            fs::read_to_string(to.join("sender.json")).unwrap(),
+            "{\"bytes_sent\": 42}"
+        );
+        assert!(!d.join("rep-2").exists());
+        // A second attempt aborted within the same second gets its own name.
+        fs::create_dir_all(d.join("rep-2")).unwrap();
+        fs::write(d.join("rep-2/boot.txt"), "x").unwrap();
+        let to2 = set_aside_rep_dir(&d, 2, 0).unwrap().unwrap();
+        assert!(to2.ends_with("rep-2.aborted-19700101T000000Z-2"));
+        // Empty or absent: nothing to keep.
+        fs::create_dir_all(d.join("rep-3")).unwrap();
+        assert_eq!(set_aside_rep_dir(&d, 3, 0).unwrap(), None);
+        assert!(!d.join("rep-3").exists());
+        assert_eq!(set_aside_rep_dir(&d, 4, 0).unwrap(), None);
+        assert_eq!(
+            aborted_attempts(&d).unwrap(),
+            [
+                "rep-2.aborted-19700101T000000Z",
+                "rep-2.aborted-19700101T000000Z-2"
+            ]
+        );
         fs::remove_dir_all(&d).unwrap();
     }
 

@@ -135,11 +135,13 @@ pub fn write_report(dir: &Path, baseline: Option<&Path>) -> Result<Report> {
     } else {
         None
     };
+    let aborted = ramp::aborted_attempts(dir)?;
     let r = render(
         &dir_name(dir),
         &run,
         &reps,
         &metas,
+        &aborted,
         base.as_ref(),
         preds.as_ref(),
     );
@@ -200,6 +202,9 @@ pub struct Summary {
     pub baseline: Option<BaselineComparison>,
     pub predictions: Vec<PredictionResult>,
     pub receipts: Vec<Receipt>,
+    /// Rep directories of interrupted attempts, set aside with their data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aborted_attempts: Vec<String>,
 }
 
 /// The throughput series the stats use: every rep with a listener count
@@ -298,6 +303,7 @@ pub fn render(
     run: &RunJson,
     reps: &[RepAnalysis],
     metas: &[RepMeta],
+    aborted: &[String],
     baseline: Option<&Baseline>,
     preds: Option<&Predictions>,
 ) -> Report {
@@ -419,6 +425,18 @@ pub fn render(
                 let _ = writeln!(w, "- rep {}: **rig failure** — {reason}.", r.rep);
             }
         }
+    }
+
+    if !aborted.is_empty() {
+        let _ = writeln!(
+            w,
+            "\n**Aborted attempts** (interrupted, then redone; raw data kept, not in the stats): {}.",
+            aborted
+                .iter()
+                .map(|a| format!("`{a}/`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
 
     // Baseline
@@ -669,6 +687,7 @@ pub fn render(
         baseline: cmp.clone(),
         predictions: presults,
         receipts: receipts.clone(),
+        aborted_attempts: aborted.to_vec(),
     };
 
     let mut screen = String::new();

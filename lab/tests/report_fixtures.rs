@@ -110,6 +110,35 @@ fn report_with_baseline_and_predictions() {
 }
 
 #[test]
+fn aborted_attempts_are_listed_in_the_report() {
+    let tmp = std::env::temp_dir().join(format!("besser-report-aborted-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let dir = tmp.join("baseline");
+    copy_dir(&data("baseline"), &dir);
+    // What `--resume` leaves of a rep 2 interrupted before it finished.
+    copy_dir(
+        &dir.join("rep-2"),
+        &dir.join("rep-2.aborted-20261122T044000Z"),
+    );
+    let r = report::write_report(&dir, None).unwrap();
+    assert!(
+        r.markdown.contains(
+            "**Aborted attempts** (interrupted, then redone; raw data kept, not in the stats): \
+             `rep-2.aborted-20261122T044000Z/`."
+        ),
+        "{}",
+        r.markdown
+    );
+    assert_eq!(
+        r.summary.aborted_attempts,
+        ["rep-2.aborted-20261122T044000Z"]
+    );
+    // Still N=3: the aborted attempt is not a rep.
+    assert_eq!(r.summary.reps_finished, 3);
+    fs::remove_dir_all(&tmp).unwrap();
+}
+
+#[test]
 fn baseline_report_without_comparison() {
     let tmp = std::env::temp_dir().join(format!("besser-report-baseline-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
