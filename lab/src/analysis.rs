@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::capture::raw::{self, ParseError};
 use crate::sender::{SendOutcome, SendRecord};
 use crate::units::mib_per_s;
 
@@ -194,26 +195,53 @@ pub fn count_scan_failures(lines: &[&str]) -> u64 {
         .count() as u64
 }
 
-/// `name value` lines (the counter snapshot the lab takes).
+/// `name value` lines (the counter snapshot the lab takes); lines that do not
+/// read are dropped here, see [`parse_counter_file`] for them.
 pub fn parse_counters(text: &str) -> BTreeMap<String, u64> {
-    text.lines()
-        .filter_map(|l| {
-            let mut it = l.split_whitespace();
-            Some((it.next()?.to_string(), it.next()?.parse().ok()?))
-        })
-        .collect()
+    parse_counter_file("", text).0
+}
+
+/// `name value` lines, and a [`ParseError`] (file, line, what) for every
+/// line that is not one (e.g. `rx_bytes ` when the counter could not be read).
+pub fn parse_counter_file(file: &str, text: &str) -> (BTreeMap<String, u64>, Vec<ParseError>) {
+    let mut m = BTreeMap::new();
+    let mut bad = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        if l.trim().is_empty() {
+            continue;
+        }
+        let mut it = l.split_whitespace();
+        match (it.next(), it.next().map(str::parse::<u64>), it.next()) {
+            (Some(k), Some(Ok(v)), None) => {
+                m.insert(k.to_string(), v);
+            }
+            _ => bad.push(ParseError {
+                file: file.to_string(),
+                line: i + 1,
+                what: format!("expected `COUNTER VALUE` (a name and a whole number), found {l:?}"),
+            }),
+        }
+    }
+    (m, bad)
 }
 
 /// Counts of ftrace `workqueue_execute_start` per work function, and the
-/// number of events the ring buffer lost (`entries-in-buffer/entries-written`).
+/// number of events the ring buffer lost (`entries-in-buffer/entries-written`
+/// of the `trace` file, and `[LOST N EVENTS]` records).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TraceCounts {
     pub per_function: BTreeMap<String, u64>,
     pub events: u64,
     pub lost: u64,
+    /// Records that could not be read (the capture's strict parser's verdicts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bad_lines: Vec<ParseError>,
 }
 
-pub fn parse_trace(text: &str) -> TraceCounts {
+/// Reads the `trace` file with the capture's strict record parser
+/// ([`raw::parse_trace`]): a malformed record is a [`ParseError`] naming
+/// `file` and the line, never silently skipped.
+pub fn parse_trace(file: &str, text: &str) -> TraceCounts {
     let mut t = TraceCounts::default();
     for l in text.lines() {
         if let Some(rest) = l.strip_prefix("# entries-in-buffer/entries-written:") {
@@ -225,21 +253,32 @@ pub fn parse_trace(text: &str) -> TraceCounts {
             if nums.len() >= 2 {
                 t.lost += nums[1].saturating_sub(nums[0]);
             }
-            continue;
-        }
-        if l.starts_with('#') {
-            continue;
-        }
-        if let Some(i) = l.find("workqueue_execute_start:") {
-            t.events += 1;
-            let rest = &l[i..];
-            let f = rest
-                .split_once("function ")
-                .map(|(_, f)| f.trim())
-                .unwrap_or("?");
-            *t.per_function.entry(f.to_string()).or_insert(0) += 1;
         }
     }
+    let stream = raw::parse_trace(file, text);
+    t.lost += stream.losses.iter().map(|l| l.events).sum::<u64>();
+    t.bad_lines = stream.bad_lines;
+    for e in stream
+        .events
+        .iter()
+        .filter(|e| e.event == "workqueue_execute_start")
+    {
+        match e.detail.split_once("function ") {
+            Some((_, f)) if !f.trim().is_empty() => {
+                t.events += 1;
+                *t.per_function.entry(f.trim().to_string()).or_insert(0) += 1;
+            }
+            _ => t.bad_lines.push(ParseError {
+                file: file.to_string(),
+                line: e.line,
+                what: format!(
+                    "expected `function NAME` in a workqueue_execute_start record, found {:?}",
+                    e.detail
+                ),
+            }),
+        }
+    }
+    t.bad_lines.sort_by_key(|b| b.line);
     t
 }
 
@@ -364,6 +403,10 @@ pub struct RepAnalysis {
     pub splats: Vec<Splat>,
     pub scan_failures: u64,
     pub listening_verified: bool,
+    /// Device output that could not be read (file, line, what): listed in
+    /// the report; counts from those files are lower bounds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bad_lines: Vec<ParseError>,
     #[serde(flatten)]
     pub status: RepStatus,
 }
@@ -390,13 +433,34 @@ pub fn analyse_rep(r: &RepRaw<'_>) -> RepAnalysis {
     let boot_id = boot.next().unwrap_or("").trim().to_string();
     let uptime_start_s = boot.next().and_then(parse_uptime);
     let uptime_end_s = parse_uptime(r.uptime_end);
-    let before = parse_counters(r.counters_before);
-    let after = parse_counters(r.counters_after);
+    let file = |name: &str| format!("rep-{}/{name}", r.rep);
+    let (before, mut bad_lines) =
+        parse_counter_file(&file("counters-before.txt"), r.counters_before);
+    let (after, bad_after) = parse_counter_file(&file("counters-after.txt"), r.counters_after);
+    bad_lines.extend(bad_after);
+    if uptime_end_s.is_none() {
+        bad_lines.push(ParseError {
+            file: file("uptime-end.txt"),
+            line: 1,
+            what: format!(
+                "expected /proc/uptime (`SECONDS IDLE`), found {:?}",
+                r.uptime_end.lines().next().unwrap_or("")
+            ),
+        });
+    }
     let delta = |k: &str| Some(after.get(k)?.checked_sub(*before.get(k)?)?);
     let rx_bytes_delta = delta("rx_bytes");
     let bytes_received = r.listener.and_then(|l| l.trim().parse::<u64>().ok());
+    if let Some(l) = r.listener.filter(|_| bytes_received.is_none()) {
+        bad_lines.push(ParseError {
+            file: file("listener.txt"),
+            line: 1,
+            what: format!("expected the listener's byte count, found {:?}", l.trim()),
+        });
+    }
     let elapsed_s = r.sender.elapsed_s;
-    let trace = parse_trace(r.trace);
+    let mut trace = parse_trace(&file("trace.txt"), r.trace);
+    bad_lines.append(&mut trace.bad_lines);
     let (since, marker_found) = dmesg_since_marker(r.dmesg, r.marker);
     let splats = find_splats(&since);
     let status = if let SendOutcome::Error { at_s, msg } = &r.sender.outcome {
@@ -457,6 +521,7 @@ pub fn analyse_rep(r: &RepRaw<'_>) -> RepAnalysis {
         scan_failures: count_scan_failures(&since),
         splats,
         listening_verified: r.listening_verified,
+        bad_lines,
         status,
     }
 }
@@ -513,6 +578,44 @@ mod tests {
         assert!(!within_noise(2.352, &stats(&[1.362]).unwrap()));
         // Patch C2-style comparison: 2.277 vs v3's 2.102..2.590 → within noise.
         assert!(within_noise(2.277, &s));
+    }
+
+    #[test]
+    fn malformed_trace_and_counter_lines_are_reported_not_skipped() {
+        let trace = "# tracer: nop\n\
+            # entries-in-buffer/entries-written: 3/5   #P:1\n\
+            kworker/0:1-12 [000] d..1. 10.000001: workqueue_execute_start: work struct 0000abcd: function bes2600_bh_work [bes2600]\n\
+            kworker/0:1-12 [000] d..1. 10.0000\n\
+            kworker/0:1-12 [000] d..1. 10.000003: workqueue_execute_start: work struct 0000abcd\n\
+            CPU:0 [LOST 7 EVENTS]\n";
+        let t = parse_trace("rep-1/trace.txt", trace);
+        assert_eq!(t.events, 1);
+        assert_eq!(t.per_function["bes2600_bh_work [bes2600]"], 1);
+        assert_eq!(t.lost, 2 + 7);
+        let where_: Vec<String> = t
+            .bad_lines
+            .iter()
+            .map(|b| format!("{}:{}", b.file, b.line))
+            .collect();
+        assert_eq!(where_, ["rep-1/trace.txt:4", "rep-1/trace.txt:5"]);
+        assert!(
+            t.bad_lines[1].what.contains("expected `function NAME`"),
+            "{:?}",
+            t.bad_lines[1]
+        );
+        let (m, bad) = parse_counter_file(
+            "rep-1/counters-after.txt",
+            "rx_bytes 10\nrx_packets \n\ntx_bytes 1 2\n",
+        );
+        assert_eq!(m.len(), 1);
+        assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), [2, 4]);
+        assert!(
+            bad[0]
+                .to_string()
+                .starts_with("rep-1/counters-after.txt:2: expected `COUNTER VALUE`"),
+            "{}",
+            bad[0]
+        );
     }
 
     #[test]

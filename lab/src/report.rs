@@ -16,6 +16,8 @@ use crate::units::MIB;
 
 /// Name of the predictions file inside a run directory.
 pub const PREDICTIONS_FILE: &str = "predictions.yaml";
+/// How many unreadable device lines the report lists (summary.json has all).
+pub const BAD_LINES_LISTED_MAX: usize = 20;
 /// How many work functions get a column when none are chosen.
 pub const DEFAULT_WORK_FN_COLUMNS: usize = 3;
 
@@ -571,6 +573,27 @@ pub fn render(
             "\n(Kernel log lines may come from the injected fault: `{}`.)",
             m.fault_cmd.as_deref().unwrap_or("")
         );
+    }
+
+    // Device output that did not read
+    let nbad: usize = reps.iter().map(|r| r.bad_lines.len()).sum();
+    if nbad > 0 {
+        let _ = writeln!(w, "\n## Device output not understood\n");
+        let _ = writeln!(
+            w,
+            "{nbad} line(s) of device output could not be read; counts from those files are lower bounds \
+             (all of them are in `summary.json`):\n"
+        );
+        for b in reps
+            .iter()
+            .flat_map(|r| &r.bad_lines)
+            .take(BAD_LINES_LISTED_MAX)
+        {
+            let _ = writeln!(w, "- `{}:{}`: {}", b.file, b.line, b.what);
+        }
+        if nbad > BAD_LINES_LISTED_MAX {
+            let _ = writeln!(w, "- … and {} more", nbad - BAD_LINES_LISTED_MAX);
+        }
     }
 
     // Predictions

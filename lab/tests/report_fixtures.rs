@@ -63,7 +63,11 @@ fn lockdep_splat_names_the_lock_site() {
 
 #[test]
 fn ftrace_counts_per_work_function() {
-    let t = analysis::parse_trace(&fs::read_to_string(data("baseline/rep-1/trace.txt")).unwrap());
+    let t = analysis::parse_trace(
+        "rep-1/trace.txt",
+        &fs::read_to_string(data("baseline/rep-1/trace.txt")).unwrap(),
+    );
+    assert!(t.bad_lines.is_empty(), "{:?}", t.bad_lines);
     insta::assert_json_snapshot!("baseline_rep1_trace_counts", t);
 }
 
@@ -135,6 +139,36 @@ fn aborted_attempts_are_listed_in_the_report() {
     );
     // Still N=3: the aborted attempt is not a rep.
     assert_eq!(r.summary.reps_finished, 3);
+    fs::remove_dir_all(&tmp).unwrap();
+}
+
+#[test]
+fn malformed_device_lines_are_listed_in_the_report() {
+    let tmp = std::env::temp_dir().join(format!("besser-report-badlines-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let dir = tmp.join("baseline");
+    copy_dir(&data("baseline"), &dir);
+    let trace = dir.join("rep-1/trace.txt");
+    let mut t = fs::read_to_string(&trace).unwrap();
+    let n = t.lines().count();
+    t.push_str("kworker/0:1-12 [000] d..1. 2.5\n");
+    fs::write(&trace, t).unwrap();
+    fs::write(dir.join("rep-2/counters-after.txt"), "rx_bytes \n").unwrap();
+    let r = report::write_report(&dir, None).unwrap();
+    let md = &r.markdown;
+    assert!(md.contains("## Device output not understood"), "{md}");
+    assert!(
+        md.contains(&format!(
+            "- `rep-1/trace.txt:{}`: expected `TIMESTAMP: EVENT:`",
+            n + 1
+        )),
+        "{md}"
+    );
+    assert!(
+        md.contains("- `rep-2/counters-after.txt:1`: expected `COUNTER VALUE`"),
+        "{md}"
+    );
+    assert_eq!(r.summary.reps[0].bad_lines.len(), 1);
     fs::remove_dir_all(&tmp).unwrap();
 }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub const MARKER_PREFIX: &str = "besser-capture:";
 
 /// A line of device output that could not be read: where and what.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParseError {
     /// Path relative to the run directory, e.g. `streams/trace.txt`.
     pub file: String,
