@@ -377,6 +377,10 @@ pub struct RepRaw<'a> {
     pub marker: &'a str,
     pub stall_s: f64,
     pub fresh_uptime_max_s: f64,
+    /// ftrace events enabled for the rep (`None`: not recorded).
+    pub events_enabled: Option<&'a [String]>,
+    /// Configured events the device lacked.
+    pub events_missing: &'a [String],
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -407,11 +411,26 @@ pub struct RepAnalysis {
     /// the report; counts from those files are lower bounds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bad_lines: Vec<ParseError>,
+    /// ftrace events the device enabled (`None`: not recorded, older runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_enabled: Option<Vec<String>>,
+    /// Configured ftrace events missing on the device: their counts are
+    /// unmeasured, not 0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events_missing: Vec<String>,
     #[serde(flatten)]
     pub status: RepStatus,
 }
 
 impl RepAnalysis {
+    /// Was `workqueue_execute_start` traced in this rep? (false only when the
+    /// device reported it missing).
+    pub fn dispatches_measured(&self) -> bool {
+        !self
+            .events_missing
+            .iter()
+            .any(|e| e.ends_with("workqueue_execute_start"))
+    }
     pub fn per_s(&self, f: &str) -> f64 {
         let n = *self.dispatch.get(f).unwrap_or(&0) as f64;
         if self.elapsed_s > 0.0 {
@@ -522,6 +541,8 @@ pub fn analyse_rep(r: &RepRaw<'_>) -> RepAnalysis {
         splats,
         listening_verified: r.listening_verified,
         bad_lines,
+        events_enabled: r.events_enabled.map(<[String]>::to_vec),
+        events_missing: r.events_missing.to_vec(),
         status,
     }
 }

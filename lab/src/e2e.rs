@@ -121,6 +121,29 @@ pub fn fresh_boot_ramp(
             "rep {}: no workqueue events traced",
             r.rep
         );
+        ensure!(
+            r.events_enabled.as_deref()
+                == Some(&["workqueue:workqueue_execute_start".to_string()][..])
+                && r.events_missing.is_empty(),
+            "rep {}: enabled events {:?}, missing {:?}",
+            r.rep,
+            r.events_enabled,
+            r.events_missing
+        );
+        // The strict parsers read all of the real device's output.
+        ensure!(
+            r.bad_lines.is_empty(),
+            "rep {}: unreadable device lines {:?}",
+            r.rep,
+            r.bad_lines
+        );
+        for raw in [ramp::START_OUT, ramp::COLLECT_OUT] {
+            ensure!(
+                dir.join(format!("rep-{}", r.rep)).join(raw).exists(),
+                "rep {}: {raw} not kept",
+                r.rep
+            );
+        }
         ids.push(r.boot_id.clone());
         let j: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(ramp::rep_json(&dir, r.rep))?)?;
@@ -208,6 +231,8 @@ pub fn faults(target: &Path, image: &VmImage) -> Result<()> {
     cfg.duration_s = 3.0;
     cfg.reboot = false;
     cfg.fault_cmd = Some(inject_warn_cmd());
+    // An event this kernel lacks: reported missing, not counted as 0.
+    cfg.events.push("besser:no_such_event".into());
     let dir = rundir::create_run_dir(&runs, "warn", rundir::now_unix())?;
     let mut r = Ramp::start(dir.clone(), cfg, dev.clone())?;
     r.quiet = true;
@@ -226,10 +251,20 @@ pub fn faults(target: &Path, image: &VmImage) -> Result<()> {
         "call site {:?}",
         s.call_site
     );
+    ensure!(
+        a.events_missing == ["besser:no_such_event"] && a.trace_events > 0,
+        "missing events {:?}, {} workqueue events",
+        a.events_missing,
+        a.trace_events
+    );
     let md = fs::read_to_string(dir.join("report.md"))?;
     ensure!(
         md.contains("- [ ] no WARN/BUG/oops/lockdep splat under stress (1 found)"),
         "receipt not unticked"
+    );
+    ensure!(
+        md.contains("**ftrace events missing on the device** (not enabled: their counts are not measured, not 0): rep 1: `besser:no_such_event`."),
+        "missing event not in the report"
     );
     ensure!(
         md.contains("WARN `WARNING: CPU: 0 PID: 187 at drivers/staging/bes2600/bh.c:412"),

@@ -111,6 +111,40 @@ pub struct RepMeta {
     pub fault_cmd: Option<String>,
     /// Wedge seen live (also derivable from monitor.json + sender.json).
     pub wedge: Option<String>,
+    /// ftrace events (as configured, `system:event`) the device enabled for
+    /// this rep; `None` in runs made before this was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_enabled: Option<Vec<String>>,
+    /// Configured events the device could not enable (absent on its kernel).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events_missing: Vec<String>,
+}
+
+/// A configured ftrace event (`system:event`, as `set_event` takes it, or
+/// `system/event`) as the `system/event` path under `$T/events/`.
+pub fn event_path(e: &str) -> Result<String> {
+    let p = e.replacen(':', "/", 1);
+    crate::capture::live::validate_event(&p)
+        .with_context(|| format!("ftrace event {e:?} of the ramp config"))?;
+    Ok(p)
+}
+
+/// Which of `configured` the start command's `events` section says were
+/// enabled; every other one is missing (absent, or enabling it failed).
+pub fn enabled_events(configured: &[String], section: &str) -> Result<(Vec<String>, Vec<String>)> {
+    let enabled_paths: Vec<&str> = section
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("enabled "))
+        .collect();
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for e in configured {
+        if enabled_paths.contains(&event_path(e)?.as_str()) {
+            on.push(e.clone());
+        } else {
+            off.push(e.clone());
+        }
+    }
+    Ok((on, off))
 }
 
 /// Errors the caller may want to tell apart.
@@ -621,19 +655,21 @@ impl Ramp {
         );
         let iface = &dev.data.interface;
         let port = dev.data.listen_port;
-        let events: String = cfg
+        let event_paths = cfg
             .events
             .iter()
-            .map(|e| format!("echo {} >> $T/set_event; ", sh_quote(e)))
-            .collect();
+            .map(|e| event_path(e))
+            .collect::<Result<Vec<_>>>()?;
         let start = format!(
             "{boot}; cat /proc/sys/kernel/random/boot_id /proc/uptime; \
-             {tf}; echo 0 > $T/tracing_on; echo > $T/set_event; {events}\
+             {tf}; echo 0 > $T/tracing_on; echo > $T/set_event; {evs}; {enable}\
              echo {kb} > $T/buffer_size_kb; echo > $T/trace; echo 1 > $T/tracing_on; \
              echo {m} > /dev/kmsg; {cnt}; {counters}; {listen}\n\
              i=0; while [ $i -lt {n} ]; do {check} && break; sleep 0.05; i=$((i+1)); done; \
              {tcp}; {LISTENING_CHECK_CMD}",
             boot = section("boot"),
+            evs = section("events"),
+            enable = crate::capture::live::enable_events_cmd(&event_paths),
             tf = tracefs(),
             kb = cfg.trace_buffer_kb,
             m = sh_quote(&marker),
@@ -651,6 +687,7 @@ impl Ramp {
             &out,
             &[
                 ("boot", "the boot_id and /proc/uptime"),
+                ("events", "`enabled`/`missing` per ftrace event"),
                 ("counters", "the data interface's counters"),
                 ("tcp", "the TCP table"),
             ],
@@ -676,6 +713,14 @@ impl Ramp {
             .into());
         }
         fs::write(rd.join("counters-before.txt"), &sec["counters"])?;
+        fs::write(rd.join("events.txt"), &sec["events"])?;
+        let (events_enabled, events_missing) = enabled_events(&cfg.events, &sec["events"])?;
+        if !events_missing.is_empty() {
+            self.say(&format!(
+                "rep {rep}: ftrace event(s) missing on the device: {} (not measured)",
+                events_missing.join(", ")
+            ));
+        }
         let mut listening = analysis::tcp_listening(&sec["tcp"], port);
         let t_l = Instant::now();
         while !listening && t_l.elapsed() < Duration::from_secs(LISTEN_TIMEOUT_S) {
@@ -825,6 +870,8 @@ impl Ramp {
             total_s: t_rep.elapsed().as_secs_f64(),
             fault_cmd: cfg.fault_cmd.clone(),
             wedge,
+            events_enabled: Some(events_enabled),
+            events_missing,
         };
         fs::write(rd.join("meta.json"), serde_json::to_string_pretty(&meta)?)?;
 
@@ -953,6 +1000,8 @@ pub fn analyse_rep_dir(run_dir: &Path, run: &RunJson, rep: u32) -> Result<RepAna
         marker: &meta.marker,
         stall_s: run.config.stall_timeout_s,
         fresh_uptime_max_s: run.device.fresh_uptime_max_s,
+        events_enabled: meta.events_enabled.as_deref(),
+        events_missing: &meta.events_missing,
     }))
 }
 
@@ -1063,6 +1112,29 @@ mod tests {
             ]
         );
         fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn enabled_and_missing_events_from_the_start_output() {
+        let cfg: Vec<String> = ["workqueue:workqueue_execute_start", "bes2600/bh_rx"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let cmd = crate::capture::live::enable_events_cmd(&[event_path(&cfg[0]).unwrap()]);
+        assert!(
+            cmd.contains("$T/events/workqueue/workqueue_execute_start/enable"),
+            "{cmd}"
+        );
+        // bh_rx absent on this kernel; nothing printed at all counts as missing too.
+        let (on, off) = enabled_events(
+            &cfg,
+            "enabled workqueue/workqueue_execute_start\nmissing bes2600/bh_rx\n",
+        )
+        .unwrap();
+        assert_eq!((on.as_slice(), off.as_slice()), (&cfg[..1], &cfg[1..]));
+        let (on, off) = enabled_events(&cfg, "").unwrap();
+        assert!(on.is_empty() && off == cfg);
+        assert!(event_path("workqueue:x; reboot").is_err());
     }
 
     #[test]

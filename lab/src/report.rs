@@ -353,6 +353,29 @@ pub fn render(
         cfg.events.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", "),
         run.device.data.interface
     );
+    let missing: Vec<String> = reps
+        .iter()
+        .filter(|r| !r.events_missing.is_empty())
+        .map(|r| {
+            format!(
+                "rep {}: {}",
+                r.rep,
+                r.events_missing
+                    .iter()
+                    .map(|e| format!("`{e}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect();
+    if !missing.is_empty() {
+        let _ = writeln!(
+            w,
+            "**ftrace events missing on the device** (not enabled: their counts are not measured, \
+             not 0): {}.",
+            missing.join("; ")
+        );
+    }
     if let Some(f) = &cfg.fault_cmd {
         let _ = writeln!(
             w,
@@ -392,7 +415,11 @@ pub fn render(
                 .unwrap_or_else(|| "–".into()),
         );
         for c in &cols {
-            line.push_str(&format!(" {} |", r.dispatch.get(c).copied().unwrap_or(0)));
+            if r.dispatches_measured() {
+                line.push_str(&format!(" {} |", r.dispatch.get(c).copied().unwrap_or(0)));
+            } else {
+                line.push_str(" n/a |");
+            }
         }
         let _ = writeln!(w, "{line}");
     }
@@ -512,6 +539,19 @@ pub fn render(
         }
     }
     let mut dispatch_mean = BTreeMap::new();
+    let unmeasured: Vec<String> = reps
+        .iter()
+        .filter(|r| !r.dispatches_measured())
+        .map(|r| r.rep.to_string())
+        .collect();
+    if !unmeasured.is_empty() {
+        let _ = writeln!(
+            w,
+            "**Not measured in rep(s) {}**: the device had no `workqueue_execute_start` event \
+             (shown as n/a, not 0).\n",
+            unmeasured.join(", ")
+        );
+    }
     if all_fns.is_empty() {
         let _ = writeln!(w, "No `workqueue_execute_start` events recorded.");
     } else {
@@ -649,9 +689,10 @@ pub fn render(
         && boot_ids.len() == reps.len()
         && reps.iter().all(|r| r.in_window);
     let uptimes: Vec<String> = reps.iter().map(|r| f1(r.uptime_start_s)).collect();
+    let ours = enabled_set(run, reps);
     let same_instr = baseline.map(|b| {
-        b.run.config.events == cfg.events
-            && b.run.device.data.interface == run.device.data.interface
+        let theirs = enabled_set(&b.run, &b.reps);
+        ours.is_ok() && ours == theirs && b.run.device.data.interface == run.device.data.interface
     });
     let listeners = !reps.is_empty()
         && reps
@@ -672,7 +713,14 @@ pub fn render(
             ok: same_instr == Some(true),
             text: match (baseline, same_instr) {
                 (Some(b), Some(true)) => format!("same instrumentation as the baseline `{}` (ftrace events, counters)", b.name),
-                (Some(b), _) => format!("instrumentation DIFFERS from the baseline `{}`", b.name),
+                (Some(b), _) => format!(
+                    "instrumentation DIFFERS from the baseline `{}`: enabled ftrace events {} here vs {} there, data interface `{}` vs `{}`",
+                    b.name,
+                    show_set(&ours),
+                    show_set(&enabled_set(&b.run, &b.reps)),
+                    run.device.data.interface,
+                    b.run.device.data.interface
+                ),
                 (None, _) => "same instrumentation as a baseline (no baseline given)".into(),
             },
         },
@@ -764,6 +812,54 @@ pub fn render(
         markdown: md,
         summary,
         screen,
+    }
+}
+
+/// The ftrace events a run actually had enabled: the same set in every rep,
+/// or `Err` with the per-rep sets when they differ. Reps recorded before the
+/// enabled set was (`events_enabled: None`) count as the configured list.
+pub fn enabled_set(
+    run: &RunJson,
+    reps: &[RepAnalysis],
+) -> std::result::Result<Vec<String>, Vec<Vec<String>>> {
+    let mut sets: Vec<Vec<String>> = reps
+        .iter()
+        .map(|r| {
+            let mut v = r
+                .events_enabled
+                .clone()
+                .unwrap_or_else(|| run.config.events.clone());
+            v.sort();
+            v
+        })
+        .collect();
+    if reps.is_empty() {
+        let mut v = run.config.events.clone();
+        v.sort();
+        sets.push(v);
+    }
+    sets.dedup();
+    if sets.len() == 1 {
+        Ok(sets.remove(0))
+    } else {
+        Err(sets)
+    }
+}
+
+fn show_set(s: &std::result::Result<Vec<String>, Vec<Vec<String>>>) -> String {
+    let one = |v: &Vec<String>| {
+        if v.is_empty() {
+            "[none]".to_string()
+        } else {
+            format!("[{}]", v.join(", "))
+        }
+    };
+    match s {
+        Ok(v) => one(v),
+        Err(sets) => format!(
+            "(differing between reps: {})",
+            sets.iter().map(one).collect::<Vec<_>>().join(" / ")
+        ),
     }
 }
 

@@ -173,6 +173,64 @@ fn malformed_device_lines_are_listed_in_the_report() {
 }
 
 #[test]
+fn a_missing_ftrace_event_shows_and_breaks_same_instrumentation() {
+    let tmp = std::env::temp_dir().join(format!("besser-report-events-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let dir = tmp.join("candidate");
+    copy_dir(&data("candidate"), &dir);
+    // Same configured events as the baseline, but rep 2's kernel lacked the
+    // workqueue event: the receipt must compare what was enabled.
+    for rep in 1..=3 {
+        let p = dir.join(format!("rep-{rep}/meta.json"));
+        let mut m: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&p).unwrap()).unwrap();
+        let (on, off) = if rep == 2 {
+            (vec![], vec!["workqueue:workqueue_execute_start"])
+        } else {
+            (vec!["workqueue:workqueue_execute_start"], vec![])
+        };
+        m["events_enabled"] = serde_json::json!(on);
+        m["events_missing"] = serde_json::json!(off);
+        fs::write(&p, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    }
+    fs::write(dir.join("rep-2/trace.txt"), "# tracer: nop\n").unwrap();
+    let r = report::write_report(&dir, Some(&data("baseline"))).unwrap();
+    let md = &r.markdown;
+    assert!(
+        md.contains(
+            "**ftrace events missing on the device** (not enabled: their counts are not measured, \
+             not 0): rep 2: `workqueue:workqueue_execute_start`."
+        ),
+        "{md}"
+    );
+    assert!(md.contains("**Not measured in rep(s) 2**"), "{md}");
+    let row2 = md.lines().find(|l| l.starts_with("| 2 |")).unwrap();
+    assert!(row2.ends_with("| 508,306,728 | n/a | n/a |"), "{row2}");
+    assert!(
+        md.contains("- [ ] instrumentation DIFFERS from the baseline `baseline`: enabled ftrace events \
+             (differing between reps: [workqueue:workqueue_execute_start] / [none] / [workqueue:workqueue_execute_start])"),
+        "{md}"
+    );
+    // All reps enabled it: the receipt holds against the (unrecorded) baseline config.
+    for rep in [2] {
+        let p = dir.join(format!("rep-{rep}/meta.json"));
+        let mut m: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&p).unwrap()).unwrap();
+        m["events_enabled"] = serde_json::json!(["workqueue:workqueue_execute_start"]);
+        m["events_missing"] = serde_json::json!([]);
+        fs::write(&p, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    }
+    let r = report::write_report(&dir, Some(&data("baseline"))).unwrap();
+    assert!(
+        r.markdown
+            .contains("- [x] same instrumentation as the baseline `baseline`"),
+        "{}",
+        r.markdown
+    );
+    fs::remove_dir_all(&tmp).unwrap();
+}
+
+#[test]
 fn baseline_report_without_comparison() {
     let tmp = std::env::temp_dir().join(format!("besser-report-baseline-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);

@@ -181,17 +181,27 @@ fn stream_body(kind: StreamKind, iface: &str, snap_every_s: f64) -> String {
 /// prints `enabled E` / `missing E`, then `iw yes|no` and `uptime U`.
 pub fn arm_command(events: &[String]) -> String {
     let mut s = format!("{}; echo 0 > $T/tracing_on; echo > $T/trace; ", tracefs());
-    for e in events {
-        // event names are checked by `validate_event` (no shell metacharacters)
-        s += &format!(
-            "if [ -e $T/events/{e}/enable ]; then echo 1 > $T/events/{e}/enable && echo 'enabled {e}'; \
-             else echo 'missing {e}'; fi; "
-        );
-    }
+    s += &enable_events_cmd(events);
     s += "echo 1 > $T/tracing_on; \
           if command -v iw >/dev/null 2>&1; then echo 'iw yes'; else echo 'iw no'; fi; \
           read up _ < /proc/uptime; echo \"uptime $up\"";
     s
+}
+
+/// Shell (run with `$T` set to tracefs) that enables each `system/event` and
+/// prints `enabled system/event` or `missing system/event` per event. Event
+/// names must have passed [`validate_event`] (no shell metacharacters).
+/// Shared by the capture's arming and the ramp's.
+pub fn enable_events_cmd(events: &[String]) -> String {
+    events
+        .iter()
+        .map(|e| {
+            format!(
+                "if [ -e $T/events/{e}/enable ]; then echo 1 > $T/events/{e}/enable && echo 'enabled {e}'; \
+                 else echo 'missing {e}'; fi; "
+            )
+        })
+        .collect()
 }
 
 /// An ftrace event as `system/event`, letters, digits and `_` only.
