@@ -170,6 +170,7 @@ pub fn fresh_boot_ramp(
         "- [x] every rep on a fresh boot",
         "- [x] fresh listener per rep",
         "- [x] no WARN/BUG/oops/lockdep splat",
+        "- [x] telemetry (counters, trace, kernel log) collected over the wired link",
         "MB/s = MiB/s",
     ] {
         ensure!(md.contains(needle), "report.md lacks {needle:?}");

@@ -118,6 +118,15 @@ pub struct RepMeta {
     /// Configured events the device could not enable (absent on its kernel).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events_missing: Vec<String>,
+    /// `user@host:port` of the SSH session the collect ran over (the report
+    /// checks it is the wired endpoint, not the data link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collect_over: Option<String>,
+}
+
+/// `user@host:port` of an SSH endpoint, as [`RepMeta::collect_over`] records it.
+pub fn ssh_endpoint_name(ep: &crate::inventory::SshEndpoint) -> String {
+    format!("{}@{}:{}", ep.user, ep.host, ep.port)
 }
 
 /// A configured ftrace event (`system:event`, as `set_event` takes it, or
@@ -856,6 +865,10 @@ impl Ramp {
             ("trace", "trace.txt", "the ftrace buffer"),
         ];
         let required: Vec<(&str, &str)> = files.iter().map(|(n, _, e)| (*n, *e)).collect();
+        let collect_over = self
+            .transport
+            .as_ref()
+            .map(|t| ssh_endpoint_name(t.endpoint()));
         let sec = save_and_split(&rd, COLLECT_OUT, &out, &required)?;
         for (name, file, _) in files {
             fs::write(rd.join(file), &sec[name])?;
@@ -872,6 +885,7 @@ impl Ramp {
             wedge,
             events_enabled: Some(events_enabled),
             events_missing,
+            collect_over,
         };
         fs::write(rd.join("meta.json"), serde_json::to_string_pretty(&meta)?)?;
 

@@ -698,7 +698,30 @@ pub fn render(
         && reps
             .iter()
             .all(|r| r.listening_verified && !matches!(r.status, RepStatus::RigFailure { .. }));
-    let wired = !reps.is_empty() && reps.iter().all(|r| r.marker_found);
+    // A fact about the link: every rep's collect ran over the inventory's
+    // wired endpoint, which is not the data endpoint; and the kernel log
+    // it brought back reaches the rep's marker.
+    let wired_ep = ramp::ssh_endpoint_name(&run.device.wired);
+    let wired_is_data = run.device.wired.host == run.device.data.connect_host
+        && run.device.wired.port == run.device.data.connect_port;
+    let off_link: Vec<String> = metas
+        .iter()
+        .filter(|m| m.collect_over.as_deref() != Some(wired_ep.as_str()))
+        .map(|m| {
+            format!(
+                "rep {} {}",
+                m.rep,
+                m.collect_over
+                    .as_deref()
+                    .map(|e| format!("over {e}"))
+                    .unwrap_or_else(|| "not recorded".into())
+            )
+        })
+        .collect();
+    let wired = !reps.is_empty()
+        && !wired_is_data
+        && off_link.is_empty()
+        && reps.iter().all(|r| r.marker_found);
     let receipts = vec![
         Receipt { ok: measured >= 3, text: format!("N ≥ 3 measured reps (N={measured}, never N=1)") },
         Receipt {
@@ -728,10 +751,22 @@ pub fn render(
         Receipt { ok: listeners, text: "fresh listener per rep, verified listening, bytes arrived".into() },
         Receipt {
             ok: wired,
-            text: format!(
-                "telemetry (counters, trace, kernel log) collected over the wired link ({}:{}) after every rep",
-                run.device.wired.host, run.device.wired.port
-            ),
+            text: if wired_is_data {
+                format!(
+                    "telemetry collected over the wired link: NO, the wired endpoint {}:{} is the data endpoint",
+                    run.device.wired.host, run.device.wired.port
+                )
+            } else if !off_link.is_empty() {
+                format!(
+                    "telemetry collected over the wired link ({wired_ep}): NOT shown for {}",
+                    off_link.join(", ")
+                )
+            } else {
+                format!(
+                    "telemetry (counters, trace, kernel log) collected over the wired link ({}:{}) after every rep",
+                    run.device.wired.host, run.device.wired.port
+                )
+            },
         },
     ];
     let _ = writeln!(w, "\n## Receipts checklist\n");

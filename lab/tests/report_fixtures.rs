@@ -231,6 +231,36 @@ fn a_missing_ftrace_event_shows_and_breaks_same_instrumentation() {
 }
 
 #[test]
+fn the_wired_link_receipt_comes_from_the_recorded_collect_endpoint() {
+    let tmp = std::env::temp_dir().join(format!("besser-report-wired-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let dir = tmp.join("baseline");
+    copy_dir(&data("baseline"), &dir);
+    let set = |rep: u32, v: serde_json::Value| {
+        let p = dir.join(format!("rep-{rep}/meta.json"));
+        let mut m: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&p).unwrap()).unwrap();
+        m["collect_over"] = v;
+        fs::write(&p, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    };
+    let r = report::write_report(&dir, None).unwrap();
+    assert!(r.markdown.contains("- [x] telemetry (counters, trace, kernel log) collected over the wired link (ohm-wired.lan:22)"));
+    // Rep 2 collected over another session; rep 3 did not record one.
+    set(2, serde_json::json!("root@ohm.lan:5001"));
+    set(3, serde_json::Value::Null);
+    let r = report::write_report(&dir, None).unwrap();
+    assert!(
+        r.markdown.contains(
+            "- [ ] telemetry collected over the wired link (root@ohm-wired.lan:22): NOT shown for \
+             rep 2 over root@ohm.lan:5001, rep 3 not recorded"
+        ),
+        "{}",
+        r.markdown
+    );
+    fs::remove_dir_all(&tmp).unwrap();
+}
+
+#[test]
 fn baseline_report_without_comparison() {
     let tmp = std::env::temp_dir().join(format!("besser-report-baseline-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);

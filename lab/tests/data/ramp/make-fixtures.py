@@ -163,7 +163,8 @@ def write_run(name, label, duration, reps):
         open(os.path.join(rd, "uptime-end.txt"), "w").write(f"{up0 + el + 3.1:.2f} {up0 * 4:.2f}\n")
         meta = {"rep": i, "marker": marker, "started_unix_s": created + i * 400, "fresh_boot": True,
                 "listening_verified": True, "boot_wait_s": 41.5, "total_s": el + 42.3,
-                "fault_cmd": None, "wedge": r.get("wedge")}
+                "fault_cmd": None, "wedge": r.get("wedge"),
+                "collect_over": "root@ohm-wired.lan:22"}
         json.dump(meta, open(os.path.join(rd, "meta.json"), "w"), indent=2)
         open(os.path.join(d, f"rep-{i}.json"), "w").write("{}\n")  # presence marks a finished rep
 
