@@ -13,6 +13,8 @@ use anyhow::{bail, Context, Result};
 use rustix::fs::{flock, FlockOperation};
 
 pub const VM_LOCK_PATH: &str = "/tmp/besser-vm.lock";
+/// Poll period while another process holds the lock.
+const LOCK_POLL_MS: u64 = 500;
 /// How long to wait for another VM user before giving up.
 pub const VM_LOCK_WAIT_MAX_S: u64 = 3600;
 
@@ -28,6 +30,11 @@ impl VmLock {
     }
 
     pub fn acquire_at(path: &Path) -> Result<VmLock> {
+        Self::acquire_within(path, Duration::from_secs(VM_LOCK_WAIT_MAX_S))
+    }
+
+    /// Takes the lock on `path`, waiting at most `wait_max` for another holder.
+    pub fn acquire_within(path: &Path, wait_max: Duration) -> Result<VmLock> {
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -57,13 +64,18 @@ impl VmLock {
                     cmdline(h)
                 ));
             }
-            if t0.elapsed() > Duration::from_secs(VM_LOCK_WAIT_MAX_S) {
+            if t0.elapsed() > wait_max {
+                pb.finish_and_clear();
                 bail!(
-                    "the VM lock {} stayed busy for {VM_LOCK_WAIT_MAX_S} s",
-                    path.display()
+                    "the VM lock {} stayed busy for {:.1} s (held by pid {})",
+                    path.display(),
+                    wait_max.as_secs_f64(),
+                    holder_pid(path)
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "?".into())
                 );
             }
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(Duration::from_millis(LOCK_POLL_MS).min(wait_max));
         }
     }
 
@@ -124,4 +136,33 @@ pub fn cmdline(pid: u32) -> String {
                 .join(" ")
         })
         .unwrap_or_else(|_| "?".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_waits_then_times_out_and_gets_it_once_freed() {
+        let p = std::env::temp_dir().join(format!("besser-vm-lock-test-{}", std::process::id()));
+        let first = VmLock::acquire_at(&p).unwrap();
+        assert!(
+            first.fd().is_some(),
+            "the first holder holds the lock itself"
+        );
+        assert_eq!(holder_pid(&p), Some(std::process::id()));
+        // Same process, another open file: flock conflicts, and we are not our
+        // own ancestor, so the second caller waits and gives up.
+        let t0 = Instant::now();
+        let e = VmLock::acquire_within(&p, Duration::from_millis(300))
+            .err()
+            .expect("a second holder got a held lock");
+        assert!(t0.elapsed() >= Duration::from_millis(300));
+        assert!(e.to_string().contains("stayed busy for 0.3 s"), "{e}");
+        drop(first);
+        let second = VmLock::acquire_within(&p, Duration::from_millis(300)).unwrap();
+        assert!(second.fd().is_some());
+        drop(second);
+        let _ = std::fs::remove_file(&p);
+    }
 }
