@@ -390,8 +390,29 @@ pub fn extract_vmlinux(bzimage: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Hex sha256 of a file.
+fn sha256_hex(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Reads an image directory (CONTRACTS.md: `manifest.json` with `arch`,
-/// `kernel_release` and `artifacts.kernel` / `artifacts.initramfs`).
+/// `kernel_release`, `artifacts.kernel` / `artifacts.initramfs` and their
+/// `sha256`). The kernel and initramfs must match the manifest's sha256s:
+/// a lab run never boots an image other than the one its manifest names.
 pub fn image_from_dir(dir: &Path) -> Result<VmImage> {
     let mpath = dir.join("manifest.json");
     let text =
@@ -405,11 +426,26 @@ pub fn image_from_dir(dir: &Path) -> Result<VmImage> {
             .ok_or_else(|| anyhow!("{}: missing string {ptr}", mpath.display()))
     };
     let arch = Arch::parse(&get("/arch")?)?;
-    let kernel = dir.join(get("/artifacts/kernel")?);
-    let initrd = dir.join(get("/artifacts/initramfs")?);
-    for p in [&kernel, &initrd] {
+    let kernel_name = get("/artifacts/kernel")?;
+    let initrd_name = get("/artifacts/initramfs")?;
+    let kernel = dir.join(&kernel_name);
+    let initrd = dir.join(&initrd_name);
+    for (name, p) in [(&kernel_name, &kernel), (&initrd_name, &initrd)] {
         if !p.exists() {
             bail!("{}: {} does not exist", mpath.display(), p.display());
+        }
+        // JSON pointer escaping of `/` and `~` in the artifact name.
+        let want = get(&format!(
+            "/sha256/{}",
+            name.replace('~', "~0").replace('/', "~1")
+        ))?;
+        let got = sha256_hex(p)?;
+        if got != want {
+            bail!(
+                "{}: {} has sha256 {got}, the manifest says {want} (rebuild the image or fix the manifest)",
+                mpath.display(),
+                p.display()
+            );
         }
     }
     Ok(VmImage {
@@ -423,6 +459,34 @@ pub fn image_from_dir(dir: &Path) -> Result<VmImage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_image_dir_must_match_its_manifest_sha256s() {
+        let d = std::env::temp_dir().join(format!("besser-image-dir-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("bzImage"), b"kernel").unwrap();
+        fs::write(d.join("initramfs.cpio"), b"").unwrap();
+        let manifest = |kernel_sha: &str| {
+            format!(
+                "{{\"arch\": \"x86_64\", \"kernel_release\": \"6.12.0-besser\", \
+                 \"artifacts\": {{\"kernel\": \"bzImage\", \"initramfs\": \"initramfs.cpio\"}}, \
+                 \"sha256\": {{\"bzImage\": \"{kernel_sha}\", \
+                 \"initramfs.cpio\": \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"}}}}"
+            )
+        };
+        // Some other file's hash: the manifest no longer matches.
+        let wrong = "1cfc2f37ff8d8a2dc9d1e5e1a8c80a7d6ac7a0a3c4b3e6a0e4f0c0a0f4b0c0a0";
+        let real = sha256_hex(&d.join("bzImage")).unwrap();
+        assert_ne!(real, wrong);
+        fs::write(d.join("manifest.json"), manifest(&real)).unwrap();
+        let img = image_from_dir(&d).unwrap();
+        assert!(img.kernel.ends_with("bzImage"));
+        fs::write(d.join("manifest.json"), manifest(wrong)).unwrap();
+        let e = format!("{:#}", image_from_dir(&d).unwrap_err());
+        assert!(e.contains("bzImage has sha256") && e.contains(wrong), "{e}");
+        fs::remove_dir_all(&d).unwrap();
+    }
 
     #[test]
     fn bzimage_payload_reads_the_boot_header() {
