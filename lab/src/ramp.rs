@@ -798,6 +798,12 @@ impl Ramp {
                         }
                     }
                 };
+                // The listener exits when the sender closes the connection at
+                // the end: a "gone" answer that arrives after the sender has
+                // finished is that normal end racing the poll, not a wedge.
+                if s.listener_alive == Some(false) && h.is_finished() {
+                    break;
+                }
                 let mb = s
                     .rx_bytes
                     .map(|b| format!("{:.1} MiB received", b as f64 / crate::units::MIB));
