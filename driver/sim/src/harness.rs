@@ -102,9 +102,9 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// Powers the chip on and runs the bh until the startup indication.
-    pub fn new(cfg: ChipConfig) -> Self {
-        let mut h = Harness {
+    /// A host and a chip that has not been powered yet.
+    fn unpowered(cfg: ChipConfig) -> Self {
+        Harness {
             chip: Box::new(Chip::new(cfg)),
             bh: Box::new(BhContext::new()),
             line: IrqLine::new(),
@@ -116,7 +116,12 @@ impl Harness {
             wakeups: 0,
             scan: ScanGuard::default(),
             pm: PmPolicy::default(),
-        };
+        }
+    }
+
+    /// Powers the chip on and runs the bh until the startup indication.
+    pub fn new(cfg: ChipConfig) -> Self {
+        let mut h = Harness::unpowered(cfg);
         h.chip.power_on();
         let _ = h.pump();
         h
@@ -137,19 +142,7 @@ impl Harness {
         cfg: ChipConfig,
         images: &[&[u8]],
     ) -> Result<Self, bes2600_core::fwload::DownloadError> {
-        let mut h = Harness {
-            chip: Box::new(Chip::new(cfg)),
-            bh: Box::new(BhContext::new()),
-            line: IrqLine::new(),
-            shared: Box::default(),
-            up: Recorder::default(),
-            bus_model: BusModel::default(),
-            bus: BusStats::default(),
-            now_ms: 0,
-            wakeups: 0,
-            scan: ScanGuard::default(),
-            pm: PmPolicy::default(),
-        };
+        let mut h = Harness::unpowered(cfg);
         h.chip.power_on_boot_rom();
         let mut scratch = std::vec![0u8; bes2600_core::fwload::FW_CHUNK_MAX];
         let mut bus = SimBus {
