@@ -5,35 +5,27 @@
 use crate::kconfig::{parse_dot_config, Value};
 use crate::manifest::Manifest;
 
-/// Kernel log lines that mean something went wrong: WARN/BUG/oops and the
-/// lockdep reports. Lockdep turns itself off after its first report, so one
-/// of these in a prove-locking boot also means the rest of the run is blind.
-pub const SPLAT_MARKERS: &[&str] = &[
-    "WARNING: possible circular locking dependency",
-    "WARNING: possible recursive locking",
-    "WARNING: inconsistent lock state",
-    "WARNING: possible irq lock inversion dependency",
-    "WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected",
-    "WARNING: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected",
-    "WARNING: suspicious RCU usage",
-    "BUG: sleeping function called from invalid context",
-    "BUG: scheduling while atomic",
-    "BUG: ",
-    "WARNING: CPU: ",
-    "------------[ cut here ]------------",
-    "Oops: ",
-    "Kernel panic",
-    "INFO: task ",
-    "turning off the locking correctness validator",
-];
-
-/// The lines of `dmesg` that carry a splat marker (with their line numbers).
+/// The splats in `dmesg` (with their 1-based line numbers), judged by the
+/// lab's classifier ([`besser_lab::analysis::find_splats`]) so a boot test
+/// and a ramp reach the same verdict on the same kernel log: WARN/BUG/oops/
+/// panic, lockdep reports (lockdep turns itself off after its first, so one
+/// in a prove-locking boot also means the rest of the run is blind), "turning
+/// off the locking correctness validator" and hung tasks.
 pub fn find_splats(dmesg: &str) -> Vec<(usize, String)> {
-    dmesg
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| SPLAT_MARKERS.iter().any(|m| l.contains(m)))
-        .map(|(i, l)| (i + 1, l.trim().to_string()))
+    use besser_lab::analysis::{find_splats as classify, strip_dmesg_prefix};
+    let lines: Vec<&str> = dmesg.lines().collect();
+    // The classifier reports splats in log order; find each one's first line
+    // after the previous one's, so a repeated message gets its own number.
+    let mut from = 0;
+    classify(&lines)
+        .into_iter()
+        .map(|s| {
+            let i = (from..lines.len())
+                .find(|&i| strip_dmesg_prefix(lines[i]) == s.first_line)
+                .unwrap_or(from.min(lines.len().saturating_sub(1)));
+            from = i + 1;
+            (i + 1, format!("{} [{}]", lines[i].trim(), s.kind.as_str()))
+        })
         .collect()
 }
 
@@ -186,9 +178,28 @@ mod tests {
             find_splats(d),
             [(
                 3,
-                "[ 5140.1] WARNING: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected".to_string()
+                "[ 5140.1] WARNING: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected [lockdep]"
+                    .to_string()
             )]
         );
         assert!(find_splats("[ 1.0] besser-appliance: ready\n").is_empty());
+    }
+
+    /// The boot test and the lab's ramp judge a kernel log with one
+    /// classifier: what the lab calls a splat (an x86 general protection
+    /// fault, an arm64 "Unable to handle kernel") the boot test does too, and
+    /// the hung-task and lockdep-off lines count in both.
+    #[test]
+    fn splats_are_the_labs_splats() {
+        let d = "[ 1.0] general protection fault, probably for non-canonical address 0xdead: 0000 [#1] SMP\n\
+                 [ 1.0] RIP: 0010:bes2600_tx+0x12/0x80 [bes2600]\n\
+                 [ 2.0] Unable to handle kernel NULL pointer dereference at virtual address 0000000000000008\n\
+                 [ 3.0] INFO: task kworker/0:1:42 blocked for more than 120 seconds.\n\
+                 [ 4.0] turning off the locking correctness validator.\n\
+                 [ 5.0] INFO: task kworker/0:1:42 blocked for more than 120 seconds.\n";
+        let got: Vec<usize> = find_splats(d).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(got, [1, 3, 4, 5, 6]);
+        let lab: Vec<&str> = d.lines().collect();
+        assert_eq!(besser_lab::analysis::find_splats(&lab).len(), got.len());
     }
 }

@@ -66,6 +66,8 @@ pub enum SplatKind {
     Oops,
     Lockdep,
     Panic,
+    /// The hung-task detector: `INFO: task NAME:PID blocked for more than N seconds.`
+    Hung,
 }
 
 impl SplatKind {
@@ -76,6 +78,7 @@ impl SplatKind {
             SplatKind::Oops => "Oops",
             SplatKind::Lockdep => "lockdep",
             SplatKind::Panic => "panic",
+            SplatKind::Hung => "hung task",
         }
     }
 }
@@ -103,6 +106,12 @@ fn classify(msg: &str) -> Option<SplatKind> {
             || msg.contains("RCU usage"))
     {
         Some(SplatKind::Lockdep)
+    } else if msg.starts_with("turning off the locking correctness validator") {
+        // Lockdep's own "I am now blind" line (after e.g. MAX_LOCKDEP_ENTRIES
+        // ran out): every later locking bug of the run goes unreported.
+        Some(SplatKind::Lockdep)
+    } else if msg.starts_with("INFO: task ") {
+        Some(SplatKind::Hung)
     } else if msg.starts_with("kernel BUG at ") || msg.starts_with("BUG: ") {
         Some(SplatKind::Bug)
     } else if msg.starts_with("Oops")
@@ -588,6 +597,30 @@ pub fn within_noise(candidate_mean: f64, baseline: &Stats) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hung_tasks_and_lockdep_turning_off_are_splats() {
+        let log = [
+            "[  240.1] INFO: task kworker/0:1:42 blocked for more than 120 seconds.",
+            "[  240.1]       Not tainted 6.12.0 #1",
+            "[  300.0] BUG: MAX_LOCKDEP_ENTRIES too low!",
+            "[  300.0] turning off the locking correctness validator.",
+            "[  300.1] bes2600: ok",
+        ];
+        let kinds: Vec<_> = find_splats(&log)
+            .into_iter()
+            .map(|s| (s.kind, s.time_s))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (SplatKind::Hung, Some(240.1)),
+                (SplatKind::Bug, Some(300.0)),
+                (SplatKind::Lockdep, Some(300.0)),
+            ]
+        );
+        assert!(find_splats(&["[ 1.0] INFO: lockdep is turned on."]).is_empty());
+    }
 
     #[test]
     fn stats_match_the_maintainers_v3_series() {
