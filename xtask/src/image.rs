@@ -1381,5 +1381,31 @@ pub fn test_steps() -> Vec<Step> {
             "image: qemu-x86_64 prove-locking: build + boot test",
             Flavour::ProveLocking,
         ),
+        // Issue 4's `lab ramp --image target/images/qemu-x86_64-prove-locking`:
+        // the lab's own e2e ramp (fresh boot under the VM lock, 1 rep of 5 s)
+        // on our kernel. It fails unless bytes arrive, the workqueue ftrace
+        // event was enabled and traced, boot_id/uptime read, and the kernel
+        // log shows no splat (the same classifier as the boot test).
+        Step::new(
+            "image: qemu-x86_64 prove-locking: 1-rep 5-s lab ramp on the built image",
+            |sh| {
+                let dir =
+                    build_image(sh, Board::QemuX86_64, Flavour::ProveLocking, default_jobs())?;
+                let image = besser_lab::assets::image_from_dir(&dir)?;
+                let run =
+                    besser_lab::e2e::fresh_boot_ramp(&crate::lab::target_dir(), &image, 1, 5.0)
+                        .with_context(|| format!("lab ramp on {}", dir.display()))?;
+                eprintln!(
+                    "{}",
+                    fs::read_to_string(run.join("report.md"))?
+                        .lines()
+                        .take(16)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+                let _ = fs::remove_dir_all(run.parent().unwrap_or(&run));
+                Ok(())
+            },
+        ),
     ]
 }
