@@ -66,6 +66,55 @@ pub struct BoardSpec {
     pub dtbs: &'static [&'static str],
     /// Whether `--boot-test` boots it (in QEMU); real boards are built only.
     pub qemu_bootable: bool,
+    /// A pinned upstream tarball to build from instead of Debian's
+    /// `linux-source-6.12` (`None`: Debian's). Fetched into the cache only
+    /// when set, and refused unless its sha256 is the pinned one.
+    pub source: Option<SourcePin>,
+}
+
+/// `source = { url, sha256 }`: where a board's kernel tarball comes from and
+/// the sha256 it must have (`https://…`, `file://…` or a local path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourcePin {
+    pub url: &'static str,
+    pub sha256: &'static str,
+}
+
+/// A fetched tarball whose sha256 is not the pinned one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{url}: sha256 is {actual}, but the board pins {pinned}: refusing to build from it")]
+pub struct PinMismatch {
+    pub url: String,
+    pub pinned: String,
+    pub actual: String,
+}
+
+impl SourcePin {
+    /// Checks a fetched file's sha256 (any case) against the pin.
+    pub fn verify(&self, actual_sha256: &str) -> Result<(), PinMismatch> {
+        if actual_sha256.eq_ignore_ascii_case(self.sha256) {
+            Ok(())
+        } else {
+            Err(PinMismatch {
+                url: self.url.to_string(),
+                pinned: self.sha256.to_lowercase(),
+                actual: actual_sha256.to_lowercase(),
+            })
+        }
+    }
+
+    /// The file name the tarball is cached under: the pin's first 16 hex
+    /// digits and the URL's last path segment, so two pins never share a file.
+    pub fn cache_name(&self) -> String {
+        let base = self
+            .url
+            .rsplit('/')
+            .next()
+            .filter(|b| !b.is_empty())
+            .unwrap_or("source.tar");
+        let short: String = self.sha256.to_lowercase().chars().take(16).collect();
+        format!("{short}-{base}")
+    }
 }
 
 impl Board {
@@ -89,6 +138,7 @@ impl Board {
                 kernel_image: "arch/x86/boot/bzImage",
                 dtbs: &[],
                 qemu_bootable: true,
+                source: None,
             },
             Board::QemuArm64 => BoardSpec {
                 board: self,
@@ -98,6 +148,7 @@ impl Board {
                 kernel_image: "arch/arm64/boot/Image",
                 dtbs: &[],
                 qemu_bootable: true,
+                source: None,
             },
             Board::Pinetab2 => BoardSpec {
                 board: self,
@@ -110,6 +161,7 @@ impl Board {
                     "rockchip/rk3566-pinetab2-v0.1.dtb",
                 ],
                 qemu_bootable: false,
+                source: None,
             },
         }
     }
@@ -196,6 +248,29 @@ impl fmt::Display for Flavour {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_boards_build_from_debians_source() {
+        for b in Board::ALL {
+            assert_eq!(b.spec().source, None, "{}", b.name());
+        }
+    }
+
+    #[test]
+    fn a_source_pin_checks_the_sha256_and_names_its_cache_file() {
+        let pin = SourcePin {
+            url: "https://cdn.kernel.org/pub/linux/kernel/v6.x/linux-6.12.117.tar.xz",
+            sha256: "ABCDEF0123456789ffff",
+        };
+        assert_eq!(pin.verify("abcdef0123456789FFFF"), Ok(()));
+        let e = pin.verify("0000").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "https://cdn.kernel.org/pub/linux/kernel/v6.x/linux-6.12.117.tar.xz: sha256 is 0000, \
+             but the board pins abcdef0123456789ffff: refusing to build from it"
+        );
+        assert_eq!(pin.cache_name(), "abcdef0123456789-linux-6.12.117.tar.xz");
+    }
 
     #[test]
     fn names_round_trip() {

@@ -364,7 +364,10 @@ struct Source {
     dir: PathBuf,
 }
 
-fn tarball() -> Result<(PathBuf, Option<String>)> {
+/// The kernel tarball and the sha256 it is pinned to: `BESSER_KERNEL_TARBALL`
+/// (+ `BESSER_KERNEL_SHA256`) if set, else the board's `source` pin (fetched
+/// into the cache and verified), else Debian's `linux-source-6.12`.
+fn tarball(sh: &Shell, spec: &board::BoardSpec) -> Result<(PathBuf, Option<String>)> {
     match std::env::var_os("BESSER_KERNEL_TARBALL") {
         Some(p) => {
             let pinned = std::env::var("BESSER_KERNEL_SHA256").map_err(|_| {
@@ -372,8 +375,51 @@ fn tarball() -> Result<(PathBuf, Option<String>)> {
             })?;
             Ok((PathBuf::from(p), Some(pinned.to_lowercase())))
         }
-        None => Ok((PathBuf::from(DEBIAN_SOURCE_TARBALL), None)),
+        None => match spec.source {
+            Some(pin) => Ok((
+                fetch_pinned(sh, &pin, &kernel_cache().join("sources"))?,
+                Some(pin.sha256.to_lowercase()),
+            )),
+            None => Ok((PathBuf::from(DEBIAN_SOURCE_TARBALL), None)),
+        },
     }
+}
+
+/// Brings a board's pinned tarball into `dir` (once): `file://` URLs and
+/// plain paths are copied, `https://` ones downloaded with curl. The copy is
+/// hashed before it gets its final name; a wrong sha256 is an error and leaves
+/// nothing behind.
+fn fetch_pinned(sh: &Shell, pin: &board::SourcePin, dir: &Path) -> Result<PathBuf> {
+    let dest = dir.join(pin.cache_name());
+    if dest.exists() {
+        let got =
+            besser_image::sha256_file(&dest).with_context(|| format!("{}", dest.display()))?;
+        if pin.verify(&got).is_ok() {
+            return Ok(dest);
+        }
+        fs::remove_file(&dest)?;
+    }
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let part = dir.join(format!("{}.part", pin.cache_name()));
+    let url = pin.url;
+    if url.starts_with("https://") {
+        deps::ensure_debs(sh, &["curl"])?;
+        cmd!(sh, "curl -fL --proto =https -o {part} {url}")
+            .run()
+            .with_context(|| format!("downloading {url}"))?;
+    } else if url.contains("://") && !url.starts_with("file://") {
+        bail!("{url}: a board source must be https://, file:// or a local path");
+    } else {
+        let from = url.strip_prefix("file://").unwrap_or(url);
+        fs::copy(from, &part).with_context(|| format!("copying {from}"))?;
+    }
+    let got = besser_image::sha256_file(&part).with_context(|| format!("{}", part.display()))?;
+    if let Err(e) = pin.verify(&got) {
+        let _ = fs::remove_file(&part);
+        return Err(e.into());
+    }
+    fs::rename(&part, &dest)?;
+    Ok(dest)
 }
 
 /// The tarball's sha256, remembered by path, size and mtime.
@@ -410,8 +456,13 @@ fn extracted_trees() -> Vec<PathBuf> {
         .collect()
 }
 
-fn prepare_source(paths: &Paths, pb: &ProgressBar) -> Result<Source> {
-    let (tarball, pinned) = tarball()?;
+fn prepare_source(
+    sh: &Shell,
+    spec: &board::BoardSpec,
+    paths: &Paths,
+    pb: &ProgressBar,
+) -> Result<Source> {
+    let (tarball, pinned) = pb.suspend(|| tarball(sh, spec))?;
     step(pb, format!("hashing {}", tarball.display()));
     let sha256 = tarball_sha256(&tarball)?;
     if let Some(p) = pinned {
@@ -698,7 +749,7 @@ pub fn build_image_with(
     }
     let merged = merge(&fragments);
 
-    let src = prepare_source(paths, &pb)?;
+    let src = prepare_source(sh, &spec, paths, &pb)?;
     let inputs = CacheInputs {
         board: b.name().into(),
         flavour: f.name().into(),
@@ -1408,4 +1459,52 @@ pub fn test_steps() -> Vec<Step> {
             },
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A board's pinned source, from a local `file://` URL and a plain path:
+    /// the right sha256 puts it in the cache (and a second fetch reuses it),
+    /// a wrong one is refused naming both sums and leaves no file behind.
+    #[test]
+    fn pinned_source_is_verified_before_use() -> Result<()> {
+        let root = std::env::temp_dir().join(format!("besser-pin-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root)?;
+        let tarball = root.join("linux-test.tar.xz");
+        fs::write(&tarball, b"not really a kernel")?;
+        let right = besser_image::sha256_hex(b"not really a kernel");
+        let url = format!("file://{}", tarball.display());
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        let sh = Shell::new()?;
+        let cache = root.join("cache");
+
+        let wrong = board::SourcePin {
+            url: leak(url.clone()),
+            sha256: leak("0".repeat(64)),
+        };
+        let e = fetch_pinned(&sh, &wrong, &cache).unwrap_err().to_string();
+        assert!(e.contains(&right) && e.contains(&"0".repeat(64)), "{e}");
+        assert_eq!(fs::read_dir(&cache)?.count(), 0, "a refused tarball stays");
+
+        for u in [url.as_str(), tarball.to_str().unwrap()] {
+            let pin = board::SourcePin {
+                url: leak(u.to_string()),
+                sha256: leak(right.to_uppercase()),
+            };
+            let got = fetch_pinned(&sh, &pin, &cache)?;
+            assert_eq!(got, cache.join(pin.cache_name()));
+            assert_eq!(fs::read(&got)?, b"not really a kernel");
+            assert_eq!(fetch_pinned(&sh, &pin, &cache)?, got);
+        }
+        let ftp = board::SourcePin {
+            url: "ftp://example.invalid/linux.tar.xz",
+            sha256: leak(right.clone()),
+        };
+        assert!(fetch_pinned(&sh, &ftp, &cache).is_err());
+        fs::remove_dir_all(&root)?;
+        Ok(())
+    }
 }
