@@ -309,9 +309,95 @@ impl std::fmt::Display for ApplyError {
     }
 }
 
+/// The bench's "change to one patch": edits one added line inside a hunk of
+/// a `.c` file — the first one-line `/* … */` comment the patch adds — by
+/// appending `note` inside the comment. Only a `+` line changes, so the hunk
+/// header still counts right and the patch still applies; make rebuilds
+/// that file. Returns the 1-based line number and the new patch text, or
+/// `None` when the patch adds no such comment to a `.c` file.
+pub fn touch_c_hunk_line(patch_text: &str, note: &str) -> Option<(usize, String)> {
+    let mut in_c = false;
+    let mut in_hunk = false;
+    let mut hit = None;
+    for (i, l) in patch_text.lines().enumerate() {
+        if let Some(f) = l.strip_prefix("+++ ") {
+            in_c = f.trim_end().ends_with(".c");
+            in_hunk = false;
+        } else if l.starts_with("@@ ") {
+            in_hunk = true;
+        } else if l.starts_with("diff ") || l.starts_with("--- ") {
+            in_hunk = false;
+        } else if in_c && in_hunk {
+            let body = l.strip_prefix('+').map(str::trim);
+            if let Some(b) = body {
+                if b.starts_with("/*")
+                    && b.ends_with("*/")
+                    && b.len() > 4
+                    && !b[2..b.len() - 2].contains("*/")
+                {
+                    hit = Some(i);
+                    break;
+                }
+            }
+        }
+    }
+    let n = hit?;
+    let mut out = String::with_capacity(patch_text.len() + note.len() + 1);
+    for (i, l) in patch_text.split_inclusive('\n').enumerate() {
+        if i == n {
+            let (line, eol) = match l.strip_suffix('\n') {
+                Some(x) => (x, "\n"),
+                None => (l, ""),
+            };
+            let cut = line.rfind("*/").expect("the line ends with */");
+            out.push_str(line[..cut].trim_end());
+            out.push_str(&format!(" {note} */{eol}"));
+        } else {
+            out.push_str(l);
+        }
+    }
+    Some((n + 1, out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bench_touches_one_line_inside_a_c_hunk() {
+        let p = "Subject: x\n\
+                 --- a/rust/bindings/bindings_helper.h\n\
+                 +++ b/rust/bindings/bindings_helper.h\n\
+                 @@ -1,1 +1,2 @@\n\
+                 +/* not a .c file */\n\
+                 --- /dev/null\n\
+                 +++ b/rust/helpers/rcu.c\n\
+                 @@ -0,0 +1,4 @@\n\
+                 +// SPDX-License-Identifier: GPL-2.0\n\
+                 +/*\n\
+                 + * a block comment\n\
+                 + */\n\
+                 +/* Process-context RX delivery. */\n";
+        let (line, out) = touch_c_hunk_line(p, "(bench)").unwrap();
+        assert_eq!(line, 13);
+        let changed: Vec<_> = p.lines().zip(out.lines()).filter(|(a, b)| a != b).collect();
+        assert_eq!(
+            changed,
+            [(
+                "+/* Process-context RX delivery. */",
+                "+/* Process-context RX delivery. (bench) */"
+            )]
+        );
+        assert_eq!(out.lines().count(), p.lines().count());
+        assert!(touch_c_hunk_line("+++ b/x.c\n@@ -1 +1 @@\n+int x;\n", "n").is_none());
+        // The real series has such a line (the bench depends on it).
+        let real = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../kernel-patches/0001-rust-bindings-sdio-net-mac80211.patch"),
+        )
+        .unwrap();
+        assert!(touch_c_hunk_line(&real, "(bench)").is_some());
+    }
 
     const PATCH: &str = "From: x\nSubject: rust: add helpers\nWhy: the driver needs\n them\n\n\
         diff --git a/a.c b/a.c\n--- a/a.c\n+++ b/a.c\n@@ -1,3 +1,4 @@ int a;\n a\n+b\n c\n\

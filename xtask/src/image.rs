@@ -1258,33 +1258,37 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         if kind != "cold" {
             bail!("{name}: expected a cold build in the scratch cache, got {kind}");
         }
-        // Touch one patch: a changed header changes its hash, so it is
-        // reverted and re-applied, and make rebuilds what it touches.
+        // Change one patch the way a developer does: one line inside a hunk
+        // of a helper `.c` (a comment the patch adds). The patch's hash
+        // changes, so it is reverted and re-applied, and make rebuilds that
+        // file. The scratch copy of kernel-patches/ goes away afterwards.
         let first = load_series(&paths.patches)?
             .into_iter()
             .next()
             .ok_or_else(|| anyhow!("the series is empty"))?;
         let ppath = paths.patches.join(&first.name);
         let text = fs::read_to_string(&ppath)?;
-        fs::write(
-            &ppath,
-            text.replacen("Subject:", "Bench-Touched: yes\nSubject:", 1),
-        )?;
+        let (line, touched) = besser_image::series::touch_c_hunk_line(&text, "(besser bench)")
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: no one-line /* */ comment added to a .c file to touch",
+                    first.name
+                )
+            })?;
+        fs::write(&ppath, touched)?;
+        let first_name = format!("{}:{line}", first.name);
         let t1 = Instant::now();
         let (_, kind) = build_image_with(&sh, &paths, b, f, default_jobs())?;
         let incr_s = t1.elapsed().as_secs_f64();
         if kind != "incremental" {
-            bail!(
-                "{name}: expected an incremental build after touching {}, got {kind}",
-                first.name
-            );
+            bail!("{name}: expected an incremental build after touching {first_name}, got {kind}");
         }
         let module = if b.spec().qemu_bootable {
             Some(bench_module_loop(&paths, b, f, &dir, &scratch)?)
         } else {
             None
         };
-        rows.push((name, cold_s, incr_s, first.name, module));
+        rows.push((name, cold_s, incr_s, first_name, module));
         let _ = fs::remove_dir_all(&scratch);
     }
     println!("\ncargo xtask bench image ({} jobs, make at nice {MAKE_NICENESS}; the machine is shared, so times include others' load)", default_jobs());
