@@ -27,7 +27,8 @@ pub fn is_root(sh: &Shell) -> bool {
         .unwrap_or(false)
 }
 
-fn deb_installed(sh: &Shell, pkg: &str) -> bool {
+/// Whether a Debian package (`name` or `name=version`) is installed.
+pub fn deb_installed(sh: &Shell, pkg: &str) -> bool {
     let name = pkg.split('=').next().unwrap_or(pkg);
     let fmt = "-f=${Status}";
     cmd!(sh, "dpkg-query -W {fmt} {name}")
@@ -38,7 +39,8 @@ fn deb_installed(sh: &Shell, pkg: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn deb_version(sh: &Shell, pkg: &str, field: &str) -> Option<String> {
+/// A version line of `apt-cache policy` (`field` = `Installed:` or `Candidate:`).
+pub fn deb_version(sh: &Shell, pkg: &str, field: &str) -> Option<String> {
     let out = cmd!(sh, "apt-cache policy {pkg}")
         .quiet()
         .ignore_stderr()

@@ -140,24 +140,26 @@ impl Default for Paths {
     }
 }
 
+/// The board x flavour pairs that `--board/--flavour` or `--all` name.
+fn selected(board: &str, flavour: &str, all: bool) -> Result<Vec<(Board, Flavour)>> {
+    if all {
+        return Ok(Board::ALL
+            .into_iter()
+            .flat_map(|b| Flavour::ALL.into_iter().map(move |f| (b, f)))
+            .collect());
+    }
+    Ok(vec![(
+        board.parse().map_err(|e| anyhow!("--board: {e}"))?,
+        flavour.parse().map_err(|e| anyhow!("--flavour: {e}"))?,
+    )])
+}
+
 pub fn run(args: Args) -> Result<()> {
     let sh = Shell::new()?;
     if args.check_toolchain {
         return check_toolchain(&sh);
     }
-    let targets: Vec<(Board, Flavour)> = if args.all {
-        Board::ALL
-            .into_iter()
-            .flat_map(|b| Flavour::ALL.into_iter().map(move |f| (b, f)))
-            .collect()
-    } else {
-        vec![(
-            args.board.parse().map_err(|e| anyhow!("--board: {e}"))?,
-            args.flavour
-                .parse()
-                .map_err(|e| anyhow!("--flavour: {e}"))?,
-        )]
-    };
+    let targets = selected(&args.board, &args.flavour, args.all)?;
     let jobs = args.jobs.unwrap_or_else(default_jobs);
     let mut built = Vec::new();
     for (b, f) in targets {
@@ -245,15 +247,7 @@ fn ensure_toolchain(sh: &Shell) -> Result<Toolchain> {
 /// `--check-toolchain`: what is there, what is missing and how to get it.
 fn check_toolchain(sh: &Shell) -> Result<()> {
     let mut missing = Vec::new();
-    let installed = |p: &str| {
-        let fmt = "-f=${Status}";
-        cmd!(sh, "dpkg-query -W {fmt} {p}")
-            .quiet()
-            .ignore_stderr()
-            .read()
-            .map(|s| s.contains("install ok installed"))
-            .unwrap_or(false)
-    };
+    let installed = |p: &str| deps::deb_installed(sh, p);
     let mut debs: Vec<&str> = BUILD_DEBS.to_vec();
     debs.push(DEBIAN_SOURCE_DEB);
     let lacking: Vec<&str> = debs.iter().copied().filter(|p| !installed(p)).collect();
@@ -977,8 +971,19 @@ const ARM64_DROPBEAR_LIBS: &[&str] = &[
 fn arm64_sysroot(sh: &Shell) -> Result<PathBuf> {
     let base = deps::cache_dir().join("arm64-appliance");
     let root = base.join("root");
+    // The marker holds the candidate versions it was made from, so a new
+    // Debian package version remakes the root.
     let done = base.join("done");
-    if done.exists() {
+    let versions = || -> String {
+        ARM64_APPLIANCE_DEBS
+            .iter()
+            .map(|p| {
+                let v = deps::deb_version(sh, &format!("{p}:arm64"), "Candidate:");
+                format!("{p}:arm64={}\n", v.unwrap_or_default())
+            })
+            .collect()
+    };
+    if fs::read_to_string(&done).is_ok_and(|made_from| made_from == versions()) {
         return Ok(root);
     }
     let foreign = cmd!(sh, "dpkg --print-foreign-architectures")
@@ -1011,7 +1016,7 @@ fn arm64_sysroot(sh: &Shell) -> Result<PathBuf> {
             cmd!(sh, "dpkg-deb -x {p} {root}").run()?;
         }
     }
-    fs::write(&done, "")?;
+    fs::write(&done, versions())?;
     Ok(root)
 }
 
@@ -1190,19 +1195,7 @@ const MODULE_BOOT_GOAL_S: f64 = 60.0;
 /// initramfs + boot to SSH + module loaded).
 pub fn bench(args: BenchArgs) -> Result<()> {
     let sh = Shell::new()?;
-    let targets: Vec<(Board, Flavour)> = if args.all {
-        Board::ALL
-            .into_iter()
-            .flat_map(|b| Flavour::ALL.into_iter().map(move |f| (b, f)))
-            .collect()
-    } else {
-        vec![(
-            args.board.parse().map_err(|e| anyhow!("--board: {e}"))?,
-            args.flavour
-                .parse()
-                .map_err(|e| anyhow!("--flavour: {e}"))?,
-        )]
-    };
+    let targets = selected(&args.board, &args.flavour, args.all)?;
     let scratch = crate::lab::target_dir().join("bench-image");
     if args.module_only {
         for (b, f) in targets {
