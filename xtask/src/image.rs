@@ -69,17 +69,42 @@ const LOG_TAIL_LINES: usize = 40;
 /// Niceness of make: kernel builds share the machine with everyone else.
 const MAKE_NICENESS: &str = "19";
 
-#[derive(Parser)]
-pub struct Args {
+/// Which images a command is about: `--board/--flavour`, or `--all`.
+#[derive(clap::Args)]
+struct Selection {
     /// qemu-x86_64 | qemu-arm64 | pinetab2
     #[arg(long, default_value = "qemu-x86_64")]
     board: String,
     /// release | prove-locking
     #[arg(long, default_value = "release")]
     flavour: String,
-    /// Every board x flavour.
+    /// Every board x flavour (a kernel build of about 6-10 min each).
     #[arg(long)]
     all: bool,
+}
+
+impl Selection {
+    /// The board x flavour pairs named.
+    fn pairs(&self) -> Result<Vec<(Board, Flavour)>> {
+        if self.all {
+            return Ok(Board::ALL
+                .into_iter()
+                .flat_map(|b| Flavour::ALL.into_iter().map(move |f| (b, f)))
+                .collect());
+        }
+        Ok(vec![(
+            self.board.parse().map_err(|e| anyhow!("--board: {e}"))?,
+            self.flavour
+                .parse()
+                .map_err(|e| anyhow!("--flavour: {e}"))?,
+        )])
+    }
+}
+
+#[derive(Parser)]
+pub struct Args {
+    #[command(flatten)]
+    which: Selection,
     /// Report what the toolchain lacks (like `make rustavailable`) and how to get it; build nothing.
     #[arg(long)]
     check_toolchain: bool,
@@ -93,15 +118,8 @@ pub struct Args {
 
 #[derive(Parser)]
 pub struct BenchArgs {
-    /// qemu-x86_64 | qemu-arm64 | pinetab2
-    #[arg(long, default_value = "qemu-x86_64")]
-    board: String,
-    /// release | prove-locking
-    #[arg(long, default_value = "release")]
-    flavour: String,
-    /// Every board x flavour (about 10 min of both cores each).
-    #[arg(long)]
-    all: bool,
+    #[command(flatten)]
+    which: Selection,
     /// Only the out-of-tree module loop, against the image already built in
     /// the normal cache (no cold or incremental build).
     #[arg(long)]
@@ -140,26 +158,12 @@ impl Default for Paths {
     }
 }
 
-/// The board x flavour pairs that `--board/--flavour` or `--all` name.
-fn selected(board: &str, flavour: &str, all: bool) -> Result<Vec<(Board, Flavour)>> {
-    if all {
-        return Ok(Board::ALL
-            .into_iter()
-            .flat_map(|b| Flavour::ALL.into_iter().map(move |f| (b, f)))
-            .collect());
-    }
-    Ok(vec![(
-        board.parse().map_err(|e| anyhow!("--board: {e}"))?,
-        flavour.parse().map_err(|e| anyhow!("--flavour: {e}"))?,
-    )])
-}
-
 pub fn run(args: Args) -> Result<()> {
     let sh = Shell::new()?;
     if args.check_toolchain {
         return check_toolchain(&sh);
     }
-    let targets = selected(&args.board, &args.flavour, args.all)?;
+    let targets = args.which.pairs()?;
     let jobs = args.jobs.unwrap_or_else(default_jobs);
     let mut built = Vec::new();
     for (b, f) in targets {
@@ -1195,7 +1199,7 @@ const MODULE_BOOT_GOAL_S: f64 = 60.0;
 /// initramfs + boot to SSH + module loaded).
 pub fn bench(args: BenchArgs) -> Result<()> {
     let sh = Shell::new()?;
-    let targets = selected(&args.board, &args.flavour, args.all)?;
+    let targets = args.which.pairs()?;
     let scratch = crate::lab::target_dir().join("bench-image");
     if args.module_only {
         for (b, f) in targets {
