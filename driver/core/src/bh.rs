@@ -13,9 +13,13 @@
 //!   [`Upper::rx_batch`] call (later `ieee80211_rx_list` inside one
 //!   bh-disabled section); there is no other RX delivery API (lesson 2).
 //!
-//! Time is an input (`now_ms`); the bus is the [`SdioBus`] seam.
+//! Time is an input (`now_ms`) and [`BhContext::next_deadline`] says when
+//! the bh must run again without an IRQ; the bus is the [`SdioBus`] seam
+//! (CMD52 registers and raw CMD53 with bes2600's argument encoding); the
+//! bus buffers are the caller's ([`BhBufs`]), so the kernel module passes
+//! `kmalloc`ed, DMA-safe memory and nothing the bus touches is on a stack.
+#![forbid(unsafe_code)]
 
-use core::cell::Cell;
 use core::marker::PhantomData;
 
 #[cfg(not(loom))]
@@ -23,20 +27,25 @@ use core::sync::atomic::{AtomicU32, Ordering};
 #[cfg(loom)]
 use loom::sync::atomic::{AtomicU32, Ordering};
 
-use crate::credits::{CreditError, CreditLedger, CreditSnapshot};
-use crate::queue::{PacketIdError, TxAccess};
-use crate::sdio::{self, CtrlError, FrameError, TxBatch, RX_BATCH_MAX};
-use crate::wsm::{self, Incoming, Kind, MsgId, RxMeta, SeqSpace, TxConfirm, MSG_LEN_MAX};
+use super::credits::{CreditError, CreditLedger, CreditSnapshot};
+use super::queue::{PacketIdError, TxAccess};
+use super::sdio::{self, reg, Cmd53, Ctrl, FrameError, TxBatch, RX_BATCH_MAX};
+use super::wsm::{self, Incoming, Kind, MsgId, RxMeta, SeqSpace, TxConfirm, MSG_LEN_MAX};
 
-/// Bytes of the bh's RX buffer: a full batch of maximal messages.
-pub const RX_BUF_LEN: usize = sdio::RX_BATCH_LEN_MAX;
-/// Bytes of the bh's TX buffer (one SDIO write).
-pub const TX_BUF_LEN: usize = sdio::TRANSFER_LEN_MAX;
-/// Control-word reads per batch before giving up on CRC errors.
-pub const CTRL_CRC_RETRY_MAX: u32 = 5;
-/// Control-word reads that may show the stale toggle before the bh yields.
-pub const CTRL_STALE_RETRY_MAX: u32 = 5;
-/// Data reads retried after a bus CRC error (bes2600 retries 10 times).
+/// Bytes of the RX buffer the caller passes: what bes2600 allocates
+/// (`__get_dma_pages(.., get_order(1632 * BES_SDIO_RX_MULTIPLE_NUM))`, an
+/// order-3 allocation: 32 KiB, `bes2600_sdio.c` 1229). A control byte
+/// announcing more (the byte allows 127 blocks) is refused, not overrun.
+pub const RX_BUF_LEN: usize = 32 * 1024;
+const _: () = assert!(RX_BUF_LEN >= MSG_LEN_MAX * RX_BATCH_MAX);
+/// Bytes of the TX buffer the caller passes (one SDIO write).
+pub const TX_BUF_LEN: usize = sdio::TX_BUF_LEN;
+/// Extra control-byte reads after a stale toggle or an unconfirmed zero
+/// before the bh waits for the next IRQ (`sdio_rx_work`: `retry <= 5`,
+/// `bes2600_sdio.c` 858-866). Never a halt: bes2600 reads again later.
+pub const CTRL_RETRY_MAX: u32 = 5;
+/// Data transfers retried after a bus CRC error (`-EILSEQ`, -84):
+/// `crc_retry <= 10` (`bes2600_sdio.c` 869-877, 1156-1165).
 pub const DATA_CRC_RETRY_MAX: u32 = 10;
 /// RX batches handled per wake before TX gets its turn.
 pub const RX_BATCHES_PER_ROUND_MAX: u32 = 4;
@@ -84,6 +93,10 @@ impl IrqLine {
     pub fn kick_tx(&self) -> bool {
         self.bits.fetch_or(WAKE_TX, Ordering::Release) == 0
     }
+    /// Anything pending? (the bh's `wait_event` condition; does not clear)
+    pub fn pending(&self) -> bool {
+        self.bits.load(Ordering::Acquire) != 0
+    }
     /// bh context: take the pending bits (clearing them).
     pub fn take(&self) -> Wake {
         let b = self.bits.swap(0, Ordering::Acquire);
@@ -124,14 +137,34 @@ pub enum BusError {
     Other,
 }
 
-/// The seam to the SDIO bus (smoltcp's `phy::Device` idea).
+/// The seam to the SDIO bus (smoltcp's `phy::Device` idea), at the level
+/// bes2600 uses the card: CMD52 on function-1 registers and CMD53 with an
+/// argument the core builds ([`Cmd53`]), because bes2600 encodes lengths
+/// and toggles in the address bits. The kernel implements it with
+/// `sdio_readb`/`sdio_writeb` and a raw `mmc_wait_for_req`; the simulator
+/// with its own decoding of the same arguments.
 pub trait SdioBus {
-    /// Reads the 4-byte length word (with its toggle and CRC8).
-    fn read_ctrl(&mut self) -> Result<[u8; 4], BusError>;
-    /// Reads `buf.len()` bytes of pending batch data (one CMD53).
-    fn read_data(&mut self, buf: &mut [u8]) -> Result<(), BusError>;
-    /// Writes one TX batch (one CMD53), tagged with the TX toggle.
-    fn write_data(&mut self, data: &[u8], toggle: bool) -> Result<(), BusError>;
+    /// CMD52 read of function-1 register `addr`.
+    fn readb(&mut self, addr: u32) -> Result<u8, BusError>;
+    /// CMD52 write of function-1 register `addr`.
+    fn writeb(&mut self, addr: u32, val: u8) -> Result<(), BusError>;
+    /// CMD53 read: `buf.len() == cmd.len`.
+    fn cmd53_read(&mut self, cmd: Cmd53, buf: &mut [u8]) -> Result<(), BusError>;
+    /// CMD53 write: `data.len() == cmd.len`.
+    fn cmd53_write(&mut self, cmd: Cmd53, data: &[u8]) -> Result<(), BusError>;
+}
+
+/// The bus buffers, owned by the caller (DMA-safe memory in the kernel).
+pub struct BhBufs<'a> {
+    rx: &'a mut [u8],
+    tx: &'a mut [u8],
+}
+
+impl<'a> BhBufs<'a> {
+    /// `None` unless `rx` holds [`RX_BUF_LEN`] and `tx` [`TX_BUF_LEN`] bytes.
+    pub fn new(rx: &'a mut [u8], tx: &'a mut [u8]) -> Option<Self> {
+        (rx.len() >= RX_BUF_LEN && tx.len() >= TX_BUF_LEN).then_some(BhBufs { rx, tx })
+    }
 }
 
 /// The frames of one SDIO read, handed over in one call.
@@ -241,9 +274,12 @@ pub struct BhStats {
     pub rx_frames: u64,
     pub tx_batches: u64,
     pub tx_msgs: u64,
+    /// Control-byte reads that failed with a bus CRC error.
     pub ctrl_crc_errors: u64,
+    /// Control bytes with the previous toggle (`rx_remain_ctrl_cnt`).
     pub ctrl_stale: u64,
-    pub ctrl_out_of_range: u64,
+    /// Zero control bytes that `REG_CTRL` bit 0 did not confirm.
+    pub ctrl_zero_unconfirmed: u64,
     pub data_crc_retries: u64,
     pub decode_errors: u64,
     pub credit_errors: u64,
@@ -251,8 +287,6 @@ pub struct BhStats {
     pub unexpected_confirms: u64,
     pub requeued: u64,
     pub resets: u64,
-    /// Control words whose toggle restarted (accepted, toggle resynced).
-    pub toggle_resyncs: u64,
     /// Startup indications while running (the firmware rebooted itself).
     pub unexpected_restarts: u64,
 }
@@ -267,32 +301,33 @@ pub struct RunReport {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct OutCmd {
     req: u16,
-    if_id: u8,
     deadline_ms: u64,
 }
 
-/// Everything the bh owns except its buffers.
-#[derive(Debug)]
-struct Core {
+/// The bh context: owned by the bh thread alone. It is neither `Send` nor
+/// `Sync` (`PhantomData<*mut ()>`): the thread that runs the bh creates it,
+/// and no `Mutex<BhContext>` can be handed to a second worker
+/// (`tests/ui/`). Every mutation needs `&mut self`. It holds no buffers
+/// (those are [`BhBufs`]), so it is small enough to live on the bh
+/// thread's stack (asserted below).
+pub struct BhContext {
     state: BhState,
     ledger: CreditLedger,
-    rx_toggle: bool,
-    tx_toggle: bool,
+    /// The control byte's expected toggle (`next_toggle`).
+    ctrl_toggle: bool,
+    /// RX data toggle in the CMD53 address (`rx_data_toggle`).
+    rx_data_toggle: bool,
+    /// TX data toggle in the CMD53 address (`tx_data_toggle`).
+    tx_data_toggle: bool,
     out_cmd: [Option<OutCmd>; SeqSpace::COUNT],
-    rx_resync: [bool; SeqSpace::COUNT],
-    /// The control word of the last batch read (stale-length detection).
-    last_ctrl: [u8; 4],
     stats: BhStats,
+    _one_thread: PhantomData<*mut ()>,
 }
 
-/// The bh context. Owned by the bh thread; `!Sync` (a `&BhContext` cannot
-/// be shared with another thread), and every mutation needs `&mut self`.
-pub struct BhContext {
-    core: Core,
-    rx_buf: [u8; RX_BUF_LEN],
-    tx_buf: [u8; TX_BUF_LEN],
-    _single_context: PhantomData<Cell<()>>,
-}
+/// Largest structure the core builds by value (bytes): the kernel stack is
+/// 16 KiB and the bh thread's frame must stay small.
+pub const BY_VALUE_MAX: usize = 1024;
+const _: () = assert!(core::mem::size_of::<BhContext>() <= BY_VALUE_MAX);
 
 impl Default for BhContext {
     fn default() -> Self {
@@ -301,53 +336,72 @@ impl Default for BhContext {
 }
 
 impl BhContext {
-    pub fn new() -> Self {
+    pub const fn new() -> Self {
         BhContext {
-            core: Core {
-                state: BhState::AwaitStartup,
-                ledger: CreditLedger::new(),
-                rx_toggle: false,
-                tx_toggle: false,
-                out_cmd: [None; SeqSpace::COUNT],
-                rx_resync: [true; SeqSpace::COUNT],
-                last_ctrl: [0; 4],
-                stats: BhStats::default(),
+            state: BhState::AwaitStartup,
+            ledger: CreditLedger::new(),
+            ctrl_toggle: false,
+            rx_data_toggle: false,
+            tx_data_toggle: false,
+            out_cmd: [None; SeqSpace::COUNT],
+            stats: BhStats {
+                runs: 0,
+                rx_batches: 0,
+                rx_msgs: 0,
+                rx_frames: 0,
+                tx_batches: 0,
+                tx_msgs: 0,
+                ctrl_crc_errors: 0,
+                ctrl_stale: 0,
+                ctrl_zero_unconfirmed: 0,
+                data_crc_retries: 0,
+                decode_errors: 0,
+                credit_errors: 0,
+                stale_confirms: 0,
+                unexpected_confirms: 0,
+                requeued: 0,
+                resets: 0,
+                unexpected_restarts: 0,
             },
-            rx_buf: [0; RX_BUF_LEN],
-            tx_buf: [0; TX_BUF_LEN],
-            _single_context: PhantomData,
+            _one_thread: PhantomData,
         }
     }
 
     pub fn state(&self) -> BhState {
-        self.core.state
+        self.state
     }
     pub fn credits(&self) -> CreditSnapshot {
-        self.core.ledger.snapshot()
+        self.ledger.snapshot()
     }
     pub fn ledger_consistent(&self) -> bool {
-        self.core.ledger.consistent()
+        self.ledger.consistent()
     }
     pub fn stats(&self) -> BhStats {
-        self.core.stats
+        self.stats
     }
     /// Idle for power management: nothing in flight.
     pub fn idle(&self) -> bool {
-        self.core.ledger.hw_bufs_used() == 0
+        self.ledger.hw_bufs_used() == 0
+    }
+    /// When the bh must run next without an IRQ or a TX kick (ms, on the
+    /// `now_ms` clock): the earliest command deadline. `None`: only an
+    /// event can give it work (smoltcp's `poll_delay` idea).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.out_cmd.iter().flatten().map(|o| o.deadline_ms).min()
     }
 
     /// Clean reset after a halt (or on demand): the ledger, sequences and
-    /// toggles start over, pending frames go back to their queues (their
-    /// old packet ids become stale), a waiting command is dropped with a
-    /// timeout status. The caller power-cycles / reloads the chip.
+    /// toggles start over (bes2600 zeroes its three toggles with the chip,
+    /// `bes2600_sdio.c` 1222-1224, 1588-1590), pending frames go back to
+    /// their queues (their old packet ids become stale), a waiting command
+    /// is dropped with a timeout status. The caller power-cycles / reloads
+    /// the chip.
     pub fn reset<F>(&mut self, tx: &mut impl TxAccess<F>, upper: &mut impl Upper<F>) -> usize {
-        let c = &mut self.core;
-        c.ledger.clear();
-        c.rx_toggle = false;
-        c.tx_toggle = false;
-        c.rx_resync = [true; SeqSpace::COUNT];
-        c.last_ctrl = [0; 4];
-        for out in c.out_cmd.iter_mut() {
+        self.ledger.clear();
+        self.ctrl_toggle = false;
+        self.rx_data_toggle = false;
+        self.tx_data_toggle = false;
+        for out in self.out_cmd.iter_mut() {
             if let Some(o) = out.take() {
                 upper.cmd_done(o.req, STATUS_TIMEOUT, &[]);
             }
@@ -363,43 +417,48 @@ impl BhContext {
         if let Some(req) = dropped.0 {
             upper.cmd_done(req, STATUS_TIMEOUT, &[]);
         }
-        c.state = BhState::AwaitStartup;
-        c.stats.resets += 1;
-        c.stats.requeued += dropped.1 as u64;
+        self.state = BhState::AwaitStartup;
+        self.stats.resets += 1;
+        self.stats.requeued += dropped.1 as u64;
         dropped.1
     }
 
     /// One bh pass: RX batches while the chip has data, TX batches while
     /// credits and work remain, command timeouts. Call it each time
-    /// [`IrqLine::take`] returns pending bits (and on timer ticks).
+    /// [`IrqLine::take`] returns pending bits, and at [`Self::next_deadline`].
     pub fn run<F: AsRef<[u8]>>(
         &mut self,
         wake: Wake,
         bus: &mut impl SdioBus,
+        bufs: &mut BhBufs<'_>,
         upper: &mut impl Upper<F>,
         tx: &mut impl TxAccess<F>,
         now_ms: u64,
     ) -> Result<RunReport, BhError> {
-        if let BhState::Halted(r) = self.core.state {
+        if let BhState::Halted(r) = self.state {
             return Err(BhError::Halted(r));
         }
-        self.core.stats.runs += 1;
+        self.stats.runs += 1;
         let mut report = RunReport::default();
         let mut rx = wake.rx;
         for _ in 0..BH_ROUNDS_MAX {
             let mut progress = false;
             if rx {
-                let n = self.rx_round(bus, upper, tx)?;
+                let n = self.rx_round(bus, bufs.rx, upper, tx)?;
                 report.rx_batches += n;
                 // A full round may leave more behind; an empty one means the
                 // chip is drained until its next IRQ.
                 rx = n == RX_BATCHES_PER_ROUND_MAX;
                 progress |= n > 0;
             }
-            if self.core.state == BhState::Running {
-                let sent = self.tx_once(bus, tx, now_ms)?;
+            if self.state == BhState::Running {
+                let sent = self.tx_once(bus, bufs.tx, tx, now_ms)?;
                 report.tx_batches += u32::from(sent);
                 progress |= sent;
+                // bes2600 reads right after every write (`queue_work(..,
+                // &self->rx_work)` after the TX transfer, 1167): the write
+                // may have produced confirms.
+                rx |= sent;
             }
             if !progress && !rx {
                 break;
@@ -410,15 +469,15 @@ impl BhContext {
     }
 
     fn halt(&mut self, r: HaltReason) -> BhError {
-        self.core.state = BhState::Halted(r);
+        self.state = BhState::Halted(r);
         BhError::Halted(r)
     }
 
     fn check_timeouts<F>(&mut self, upper: &mut impl Upper<F>, now_ms: u64) -> Result<(), BhError> {
         for i in 0..SeqSpace::COUNT {
-            if let Some(o) = self.core.out_cmd[i] {
+            if let Some(o) = self.out_cmd[i] {
                 if now_ms >= o.deadline_ms {
-                    self.core.out_cmd[i] = None;
+                    self.out_cmd[i] = None;
                     upper.cmd_done(o.req, STATUS_TIMEOUT, &[]);
                     return Err(self.halt(HaltReason::CommandTimeout { req: o.req }));
                 }
@@ -428,94 +487,95 @@ impl BhContext {
     }
 
     /// Reads up to [`RX_BATCHES_PER_ROUND_MAX`] batches; returns how many.
+    /// The shape of `sdio_rx_work` + `bes2600_sdio_read_ctrl`, inline in the
+    /// bh (no relay).
     fn rx_round<F: AsRef<[u8]>>(
         &mut self,
         bus: &mut impl SdioBus,
+        rx_buf: &mut [u8],
         upper: &mut impl Upper<F>,
         tx: &mut impl TxAccess<F>,
     ) -> Result<u32, BhError> {
         let mut batches = 0;
-        let mut crc_tries = 0;
-        let mut stale_tries = 0;
+        let mut retries = 0;
         while batches < RX_BATCHES_PER_ROUND_MAX {
-            let raw = match bus.read_ctrl() {
-                Ok(r) => r,
+            let b = match bus.readb(reg::CTRL_LEN) {
+                Ok(b) => b,
+                // `bes2600_sdio_read_ctrl` returns the error, which leaves
+                // `total_len` 0 and ends the loop: read again on the next
+                // IRQ (the interrupt was not cleared), no halt.
+                Err(BusError::Crc) => {
+                    self.stats.ctrl_crc_errors += 1;
+                    break;
+                }
                 Err(e) => return Err(self.halt(HaltReason::Bus(e))),
             };
-            let ctrl = match sdio::decode_ctrl_word(raw, self.core.rx_toggle) {
-                Ok(c) => c,
-                Err(CtrlError::Empty) => break,
-                Err(CtrlError::StaleToggle) => {
-                    // The word we consumed last, shown again: stale, wait.
-                    // A *different* valid word with the other toggle means
-                    // the chip's toggle restarted (firmware reboot): resync.
-                    // The same word for longer than the chip needs to
-                    // update its register means the same: the RX sequence
-                    // check catches a wrong guess (halt, reset) before any
-                    // frame of a re-read batch is delivered.
-                    match sdio::decode_ctrl_word(raw, !self.core.rx_toggle) {
-                        Ok(c)
-                            if raw != self.core.last_ctrl
-                                || stale_tries >= CTRL_STALE_RETRY_MAX =>
-                        {
-                            self.core.stats.toggle_resyncs += 1;
-                            self.core.rx_toggle = !self.core.rx_toggle;
-                            c
-                        }
-                        _ => {
-                            self.core.stats.ctrl_stale += 1;
-                            stale_tries += 1;
-                            if stale_tries > CTRL_STALE_RETRY_MAX {
-                                break;
-                            }
-                            continue;
-                        }
-                    }
-                }
-                Err(CtrlError::Crc { .. }) => {
-                    self.core.stats.ctrl_crc_errors += 1;
-                    crc_tries += 1;
-                    if crc_tries > CTRL_CRC_RETRY_MAX {
+            let len = match sdio::decode_ctrl_byte(b, self.ctrl_toggle) {
+                Ctrl::Pending(len) => len,
+                Ctrl::Stale => {
+                    self.stats.ctrl_stale += 1;
+                    retries += 1;
+                    if retries > CTRL_RETRY_MAX {
                         break;
                     }
                     continue;
                 }
-                Err(CtrlError::OutOfRange { .. }) => {
-                    self.core.stats.ctrl_out_of_range += 1;
-                    break;
+                Ctrl::Zero => {
+                    let c = match bus.readb(reg::CTRL) {
+                        Ok(c) => c,
+                        Err(e) => return Err(self.halt(HaltReason::Bus(e))),
+                    };
+                    if sdio::ctrl_says_empty(c) {
+                        break;
+                    }
+                    self.stats.ctrl_zero_unconfirmed += 1;
+                    retries += 1;
+                    if retries > CTRL_RETRY_MAX {
+                        break;
+                    }
+                    continue;
                 }
             };
-            let len = usize::from(ctrl.total_len);
+            // The control byte is consumed: the next one carries the other
+            // toggle, whatever happens to the data.
+            self.ctrl_toggle = !self.ctrl_toggle;
+            if len > RX_BUF_LEN.min(rx_buf.len()) {
+                return Err(self.halt(HaltReason::Framing(FrameError::ShortRead {
+                    announced: len,
+                    have: RX_BUF_LEN.min(rx_buf.len()),
+                })));
+            }
+            let addr = len as u32 | (u32::from(self.rx_data_toggle) << 16);
+            let cmd = Cmd53::transfer(false, addr, len);
             let mut tries = 0;
             loop {
-                match bus.read_data(&mut self.rx_buf[..len]) {
+                match bus.cmd53_read(cmd, &mut rx_buf[..cmd.len]) {
                     Ok(()) => break,
                     Err(BusError::Crc) if tries < DATA_CRC_RETRY_MAX => {
                         tries += 1;
-                        self.core.stats.data_crc_retries += 1;
+                        self.stats.data_crc_retries += 1;
                     }
                     Err(e) => return Err(self.halt(HaltReason::Bus(e))),
                 }
             }
-            // The batch is consumed: the next one carries the other toggle.
-            self.core.rx_toggle = !self.core.rx_toggle;
-            self.core.last_ctrl = raw;
-            let batch = match sdio::extract(&self.rx_buf[..len], len, Some(ctrl.count)) {
+            self.rx_data_toggle = !self.rx_data_toggle;
+            let batch = match sdio::extract(&rx_buf[..len], len) {
                 Ok(b) => b,
                 Err(e) => return Err(self.halt(HaltReason::Framing(e))),
             };
             batches += 1;
-            self.core.stats.rx_batches += 1;
+            self.stats.rx_batches += 1;
+            let buf = &rx_buf[..len];
             let mut delivery = RxDelivery {
-                buf: &self.rx_buf[..len],
+                buf,
                 frames: [(RxMeta::default(), 0, 0); RX_BATCH_MAX],
                 count: 0,
             };
             let mut fatal = None;
             for i in 0..batch.len() {
-                let msg = batch.msg(&self.rx_buf[..len], i);
+                let msg = batch.msg(buf, i);
                 let start = batch.span(i).0;
-                match self.core.dispatch(msg, upper, tx) {
+                match self.dispatch(msg, upper, tx) {
                     Ok(Some((meta, off, flen))) => {
                         delivery.frames[delivery.count] = (meta, (start + off) as u16, flen as u16);
                         delivery.count += 1;
@@ -528,89 +588,91 @@ impl BhContext {
                 }
             }
             if !delivery.is_empty() {
-                self.core.stats.rx_frames += delivery.count as u64;
+                self.stats.rx_frames += delivery.count as u64;
                 upper.rx_batch(&delivery);
             }
             if let Some(r) = fatal {
                 return Err(self.halt(r));
             }
-            crc_tries = 0;
-            stale_tries = 0;
+            retries = 0;
         }
         Ok(batches)
     }
 
     /// Builds and writes one TX batch: the waiting command first, then
-    /// data frames, while credits last. Returns whether anything was sent.
+    /// data frames of the same slot size, while credits last; an MCU
+    /// command alone. Returns whether anything was sent.
     fn tx_once<F: AsRef<[u8]>>(
         &mut self,
         bus: &mut impl SdioBus,
+        tx_buf: &mut [u8],
         tx: &mut impl TxAccess<F>,
         now_ms: u64,
     ) -> Result<bool, BhError> {
-        let c = &mut self.core;
-        if c.ledger.available() == 0 {
+        if self.ledger.available() == 0 {
             return Ok(false);
         }
-        let mut batch = TxBatch::new(&mut self.tx_buf);
+        let ledger = &mut self.ledger;
+        let out_cmd = &mut self.out_cmd;
+        let mut batch = TxBatch::new(tx_buf);
 
         // Command (one outstanding per sequence space, as cw1200's wsm_cmd).
         let cmd_taken = tx.with(|s| {
             let (msg, if_id) = s.cmd.peek()?;
             let mid = MsgId(u16::from_le_bytes([msg[2], msg[3]]));
             let space = mid.seq_space();
-            if c.out_cmd[space.index()].is_some() || batch.fits(msg.len()).is_err() {
+            let vendor = sdio::is_vendor_cmd(mid.0);
+            if out_cmd[space.index()].is_some() || batch.fits(msg.len(), vendor).is_err() {
                 return None;
             }
-            let seq = c.ledger.charge(space, usize::from(if_id)).ok()?;
-            batch.push(msg).ok()?;
-            wsm::stamp_id(batch.tail_mut(msg.len()), seq, if_id);
+            let seq = ledger.charge(space).ok()?;
+            batch.push(msg, vendor, now_ms as u32).ok()?;
+            // `wsm_cmd_send` (`wsm.c` 1863-1872): the interface in bits
+            // 6-9, none for an MCU command.
+            wsm::stamp_id(batch.tail_mut(), seq, if vendor { 0 } else { if_id });
             s.cmd.clear();
-            Some((mid.base(), if_id, space))
+            Some((mid.base(), space))
         });
-        if let Some((req, if_id, space)) = cmd_taken {
-            c.out_cmd[space.index()] = Some(OutCmd {
+        if let Some((req, space)) = cmd_taken {
+            out_cmd[space.index()] = Some(OutCmd {
                 req,
-                if_id,
                 deadline_ms: now_ms + CMD_TIMEOUT_MS,
             });
         }
 
         // Data frames.
-        while c.ledger.available() > 0 {
+        while ledger.available() > 0 {
             let pushed = tx.with(|s| {
                 let (picked, frame) = s.queues.peek()?;
                 let frame = frame.as_ref();
                 let more = s.queues.queued() > 1;
+                let m = picked.meta;
                 let req = wsm::Request::Tx(wsm::TxReq {
                     packet_id: picked.packet_id,
-                    max_tx_rate: 0,
-                    queue_id: picked.ac as u8,
+                    max_tx_rate: m.max_tx_rate,
+                    queue_id: wsm::tx_queue_byte(picked.ac as u8, picked.link_id),
                     more,
-                    flags: 0,
-                    expire_time: 0,
-                    ht_tx_parameters: 0,
+                    flags: m.wsm_flags(),
+                    expire_time: m.expire_time,
+                    ht_tx_parameters: m.ht_tx_parameters,
                     frame,
                 });
                 let max = wsm::WSM_HDR_LEN + wsm::TX_REQ_FIXED_LEN + frame.len();
-                if max > MSG_LEN_MAX || batch.fits(max).is_err() {
+                if max + wsm::TX_TRAILER_LEN > MSG_LEN_MAX || batch.fits(max, false).is_err() {
                     return None;
                 }
-                let seq = c
-                    .ledger
-                    .charge(SeqSpace::Wsm, usize::from(picked.if_id))
-                    .ok()?;
-                match batch.push_with(max, |slot| req.encode(slot)) {
-                    Ok(Ok(n)) => {
-                        wsm::stamp_id(batch.tail_mut(n), seq, picked.link_id);
+                let seq = ledger.charge(SeqSpace::Wsm).ok()?;
+                match batch.push_with(max, false, now_ms as u32, |slot| req.encode(slot)) {
+                    Ok(Ok(_)) => {
+                        // bes2600 puts the interface in bits 6-9 and the link
+                        // in the queue byte (`wsm.c` 2979-2992, `txrx.c` 782).
+                        wsm::stamp_id(batch.tail_mut(), seq, picked.if_id);
                         s.queues.mark_pending(picked.packet_id).ok()?;
                         Some(picked.packet_id)
                     }
                     _ => {
                         // Cannot happen after `fits`; undo the charge.
-                        let _ = c
-                            .ledger
-                            .release(SeqSpace::Wsm, usize::from(picked.if_id), 1);
+                        let _ = ledger.release(SeqSpace::Wsm, 1);
                         None
                     }
                 }
@@ -623,22 +685,31 @@ impl BhContext {
             return Ok(false);
         }
         let msgs = batch.count();
-        let written = bus.write_data(batch.bytes(), c.tx_toggle);
-        if let Err(e) = written {
-            // The halt makes the caller reset, which requeues the frames
-            // this batch marked pending and clears their charges.
-            return Err(self.halt(HaltReason::Bus(e)));
+        let (cmd, bytes) = batch.finish(self.tx_data_toggle);
+        let mut tries = 0;
+        loop {
+            match bus.cmd53_write(cmd, bytes) {
+                Ok(()) => break,
+                Err(BusError::Crc) if tries < DATA_CRC_RETRY_MAX => {
+                    tries += 1;
+                    self.stats.data_crc_retries += 1;
+                }
+                // The halt makes the caller reset, which requeues the frames
+                // this batch marked pending and clears their charges.
+                Err(e) => return Err(self.halt(HaltReason::Bus(e))),
+            }
         }
-        c.tx_toggle = !c.tx_toggle;
-        c.stats.tx_batches += 1;
-        c.stats.tx_msgs += msgs as u64;
+        self.tx_data_toggle = !self.tx_data_toggle;
+        self.stats.tx_batches += 1;
+        self.stats.tx_msgs += msgs as u64;
         Ok(true)
     }
-}
 
-impl Core {
-    /// Handles one message. Returns the RX frame's metadata and its offset
-    /// and length inside the message, to be delivered with the batch.
+    /// Handles one message, as `bes2600_bh_rx_helper` (`bh.c` 1044-1098):
+    /// exception, then the sequence check, then the buffer release for a
+    /// confirm *before* the body is parsed, then the body. Returns the RX
+    /// frame's metadata and its offset and length inside the message, to
+    /// be delivered with the batch.
     fn dispatch<F>(
         &mut self,
         msg: &[u8],
@@ -646,9 +717,6 @@ impl Core {
         tx: &mut impl TxAccess<F>,
     ) -> Result<Option<(RxMeta, usize, usize)>, HaltReason> {
         self.stats.rx_msgs += 1;
-        // The header was validated by `extract`; the sequence is checked
-        // before the body, so a malformed body is counted without losing
-        // sequence sync.
         let (_, mid) = match wsm::parse_header(msg) {
             Ok(v) => v,
             Err(_) => {
@@ -662,22 +730,22 @@ impl Core {
             return Err(HaltReason::FirmwareException);
         }
         let space = mid.seq_space();
-        if mid.base() == wsm::id::STARTUP_IND {
-            // A startup indication opens a new firmware run: every
-            // sequence space starts over (the MCU one at its first message).
-            self.rx_resync = [true; SeqSpace::COUNT];
-        }
-        if self.rx_resync[space.index()] {
-            // cw1200 `rx_resync`: the first message after a (re)start sets
-            // the sequence instead of being checked against it.
-            self.rx_resync[space.index()] = false;
-            self.ledger.resync_rx(space, mid.seq());
-        } else if let Err((expected, got)) = self.ledger.check_rx_seq(space, mid.seq()) {
+        // bes2600 checks strictly, from 0 after a chip reset, with no
+        // resync (`bh.c` 1066-1073; cw1200's `rx_resync` is reset on every
+        // call, so cw1200 never checks). A spontaneous firmware restart
+        // therefore shows as a sequence error: halt, reset, reload.
+        if let Err((expected, got)) = self.ledger.check_rx_seq(space, mid.seq()) {
             return Err(HaltReason::RxSequence {
                 space,
                 expected,
                 got,
             });
+        }
+        // One input buffer is free again for every confirm, whatever its
+        // body says: a confirm that does not decode must not strand a
+        // credit (`hw_bufs_used` stuck, TX stalled for good).
+        if let Some(sp) = wsm::releases_buffer(msg) {
+            self.release(sp, 1);
         }
         let inc = match wsm::decode(msg) {
             Ok((_, inc)) => inc,
@@ -690,8 +758,7 @@ impl Core {
             Incoming::Startup(s) => {
                 if self.state == BhState::Running {
                     // The firmware restarted on its own: whatever was in
-                    // flight is gone. Same clean-up as `reset`, minus the
-                    // sequence/toggle state the new firmware already set.
+                    // flight is gone.
                     self.stats.unexpected_restarts += 1;
                     for out in self.out_cmd.iter_mut() {
                         if let Some(o) = out.take() {
@@ -702,8 +769,6 @@ impl Core {
                     self.stats.requeued += n as u64;
                 }
                 self.ledger.grant(s.input_buffers);
-                // The new firmware expects our first write with toggle 0.
-                self.tx_toggle = false;
                 self.state = if s.input_buffers > 0 {
                     BhState::Running
                 } else {
@@ -734,6 +799,10 @@ impl Core {
             }
             Incoming::TxConfirm(c) => self.tx_confirm(&c, upper, tx),
             Incoming::MultiTxConfirm(m) => {
+                // The header's release covered one entry (`wsm.c` 652).
+                if m.len() > 1 {
+                    self.release(SeqSpace::Wsm, (m.len() - 1) as u16);
+                }
                 for c in m.iter() {
                     self.tx_confirm(&c, upper, tx);
                 }
@@ -773,12 +842,11 @@ impl Core {
         match self.out_cmd[space.index()] {
             Some(o) if o.req == req => {
                 self.out_cmd[space.index()] = None;
-                self.release(space, usize::from(o.if_id), 1);
                 upper.cmd_done(o.req, status, body);
             }
             _ => {
                 // A confirm for nothing we sent (repeated or late): cw1200
-                // WARNs; we count it and leave the ledger alone.
+                // WARNs; we count it. Its buffer was released as in C.
                 self.stats.unexpected_confirms += 1;
             }
         }
@@ -791,30 +859,23 @@ impl Core {
         tx: &mut impl TxAccess<F>,
     ) {
         let requeue = c.status == wsm::status::REQUEUE;
-        let r = tx.with(|s| -> Result<(u8, Option<F>), PacketIdError> {
-            let if_id = s.queues.pending_if(c.packet_id)?;
+        let r = tx.with(|s| -> Result<Option<F>, PacketIdError> {
             if requeue {
                 s.queues.requeue(c.packet_id)?;
-                Ok((if_id, None))
+                Ok(None)
             } else {
-                Ok((if_id, Some(s.queues.confirm(c.packet_id)?.frame)))
+                Ok(Some(s.queues.confirm(c.packet_id)?.frame))
             }
         });
         match r {
-            Ok((if_id, frame)) => {
-                // Either way the buffer is free again on the chip.
-                self.release(SeqSpace::Wsm, usize::from(if_id), 1);
-                match frame {
-                    Some(frame) => upper.tx_done(frame, c),
-                    None => self.stats.requeued += 1,
-                }
-            }
+            Ok(Some(frame)) => upper.tx_done(frame, c),
+            Ok(None) => self.stats.requeued += 1,
             Err(_) => self.stats.stale_confirms += 1,
         }
     }
 
-    fn release(&mut self, space: SeqSpace, if_id: usize, n: u16) {
-        match self.ledger.release(space, if_id, n) {
+    fn release(&mut self, space: SeqSpace, n: u16) {
+        match self.ledger.release(space, n) {
             Ok(()) => {}
             Err(CreditError::Underflow { .. })
             | Err(CreditError::UnderflowSplit)

@@ -4,21 +4,24 @@
 //!
 //! Lesson 1 (Patch C v1): two contexts writing the unlocked `hw_bufs_used`
 //! underflowed it and wedged the chip. Here the ledger has no public
-//! mutator: only [`crate::bh::BhContext`] owns one and changes it, so the
+//! mutator: only [`super::bh::BhContext`] owns one and changes it, so the
 //! single writer is a compile-time fact (see `tests/ui/` for the
 //! compile-fail proofs). A release below zero is a typed, counted error.
+//!
+//! The chip grants its input buffers globally (`numInpChBufs` of the
+//! startup indication); bes2600 also counts what is pending per sequence
+//! space (`bes2600_bh_dec_pending_count(priv, WSM_TXRX_SEQ_IDX(id))`,
+//! `bh.c` 1079-1080), which the ledger keeps as `pending`.
+#![forbid(unsafe_code)]
 
-use crate::wsm::{SeqSpace, SEQ_MODULO};
-
-/// Interfaces the chip supports at once (bes2600: `CW12XX_MAX_VIFS`).
-pub const IF_MAX: usize = 2;
+use super::wsm::{SeqSpace, SEQ_MODULO};
 
 /// What a release could not do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CreditError {
     /// More buffers released than the host had in flight.
     Underflow { used: u16, released: u16 },
-    /// The per-interface or per-space count would go negative.
+    /// The per-space count would go negative.
     UnderflowSplit,
     /// The firmware has not granted buffers yet.
     NotStarted,
@@ -29,7 +32,6 @@ pub enum CreditError {
 pub struct CreditSnapshot {
     pub input_buffers: u16,
     pub hw_bufs_used: u16,
-    pub per_if: [u16; IF_MAX],
     pub pending: [u16; SeqSpace::COUNT],
     pub tx_seq: [u8; SeqSpace::COUNT],
     pub rx_seq: [u8; SeqSpace::COUNT],
@@ -41,7 +43,6 @@ pub struct CreditSnapshot {
 pub struct CreditLedger {
     input_buffers: u16,
     hw_bufs_used: u16,
-    per_if: [u16; IF_MAX],
     pending: [u16; SeqSpace::COUNT],
     tx_seq: [u8; SeqSpace::COUNT],
     rx_seq: [u8; SeqSpace::COUNT],
@@ -52,7 +53,6 @@ impl CreditLedger {
         CreditLedger {
             input_buffers: 0,
             hw_bufs_used: 0,
-            per_if: [0; IF_MAX],
             pending: [0; SeqSpace::COUNT],
             tx_seq: [0; SeqSpace::COUNT],
             rx_seq: [0; SeqSpace::COUNT],
@@ -63,7 +63,6 @@ impl CreditLedger {
         CreditSnapshot {
             input_buffers: self.input_buffers,
             hw_bufs_used: self.hw_bufs_used,
-            per_if: self.per_if,
             pending: self.pending,
             tx_seq: self.tx_seq,
             rx_seq: self.rx_seq,
@@ -84,15 +83,9 @@ impl CreditLedger {
     pub(crate) fn grant(&mut self, n: u16) {
         self.input_buffers = n;
         self.hw_bufs_used = 0;
-        self.per_if = [0; IF_MAX];
         self.pending = [0; SeqSpace::COUNT];
         // A new firmware run expects our requests from sequence 0.
         self.tx_seq = [0; SeqSpace::COUNT];
-    }
-
-    /// Takes the chip's RX sequence as the expected one (first message).
-    pub(crate) fn resync_rx(&mut self, space: SeqSpace, seq: u8) {
-        self.rx_seq[space.index()] = (seq + 1) % SEQ_MODULO;
     }
 
     /// Forget everything (reset path).
@@ -100,9 +93,9 @@ impl CreditLedger {
         *self = CreditLedger::new();
     }
 
-    /// Charges one buffer for a message in `space` from interface `if_id`
-    /// and returns the sequence number to stamp on it.
-    pub(crate) fn charge(&mut self, space: SeqSpace, if_id: usize) -> Result<u8, CreditError> {
+    /// Charges one buffer for a message in `space` and returns the sequence
+    /// number to stamp on it.
+    pub(crate) fn charge(&mut self, space: SeqSpace) -> Result<u8, CreditError> {
         if self.input_buffers == 0 {
             return Err(CreditError::NotStarted);
         }
@@ -111,32 +104,24 @@ impl CreditLedger {
         let seq = self.tx_seq[s];
         self.tx_seq[s] = (seq + 1) % SEQ_MODULO;
         self.hw_bufs_used += 1;
-        self.per_if[if_id % IF_MAX] += 1;
         self.pending[s] += 1;
         Ok(seq)
     }
 
     /// Releases `n` buffers confirmed by the firmware. Nothing changes on
     /// error: the ledger never goes below zero.
-    pub(crate) fn release(
-        &mut self,
-        space: SeqSpace,
-        if_id: usize,
-        n: u16,
-    ) -> Result<(), CreditError> {
+    pub(crate) fn release(&mut self, space: SeqSpace, n: u16) -> Result<(), CreditError> {
         let s = space.index();
-        let i = if_id % IF_MAX;
         if n > self.hw_bufs_used {
             return Err(CreditError::Underflow {
                 used: self.hw_bufs_used,
                 released: n,
             });
         }
-        if n > self.per_if[i] || n > self.pending[s] {
+        if n > self.pending[s] {
             return Err(CreditError::UnderflowSplit);
         }
         self.hw_bufs_used -= n;
-        self.per_if[i] -= n;
         self.pending[s] -= n;
         Ok(())
     }
@@ -151,12 +136,11 @@ impl CreditLedger {
         Ok(())
     }
 
-    /// The ledger's invariant: the total equals both splits, and never
-    /// exceeds the grant.
+    /// The ledger's invariant: the total equals the per-space split, and
+    /// never exceeds the grant.
     pub fn consistent(&self) -> bool {
-        let per_if: u32 = self.per_if.iter().map(|&v| u32::from(v)).sum();
         let pending: u32 = self.pending.iter().map(|&v| u32::from(v)).sum();
         let used = u32::from(self.hw_bufs_used);
-        used == per_if && used == pending && self.hw_bufs_used <= self.input_buffers
+        used == pending && self.hw_bufs_used <= self.input_buffers
     }
 }

@@ -1,13 +1,38 @@
 //! Firmware download to the bes2600 boot ROM, sans-I/O.
 //!
-//! Protocol facts from the public bes2600 sources (`bes_fw.c`,
-//! `bes_fw_common.h`): every frame is `{u8 type, u8 seq, le16 len}` + payload;
-//! `0xB1` download-info `{le32 code_len, le32 load_addr}`, `0xB2` data
-//! `{le32 addr, bytes}`, `0xB3` end `{le32 crc32}`, `0xB4` run `{le32 addr}`;
-//! the boot ROM answers each with `0xB0 {seq, len = 4, le32 status}`
-//! (0 = ok). The CRC is IEEE CRC-32 over the image without its last 4 bytes,
-//! which (like bytes 12..16 of the exec header) carry the load address.
-//! Writes are padded to at least [`FW_WRITE_MIN`] bytes.
+//! Protocol facts from the public bes2600 sources (cringeops/bes2600 at
+//! 123c432: `bes_fw.c`, `bes_fw_common.{c,h}`); vectors with the same
+//! citations are in `tests/data/fwload.vec`:
+//! - every frame is `{u8 type, u8 seq, le16 len}` + payload
+//!   (`struct fw_msg_hdr_t`): `0xB1` download-info `{le32 len, le32 addr}`,
+//!   `0xB2` data `{le32 addr, bytes}`, `0xB3` end `{le32 crc32}`, `0xB4` run
+//!   `{le32 addr}`; frame numbers count from 0 per download;
+//! - before each frame the host reads register 0x108 (buffer count) and the
+//!   le16 at 0x109/0x10a, the boot ROM's receive buffer size in bytes
+//!   (`bes_slave_rx_ready`, `bes_fw.c` 44-63); a data frame fills it:
+//!   `tx_size - 8` code bytes (`bes_fw.c` 320-327), and `tx_size` must be a
+//!   non-zero multiple of 4 (-203, 314-318);
+//! - a write is at least 512 bytes (`length > 512 ? length : 512`), sent
+//!   with the CMD53 address equal to its size and no toggle (the firmware
+//!   has not started, `bes_sdio_memcpy_io_helper` 195-217);
+//! - the boot ROM answers by IRQ; the host then reads the reply length as
+//!   the le16 at registers 0/1 (up to 5 tries while it reads 0,
+//!   `bes_slave_tx_ready`, 68-104) and reads that many bytes: `0xB0 {seq,
+//!   len = 4, le32 status}` (`bes_frame_rsp_check`, `bes_fw_common.c`
+//!   73-100; status 0 = `ERR_NONE`);
+//! - the CRC is `crc32_le(~0, code) ^ ~0` (IEEE) over the image without
+//!   its last 4 bytes, which (like bytes 12..16 of the exec header) carry
+//!   the load address; the trailer's address wins when set and different
+//!   (`bes_parse_fw_info`, `bes_fw_common.c` 19-71);
+//! - the load order (`bes2600_load_firmware_sdio`, `bes_fw.c` 1046-1110):
+//!   two register pokes (0x40100000 = 0x802006, 0x4008602C = 0x3E00C000),
+//!   the factory calibration to 0x2008B000 when there is one, then either
+//!   the cached DPD data to 0x2008C000 and the Wi-Fi image, or the boot
+//!   image, the DPD data read back once `SLAVE_STATUS` shows DPD-ready, and
+//!   the Wi-Fi image (`bes2600_load_wifi_firmware{,_with_dpd}`, 958-1030).
+
+use super::bh::{BusError, SdioBus};
+use super::sdio::{reg, Cmd53};
 
 /// Firmware files under `/lib/firmware` (bes2600 `bes_fw.c`): the second-
 /// stage boot image is downloaded to the boot ROM first, then one of the
@@ -24,8 +49,9 @@ pub mod files {
 pub const FW_HDR_LEN: usize = 4;
 /// Smallest write to the boot ROM (bytes).
 pub const FW_WRITE_MIN: usize = 512;
-/// Bytes per data frame the boot ROM accepts (its RX buffer size).
-pub const FW_CHUNK_MAX: usize = 2048;
+/// Largest boot-ROM receive buffer we use (bytes; the C host allocates
+/// 32 KiB for a data frame, `bes_fw.c` 292).
+pub const FW_CHUNK_MAX: usize = 32 * 1024;
 /// Bytes of a reply frame.
 pub const FW_REPLY_LEN: usize = 8;
 /// Exec header at the start of an image: entry, param, sp, exec_addr.
@@ -34,6 +60,14 @@ pub const FW_EXEC_HDR_LEN: usize = 16;
 pub const FW_TRAILER_LEN: usize = 4;
 /// Largest image we accept (bytes).
 pub const FW_IMAGE_MAX: usize = 4 << 20;
+/// Register pokes before any download (`bes_fw.c` 1067-1068).
+pub const FW_PRE_POKES: [(u32, u32); 2] = [(0x4010_0000, 0x0080_2006), (0x4008_602C, 0x3E00_C000)];
+/// Where the factory calibration goes (`BES2600_FACTORY_ADDR`).
+pub const FACTORY_ADDR: u32 = 0x2008_B000;
+/// Where cached DPD calibration goes (`BES2600_DPD_ADDR`).
+pub const DPD_ADDR: u32 = 0x2008_C000;
+/// `BES_SLAVE_STATUS_DPD_READY` (`hwio.h` 283).
+pub const SLAVE_STATUS_DPD_READY: u8 = 1 << 1;
 
 pub mod frame {
     pub const REPLY: u8 = 0xB0;
@@ -43,11 +77,10 @@ pub mod frame {
     pub const RUN: u8 = 0xB4;
 }
 
-/// Boot-ROM status codes.
+/// Boot-ROM status codes (`enum ERR_CODE`, `bes_fw_common.h` 50-53); any
+/// other non-zero status is a refusal too.
 pub const FW_OK: u32 = 0;
 pub const FW_ERR_LEN: u32 = 1;
-/// Status the simulated boot ROM uses for a CRC mismatch.
-pub const FW_ERR_CRC: u32 = 2;
 
 /// Why a download cannot go on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +97,8 @@ pub enum FwError {
     ReplyStatus { seq: u8, status: u32 },
     /// The output buffer cannot hold a frame.
     NoRoom,
+    /// The boot ROM's receive buffer size is unusable (`-203`).
+    RxBufSize { size: u16 },
 }
 
 const fn crc32_table() -> [u32; 256] {
@@ -150,9 +185,14 @@ pub struct FwLoader<'a> {
     phase: Phase,
     seq: u8,
     awaiting: Option<u8>,
+    /// Run the code after the end frame (an image) or not (a memory write).
+    run: bool,
+    /// Code bytes in the data frame awaiting its reply.
+    chunk: usize,
 }
 
 impl<'a> FwLoader<'a> {
+    /// An image download that ends with a run frame (`bes_firmware_download`).
     pub fn new(image: &'a [u8]) -> Result<Self, FwError> {
         Ok(FwLoader {
             image,
@@ -160,6 +200,29 @@ impl<'a> FwLoader<'a> {
             phase: Phase::Info,
             seq: 0,
             awaiting: None,
+            run: true,
+            chunk: 0,
+        })
+    }
+    /// A memory write: info, data, end, no run
+    /// (`bes_firmware_download_write_mem`, `bes_fw.c` 224-449: the CRC is over
+    /// all of `data`).
+    pub fn write_mem(addr: u32, data: &'a [u8]) -> Result<Self, FwError> {
+        if data.is_empty() || data.len() > FW_IMAGE_MAX {
+            return Err(FwError::ImageSize { len: data.len() });
+        }
+        Ok(FwLoader {
+            image: data,
+            info: FwInfo {
+                load_addr: addr,
+                code_len: data.len(),
+                crc32: crc32(data),
+            },
+            phase: Phase::Info,
+            seq: 0,
+            awaiting: None,
+            run: false,
+            chunk: 0,
         })
     }
     pub fn info(&self) -> FwInfo {
@@ -170,16 +233,34 @@ impl<'a> FwLoader<'a> {
     }
 
     /// Writes the next frame into `out` (zero-padded to [`FW_WRITE_MIN`]) and
-    /// returns the bytes to write; `None` while a reply is awaited or when done.
-    pub fn next_frame(&mut self, out: &mut [u8]) -> Result<Option<usize>, FwError> {
+    /// returns the bytes to write; `None` while a reply is awaited or when
+    /// done. `rx_buf` is the boot ROM's announced receive buffer size.
+    pub fn next_frame(&mut self, rx_buf: u16, out: &mut [u8]) -> Result<Option<usize>, FwError> {
         if self.awaiting.is_some() || self.phase == Phase::Done {
             return Ok(None);
         }
         let info = self.info;
         let (ty, payload_len) = match self.phase {
-            Phase::Info => (frame::INFO, 8),
+            Phase::Info => {
+                if usize::from(rx_buf) <= FW_HDR_LEN + 8 {
+                    return Err(FwError::RxBufSize { size: rx_buf });
+                }
+                (frame::INFO, 8)
+            }
             Phase::Data { offset } => {
-                let n = (info.code_len - offset).min(FW_CHUNK_MAX - FW_HDR_LEN - 4);
+                let size = usize::from(rx_buf);
+                if size < 4 || size % 4 != 0 || size <= FW_HDR_LEN + 4 {
+                    return Err(FwError::RxBufSize { size: rx_buf });
+                }
+                let left = info.code_len - offset;
+                // `bes_fw.c` 320-327: all that is left if it fits in the
+                // buffer with both headers, else the buffer full.
+                let n = if left + FW_HDR_LEN + 4 < size {
+                    left
+                } else {
+                    size - FW_HDR_LEN - 4
+                };
+                self.chunk = n;
                 (frame::DATA, 4 + n)
             }
             Phase::End => (frame::END, 4),
@@ -250,78 +331,199 @@ impl<'a> FwLoader<'a> {
         self.phase = match self.phase {
             Phase::Info => Phase::Data { offset: 0 },
             Phase::Data { offset } => {
-                let n = (self.info.code_len - offset).min(FW_CHUNK_MAX - FW_HDR_LEN - 4);
-                if offset + n >= self.info.code_len {
+                if offset + self.chunk >= self.info.code_len {
                     Phase::End
                 } else {
-                    Phase::Data { offset: offset + n }
+                    Phase::Data {
+                        offset: offset + self.chunk,
+                    }
                 }
             }
-            Phase::End => Phase::Run,
+            Phase::End if self.run => Phase::Run,
+            Phase::End => Phase::Done,
             Phase::Run | Phase::Done => Phase::Done,
         };
         Ok(())
     }
 }
 
-/// Encodes a boot-ROM reply (simulator side).
-pub fn encode_reply(seq: u8, status: u32) -> [u8; FW_REPLY_LEN] {
-    let mut r = [0u8; FW_REPLY_LEN];
-    r[0] = frame::REPLY;
-    r[1] = seq;
-    r[2..4].copy_from_slice(&4u16.to_le_bytes());
-    r[4..8].copy_from_slice(&status.to_le_bytes());
-    r
-}
-
 /// Why a download over the bus failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DownloadError {
     Protocol(FwError),
-    Bus(crate::bh::BusError),
-    /// The boot ROM announced no reply where one was due.
-    NoReply {
-        seq: u8,
-    },
+    Bus(BusError),
+    /// No IRQ from the boot ROM within the caller's wait.
+    NoIrq { seq: u8 },
+    /// The boot ROM announced a zero-length reply 6 times (`bes_fw.c` 82-90).
+    NoReply { seq: u8 },
+    /// The reply is longer than the caller's reply buffer.
+    ReplyTooLong { len: u16 },
+    /// `SLAVE_STATUS` never showed DPD-ready.
+    DpdNotReady,
+    /// The DPD data the chip announced does not fit the caller's buffer.
+    DpdSize { len: u16 },
 }
 
-/// Control-word polls for one reply before giving up.
-pub const FW_REPLY_POLLS_MAX: u32 = 100;
+/// Register reads of a zero reply length before giving up (`retry <= 5`).
+pub const FW_REPLY_LEN_TRIES: u32 = 6;
+/// `SLAVE_STATUS` polls for DPD-ready (C: every 100 ms for 15 s).
+pub const DPD_READY_POLLS_MAX: u32 = 150;
 
-/// Runs a whole download over the bus: each frame is one write; each reply
-/// is announced by a control word (1 message, 8 bytes) and read with one
-/// data read. `scratch` holds one frame ([`FW_CHUNK_MAX`] bytes or more).
-pub fn download(
-    bus: &mut impl crate::bh::SdioBus,
-    image: &[u8],
-    scratch: &mut [u8],
-) -> Result<FwInfo, DownloadError> {
-    let mut l = FwLoader::new(image).map_err(DownloadError::Protocol)?;
-    let mut toggle = false;
-    while !l.done() {
-        let Some(n) = l.next_frame(scratch).map_err(DownloadError::Protocol)? else {
-            break;
-        };
-        let seq = scratch[1];
-        bus.write_data(&scratch[..n], false)
-            .map_err(DownloadError::Bus)?;
-        let mut polls = 0;
-        loop {
-            let raw = bus.read_ctrl().map_err(DownloadError::Bus)?;
-            if let Ok(w) = crate::sdio::decode_ctrl_word(raw, toggle) {
-                if usize::from(w.total_len) == FW_REPLY_LEN {
-                    break;
-                }
-            }
-            polls += 1;
-            if polls >= FW_REPLY_POLLS_MAX {
-                return Err(DownloadError::NoReply { seq });
+/// The bus side of a download: the bus, a way to wait for the chip's IRQ
+/// (C: `wait_for_completion_interruptible_timeout(.., HZ)`; given the bus,
+/// returns false on timeout), and a scratch buffer of [`FW_CHUNK_MAX`] bytes owned by the
+/// caller (DMA-safe memory in the kernel, never the stack).
+pub struct FwIo<'a, B: SdioBus, W: FnMut(&mut B) -> bool> {
+    pub bus: &'a mut B,
+    pub wait_irq: W,
+    pub scratch: &'a mut [u8],
+}
+
+impl<B: SdioBus, W: FnMut(&mut B) -> bool> FwIo<'_, B, W> {
+    fn readb(&mut self, addr: u32) -> Result<u8, DownloadError> {
+        self.bus.readb(addr).map_err(DownloadError::Bus)
+    }
+    fn read16(&mut self, addr: u32) -> Result<u16, DownloadError> {
+        Ok(u16::from_le_bytes([self.readb(addr)?, self.readb(addr + 1)?]))
+    }
+    /// `bes_slave_rx_ready`: buffer count, then the receive buffer size.
+    fn rx_ready(&mut self) -> Result<u16, DownloadError> {
+        let _count = self.readb(reg::FW_RX_READY)?;
+        self.read16(reg::FW_RX_BUF_KIB)
+    }
+    /// `bes_slave_tx_ready`: the IRQ, then the le16 reply length at 0/1.
+    fn tx_ready(&mut self, seq: u8) -> Result<u16, DownloadError> {
+        if !(self.wait_irq)(self.bus) {
+            return Err(DownloadError::NoIrq { seq });
+        }
+        for _ in 0..FW_REPLY_LEN_TRIES {
+            let n = self.read16(reg::CTRL)?;
+            if n != 0 {
+                return Ok(n);
             }
         }
-        let mut reply = [0u8; FW_REPLY_LEN];
-        bus.read_data(&mut reply).map_err(DownloadError::Bus)?;
-        toggle = !toggle;
-        l.on_reply(&reply).map_err(DownloadError::Protocol)?;
+        Err(DownloadError::NoReply { seq })
     }
-    Ok(l.info())
+    fn write(&mut self, n: usize) -> Result<(), DownloadError> {
+        let cmd = Cmd53::transfer(true, n as u32, n);
+        if cmd.len > self.scratch.len() {
+            return Err(DownloadError::Protocol(FwError::NoRoom));
+        }
+        self.scratch[n..cmd.len].fill(0);
+        self.bus
+            .cmd53_write(cmd, &self.scratch[..cmd.len])
+            .map_err(DownloadError::Bus)
+    }
+    fn read(&mut self, n: usize) -> Result<(), DownloadError> {
+        let cmd = Cmd53::transfer(false, n as u32, n);
+        if cmd.len > self.scratch.len() {
+            return Err(DownloadError::ReplyTooLong { len: n as u16 });
+        }
+        self.bus
+            .cmd53_read(cmd, &mut self.scratch[..cmd.len])
+            .map_err(DownloadError::Bus)
+    }
+
+    /// Runs one loader to its end.
+    pub fn run(&mut self, mut l: FwLoader<'_>) -> Result<FwInfo, DownloadError> {
+        while !l.done() {
+            let rx_buf = self.rx_ready()?.min(self.scratch.len() as u16);
+            let Some(n) = l.next_frame(rx_buf, self.scratch).map_err(DownloadError::Protocol)? else {
+                break;
+            };
+            let seq = self.scratch[1];
+            self.write(n)?;
+            let len = self.tx_ready(seq)?;
+            self.read(usize::from(len))?;
+            l.on_reply(&self.scratch[..usize::from(len)])
+                .map_err(DownloadError::Protocol)?;
+        }
+        Ok(l.info())
+    }
+
+    /// `bes_firmware_download_write_reg`: an info frame `{len 4, addr}` and
+    /// one data frame `{addr, value}`.
+    pub fn write_reg(&mut self, addr: u32, val: u32) -> Result<(), DownloadError> {
+        let v = val.to_le_bytes();
+        let l = FwLoader::write_mem(addr, &v).map_err(DownloadError::Protocol)?;
+        // write_reg sends no end frame: stop after the data reply.
+        let mut l = l;
+        l.run = false;
+        while !matches!(l.phase, Phase::End | Phase::Done) {
+            let rx_buf = self.rx_ready()?.min(self.scratch.len() as u16);
+            let Some(n) = l.next_frame(rx_buf, self.scratch).map_err(DownloadError::Protocol)? else {
+                break;
+            };
+            let seq = self.scratch[1];
+            self.write(n)?;
+            let len = self.tx_ready(seq)?;
+            self.read(usize::from(len))?;
+            l.on_reply(&self.scratch[..usize::from(len)])
+                .map_err(DownloadError::Protocol)?;
+        }
+        Ok(())
+    }
+
+    /// `bes_read_dpd_data`: wait for DPD-ready, then the announced length
+    /// and the data (copied into `out`); returns its length.
+    pub fn read_dpd(&mut self, out: &mut [u8]) -> Result<usize, DownloadError> {
+        let mut ready = false;
+        for _ in 0..DPD_READY_POLLS_MAX {
+            match self.bus.readb(reg::SLAVE_STATUS) {
+                Ok(s) if s & SLAVE_STATUS_DPD_READY != 0 => {
+                    ready = true;
+                    break;
+                }
+                Ok(_) | Err(BusError::Crc) => {}
+                Err(e) => return Err(DownloadError::Bus(e)),
+            }
+        }
+        if !ready {
+            return Err(DownloadError::DpdNotReady);
+        }
+        let len = self.tx_ready(0)?;
+        if usize::from(len) > out.len() {
+            return Err(DownloadError::DpdSize { len });
+        }
+        self.read(usize::from(len))?;
+        out[..usize::from(len)].copy_from_slice(&self.scratch[..usize::from(len)]);
+        Ok(usize::from(len))
+    }
+}
+
+/// What a whole firmware load needs.
+pub struct FwImages<'a> {
+    pub boot: &'a [u8],
+    pub wifi: &'a [u8],
+    pub factory: Option<&'a [u8]>,
+    /// DPD calibration from an earlier boot; without it the boot image runs
+    /// first and the chip hands it over (into `dpd_out`).
+    pub dpd: Option<&'a [u8]>,
+}
+
+/// The whole load, in `bes2600_load_firmware_sdio`'s order. Returns the
+/// Wi-Fi image's info and how many DPD bytes were read into `dpd_out`.
+pub fn load_all<B: SdioBus, W: FnMut(&mut B) -> bool>(
+    io: &mut FwIo<'_, B, W>,
+    images: &FwImages<'_>,
+    dpd_out: &mut [u8],
+) -> Result<(FwInfo, usize), DownloadError> {
+    for (addr, val) in FW_PRE_POKES {
+        io.write_reg(addr, val)?;
+    }
+    if let Some(f) = images.factory {
+        io.run(FwLoader::write_mem(FACTORY_ADDR, f).map_err(DownloadError::Protocol)?)?;
+    }
+    let mut dpd_len = 0;
+    match images.dpd {
+        Some(d) => {
+            io.run(FwLoader::write_mem(DPD_ADDR, d).map_err(DownloadError::Protocol)?)?;
+        }
+        None => {
+            io.run(FwLoader::new(images.boot).map_err(DownloadError::Protocol)?)?;
+            dpd_len = io.read_dpd(dpd_out)?;
+        }
+    }
+    let info = io.run(FwLoader::new(images.wifi).map_err(DownloadError::Protocol)?)?;
+    Ok((info, dpd_len))
 }

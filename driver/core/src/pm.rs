@@ -3,14 +3,20 @@
 //! When the firmware refuses `set_pm` the driver latches "PM unsupported"
 //! and stops asking (c7). The maintainers found the latch could go stale: a
 //! real PM indication arriving later proved the firmware does PM after all,
-//! yet the latch stayed set (Bug #5, candidate 4). Here the latch clears on
-//! **progress** (a set-PM completion indication, or a successful confirm)
-//! or on **timeout** ([`PM_LATCH_TIMEOUT_MS`]), whichever comes first.
+//! yet the latch stayed set (Bug #5, candidate 4: a *candidate* mechanism
+//! of the open uptime degradation, not a confirmed finding). The remedy is
+//! **besser's own policy**, not something the maintainers found or tested:
+//! the latch clears on **progress** (a set-PM completion indication, or a
+//! successful confirm) or on **timeout** ([`PM_LATCH_TIMEOUT_MS`]),
+//! whichever comes first. The set-PM-complete indication reaches it through
+//! the bh's normal path (`Upper::indication` -> [`PmPolicy::on_pm_indication`]).
 //!
 //! Lock class: process context (mac80211 `config` / bss changes) plus the
 //! bh's reports, under the driver's `conf_mutex`.
 
-use crate::wsm::status;
+#![forbid(unsafe_code)]
+
+use super::wsm::status;
 
 /// How long a latched "PM unsupported" holds without progress (ms).
 pub const PM_LATCH_TIMEOUT_MS: u64 = 60_000;

@@ -15,6 +15,8 @@
 //! the current record is stale (it predates a reset or a reuse of the slot)
 //! and is rejected, never applied to the wrong frame.
 
+#![forbid(unsafe_code)]
+
 /// Access categories, in priority order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ac {
@@ -33,8 +35,40 @@ impl Ac {
 
 /// Frames per access-category queue (queued + pending).
 pub const QUEUE_DEPTH: usize = 64;
-/// Largest WSM command the host queues (bytes).
-pub const CMD_LEN_MAX: usize = 512;
+/// Largest WSM command the host queues (bytes): any message the chip
+/// accepts (a 48-channel start-scan is 788 bytes, a configuration request
+/// with its DPD data longer still).
+pub const CMD_LEN_MAX: usize = super::wsm::MSG_LEN_MAX;
+
+/// What the TX request (`0x0004`) carries besides the frame, decided by the
+/// mac80211-facing layer from the frame's `ieee80211_tx_info` (cw1200
+/// `txrx.c` `cw1200_tx_h_rate_policy`, `_ht`, `_align`; `struct wsm_tx`,
+/// `wsm.h` 801-840).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxMeta {
+    /// Link id stamped into the message id (bits 6-9).
+    pub link_id: u8,
+    /// Interface (vif) the frame belongs to.
+    pub if_id: u8,
+    /// Highest rate index the firmware may use (`max_tx_rate`).
+    pub max_tx_rate: u8,
+    /// Rate policy (a cached `WSM_MIB_ID_SET_TX_RATE_RETRY_POLICY` entry).
+    pub rate_policy_index: u8,
+    /// Other `flags` bits (bits 0-3).
+    pub flags: u8,
+    /// `expire_time` in ms (0: the queue's default lifetime).
+    pub expire_time: u32,
+    /// `ht_tx_parameters` (`WSM_HT_TX_MIXED` / `_GREENFIELD`, STBC).
+    pub ht_tx_parameters: u32,
+}
+
+impl TxMeta {
+    /// The `flags` byte of the request: rate policy index in bits 4-7
+    /// (cw1200 `txrx.c`: `wsm->flags |= t->txpriv.rate_id << 4`).
+    pub fn wsm_flags(&self) -> u8 {
+        (self.flags & 0x0F) | (self.rate_policy_index << 4)
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SlotState {
@@ -47,8 +81,7 @@ enum SlotState {
 struct Slot<F> {
     state: SlotState,
     generation: u8,
-    link_id: u8,
-    if_id: u8,
+    meta: TxMeta,
     frame: Option<F>,
 }
 
@@ -79,6 +112,7 @@ pub struct Picked {
     pub ac: Ac,
     pub link_id: u8,
     pub if_id: u8,
+    pub meta: TxMeta,
 }
 
 /// One access-category queue: slots plus a FIFO ring of queued slot indexes.
@@ -97,8 +131,7 @@ impl<F> AcQueue<F> {
             slots: core::array::from_fn(|_| Slot {
                 state: SlotState::Free,
                 generation: 0,
-                link_id: 0,
-                if_id: 0,
+                meta: TxMeta::default(),
                 frame: None,
             }),
             fifo: [0; QUEUE_DEPTH],
@@ -151,6 +184,19 @@ impl<F> TxQueues<F> {
     /// Queues a frame; gives it back when the queue is full (the caller
     /// stops the mac80211 queue).
     pub fn put(&mut self, ac: Ac, link_id: u8, if_id: u8, frame: F) -> Result<(), F> {
+        self.put_with(
+            ac,
+            TxMeta {
+                link_id,
+                if_id,
+                ..TxMeta::default()
+            },
+            frame,
+        )
+    }
+
+    /// Queues a frame with its TX request metadata.
+    pub fn put_with(&mut self, ac: Ac, meta: TxMeta, frame: F) -> Result<(), F> {
         let q = &mut self.queues[ac as usize];
         let Some(i) = q.slots.iter().position(|s| s.state == SlotState::Free) else {
             return Err(frame);
@@ -158,8 +204,7 @@ impl<F> TxQueues<F> {
         let s = &mut q.slots[i];
         s.state = SlotState::Queued;
         s.generation = s.generation.wrapping_add(1);
-        s.link_id = link_id;
-        s.if_id = if_id;
+        s.meta = meta;
         s.frame = Some(frame);
         q.push_back(i);
         Ok(())
@@ -194,8 +239,9 @@ impl<F> TxQueues<F> {
                 let picked = Picked {
                     packet_id: self.packet_id(ai, slot),
                     ac: Ac::from_index(ai)?,
-                    link_id: s.link_id,
-                    if_id: s.if_id,
+                    link_id: s.meta.link_id,
+                    if_id: s.meta.if_id,
+                    meta: s.meta,
                 };
                 return Some((picked, frame));
             }
@@ -244,8 +290,8 @@ impl<F> TxQueues<F> {
         Ok(Done {
             frame,
             ac: Ac::from_index(ai).unwrap_or(Ac::Be),
-            link_id: s.link_id,
-            if_id: s.if_id,
+            link_id: s.meta.link_id,
+            if_id: s.meta.if_id,
         })
     }
 
@@ -256,7 +302,7 @@ impl<F> TxQueues<F> {
         if s.state != SlotState::Pending {
             return Err(PacketIdError::NotPending(packet_id));
         }
-        Ok(s.if_id)
+        Ok(s.meta.if_id)
     }
 
     /// Puts a pending frame back at the head of its queue (a `REQUEUE`
@@ -302,8 +348,8 @@ impl<F> TxQueues<F> {
                     f(Done {
                         frame,
                         ac: Ac::from_index(ai).unwrap_or(Ac::Be),
-                        link_id: s.link_id,
-                        if_id: s.if_id,
+                        link_id: s.meta.link_id,
+                        if_id: s.meta.if_id,
                     });
                 }
                 s.state = SlotState::Free;
@@ -340,14 +386,14 @@ impl Default for CmdSlot {
 pub enum CmdError {
     /// A command is already waiting or in flight.
     Busy,
-    Encode(crate::wsm::WsmError),
+    Encode(super::wsm::WsmError),
 }
 
 impl CmdSlot {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-    pub fn put(&mut self, req: &crate::wsm::Request<'_>, if_id: u8) -> Result<(), CmdError> {
+    pub fn put(&mut self, req: &super::wsm::Request<'_>, if_id: u8) -> Result<(), CmdError> {
         if self.len != 0 {
             return Err(CmdError::Busy);
         }
@@ -362,9 +408,9 @@ impl CmdSlot {
         if self.len != 0 {
             return Err(CmdError::Busy);
         }
-        let (len, _) = crate::wsm::parse_header(msg).map_err(CmdError::Encode)?;
+        let (len, _) = super::wsm::parse_header(msg).map_err(CmdError::Encode)?;
         if len > CMD_LEN_MAX {
-            return Err(CmdError::Encode(crate::wsm::WsmError::NoRoom {
+            return Err(CmdError::Encode(super::wsm::WsmError::NoRoom {
                 need: len,
                 have: CMD_LEN_MAX,
             }));

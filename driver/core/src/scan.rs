@@ -15,7 +15,9 @@
 //! Lock class: process context only (mac80211 `hw_scan` and the bh's
 //! confirm report, both under the driver's `conf_mutex`).
 
-use crate::wsm::{status, Band};
+#![forbid(unsafe_code)]
+
+use super::wsm::{status, Band};
 
 /// Firmware rejects in a row (per band) before scans on that band back off.
 pub const SCAN_REJECTS_BEFORE_BACKOFF: u8 = 3;

@@ -5,6 +5,12 @@
 //! and the public bes2600 sources (`0x0Cxx` MCU commands with their own
 //! sequence space and a confirm/indication label). Everything received from
 //! the chip is untrusted: decoding returns [`WsmError`], never panics.
+//!
+//! Only the host's side lives here: requests are encoded, chip messages
+//! decoded. The simulator builds the chip's side with its own code
+//! (`driver/sim/src/wire.rs`), so a wrong layout here fails a test instead
+//! of being mirrored; both are checked against `tests/data/*.vec`.
+#![forbid(unsafe_code)]
 
 /// Bytes of the `{le16 len, le16 id}` header.
 pub const WSM_HDR_LEN: usize = 4;
@@ -25,7 +31,15 @@ pub const FW_LABEL_LEN: usize = 128;
 /// Bytes of the fixed part of a WSM TX request after the header.
 pub const TX_REQ_FIXED_LEN: usize = 20;
 /// Bytes of the fixed part of an RX indication after the header.
-pub const RX_IND_FIXED_LEN: usize = 12;
+/// bes2600 reads status, channel, rate, RSSI and flags (12 bytes) and then
+/// skips 16 more ("lmac wsm data ind struct update", `wsm.c` 1487-1492):
+/// the frame starts 32 bytes into the message (cw1200: 16).
+pub const RX_IND_FIXED_LEN: usize = 28;
+/// Bytes bes2600 writes after every message on the wire, outside `len`: a
+/// host timestamp in ms (`BES2600_HOST_TIMESTAMP_DEBUG` is always defined;
+/// `wsm.c` 1874-1877, `queue.c` 435-440, sent as `len + 4`, `bh.c`
+/// 1134-1141). The slot size is chosen from `len + 4`.
+pub const TX_TRAILER_LEN: usize = 4;
 /// Bytes of the bes2600 MCU header after the WSM header (reserve, label, type).
 pub const MCU_HDR_LEN: usize = 12;
 
@@ -148,8 +162,10 @@ impl MsgId {
             _ => Kind::Mcu,
         }
     }
+    /// bes2600 `WSM_TXRX_SEQ_IDX` (`wsm.h` 687-688): the MCU space is
+    /// `(id & 0xF00) == 0xC00`.
     pub fn seq_space(self) -> SeqSpace {
-        if self.kind() == Kind::Mcu {
+        if self.0 & 0x0F00 == 0x0C00 {
             SeqSpace::Mcu
         } else {
             SeqSpace::Wsm
@@ -359,11 +375,20 @@ pub struct AddKeyReq {
 }
 
 impl AddKeyReq {
-    /// WSM_KEY_TYPE_AES_PAIRWISE: peer address, reserved, 16-byte key.
-    pub const TYPE_AES_PAIRWISE: u8 = 3;
-    /// WSM_KEY_TYPE_AES_GROUP: 16-byte key, key id, reserved, rx seqnum.
-    pub const TYPE_AES_GROUP: u8 = 2;
+    /// `WSM_KEY_TYPE_WEP_DEFAULT` (cw1200 `wsm.h` 327, bes2600 `wsm.h` 334).
+    pub const TYPE_WEP_DEFAULT: u8 = 0;
+    /// `WSM_KEY_TYPE_WEP_PAIRWISE` (cw1200 `wsm.h` 328).
+    pub const TYPE_WEP_PAIRWISE: u8 = 1;
+    /// `WSM_KEY_TYPE_TKIP_GROUP` (cw1200 `wsm.h` 329).
+    pub const TYPE_TKIP_GROUP: u8 = 2;
+    /// `WSM_KEY_TYPE_TKIP_PAIRWISE` (cw1200 `wsm.h` 330).
+    pub const TYPE_TKIP_PAIRWISE: u8 = 3;
+    /// `WSM_KEY_TYPE_AES_GROUP` (cw1200 `wsm.h` 331): CCMP group key.
+    pub const TYPE_AES_GROUP: u8 = 4;
+    /// `WSM_KEY_TYPE_AES_PAIRWISE` (cw1200 `wsm.h` 332): CCMP pairwise key.
+    pub const TYPE_AES_PAIRWISE: u8 = 5;
 
+    /// `aes_pairwise`: peer address, reserved le16, 16-byte key.
     pub fn aes_pairwise(entry_index: u8, peer: [u8; 6], key: [u8; 16]) -> Self {
         let mut body = [0u8; KEY_BODY_LEN];
         body[..6].copy_from_slice(&peer);
@@ -374,6 +399,7 @@ impl AddKeyReq {
             body,
         }
     }
+    /// `aes_group`: 16-byte key, key id, 3 reserved, 8-byte RX sequence.
     pub fn aes_group(entry_index: u8, key_id: u8, key: [u8; 16], rx_seq: [u8; 8]) -> Self {
         let mut body = [0u8; KEY_BODY_LEN];
         body[..16].copy_from_slice(&key);
@@ -384,6 +410,22 @@ impl AddKeyReq {
             entry_index,
             body,
         }
+    }
+    /// `wep_group` (a default/static WEP key): key id, key length,
+    /// reserved le16, key bytes (5 or 13, at most 16).
+    pub fn wep_default(entry_index: u8, key_id: u8, key: &[u8]) -> Result<Self, WsmError> {
+        if key.is_empty() || key.len() > 16 || key_id > 3 {
+            return Err(WsmError::InvalidArgument);
+        }
+        let mut body = [0u8; KEY_BODY_LEN];
+        body[0] = key_id;
+        body[1] = key.len() as u8;
+        body[4..4 + key.len()].copy_from_slice(key);
+        Ok(AddKeyReq {
+            key_type: Self::TYPE_WEP_DEFAULT,
+            entry_index,
+            body,
+        })
     }
 }
 
@@ -408,6 +450,25 @@ pub struct TxReq<'a> {
     pub expire_time: u32,
     pub ht_tx_parameters: u32,
     pub frame: &'a [u8],
+}
+
+/// The WSM queue id of a mac80211 queue (VO, VI, BE, BK -> 3, 2, 0, 1;
+/// `wsm_queue_id_to_wsm`, bes2600 `wsm.h` 2156-2162, cw1200 `wsm.h`
+/// 1847-1853).
+pub fn wsm_queue_id(linux_queue: u8) -> u8 {
+    match linux_queue {
+        0 => 3,
+        1 => 2,
+        2 => 0,
+        _ => 1,
+    }
+}
+
+/// The TX request's `queueId` byte in bes2600: the raw link id in bits 2-5
+/// over the WSM queue id (`txrx.c` 782-783); the id's bits 6-9 carry the
+/// interface instead.
+pub fn tx_queue_byte(linux_queue: u8, link_id: u8) -> u8 {
+    ((link_id & 0x0F) << 2) | wsm_queue_id(linux_queue)
 }
 
 /// A request the host sends. Sequence number and link id are stamped by the
@@ -644,8 +705,9 @@ impl Request<'_> {
             Request::Mcu {
                 cmd_type, payload, ..
             } => {
-                w.u32(0)?; // reserve
-                w.u32(0)?; // label: the host's own commands carry none
+                // bes2600 `wsm_vendor_rf_cmd` (`wsm.c` 345-353): the body is
+                // `cmd_type` and the command's own arguments, no reserve or
+                // label (those exist only in the chip's `wsm_mcu_hdr`).
                 w.u32(cmd_type)?;
                 w.put(payload)?;
             }
@@ -657,98 +719,6 @@ impl Request<'_> {
         out[..2].copy_from_slice(&(len as u16).to_le_bytes());
         Ok(len)
     }
-}
-
-/// Decodes a request (the simulator's side of the bus). Only the fields the
-/// simulator acts on are decoded; the rest is validated for length.
-pub fn decode_request(msg: &[u8]) -> Result<(MsgId, ReqView<'_>), WsmError> {
-    let (len, mid) = parse_header(msg)?;
-    let msg = &msg[..len];
-    let mut r = Reader::new(msg, WSM_HDR_LEN, mid.0);
-    let view = match mid.base() {
-        id::START_SCAN_REQ => {
-            let band = r.u8()?;
-            r.bytes(7)?;
-            r.u8()?; // num_probes
-            let n_ch = r.u8()?;
-            let n_ssid = r.u8()?;
-            r.u8()?;
-            if usize::from(n_ch) > SCAN_CHANNELS_MAX || usize::from(n_ssid) > SCAN_SSIDS_MAX {
-                return Err(WsmError::BadCount {
-                    id: mid.0,
-                    count: u32::from(n_ch),
-                });
-            }
-            let mut first_channel = 0;
-            for i in 0..n_ch {
-                let ch = r.u16()?;
-                if i == 0 {
-                    first_channel = ch;
-                }
-                r.bytes(14)?;
-            }
-            r.bytes(usize::from(n_ssid) * 36)?;
-            ReqView::StartScan {
-                band,
-                num_channels: n_ch,
-                first_channel,
-            }
-        }
-        id::TX_REQ => {
-            let packet_id = r.u32()?;
-            r.u8()?;
-            let queue_id = r.u8()?;
-            r.bytes(14)?;
-            ReqView::Tx {
-                packet_id,
-                queue_id,
-                frame: r.rest(),
-            }
-        }
-        id::JOIN_REQ => {
-            r.bytes(4)?;
-            let b = r.bytes(6)?;
-            let mut bssid = [0u8; 6];
-            bssid.copy_from_slice(b);
-            ReqView::Join { bssid }
-        }
-        id::SET_PM_REQ => ReqView::SetPm { mode: r.u8()? },
-        id::READ_MIB_REQ => ReqView::ReadMib { mib_id: r.u16()? },
-        b if b & id::MCU_BASE == id::MCU_BASE => {
-            r.bytes(8)?;
-            ReqView::Mcu { cmd_type: r.u32()? }
-        }
-        _ => ReqView::Other,
-    };
-    Ok((mid, view))
-}
-
-/// What the simulator needs from a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReqView<'a> {
-    StartScan {
-        band: u8,
-        num_channels: u8,
-        first_channel: u16,
-    },
-    Tx {
-        packet_id: u32,
-        queue_id: u8,
-        frame: &'a [u8],
-    },
-    Join {
-        bssid: [u8; 6],
-    },
-    SetPm {
-        mode: u8,
-    },
-    ReadMib {
-        mib_id: u16,
-    },
-    Mcu {
-        cmd_type: u32,
-    },
-    Other,
 }
 
 // ---------------------------------------------------------------------------
@@ -799,17 +769,6 @@ impl TxConfirm {
             media_delay: r.u32()?,
             tx_queue_delay: r.u32()?,
         })
-    }
-    pub fn write_to(&self, out: &mut [u8]) -> Result<usize, WsmError> {
-        let mut w = Writer::new(out);
-        w.u32(self.packet_id)?;
-        w.u32(self.status)?;
-        w.u8(self.tx_rate)?;
-        w.u8(self.ack_failures)?;
-        w.u16(self.flags)?;
-        w.u32(self.media_delay)?;
-        w.u32(self.tx_queue_delay)?;
-        Ok(w.pos())
     }
 }
 
@@ -895,17 +854,23 @@ pub enum Incoming<'a> {
     },
 }
 
-impl Incoming<'_> {
-    /// Credits this message returns to the host (cw1200/bes2600: every
-    /// confirm releases one input buffer; a multi-TX confirm one per entry;
-    /// an MCU confirm one).
-    pub fn credits_released(&self) -> usize {
-        match self {
-            Incoming::Confirm { .. } | Incoming::TxConfirm(_) => 1,
-            Incoming::MultiTxConfirm(m) => m.len(),
-            Incoming::Mcu { label, .. } if *label == MCU_LABEL_CONFIRM => 1,
-            _ => 0,
+/// Which ledger a message from the chip frees one input buffer in, before
+/// its body is parsed: bes2600 `WSM_CONFIRM_CONDITION` (`wsm.h` 692-693,
+/// applied in `bes2600_bh_rx_helper`, `bh.c` 1076-1080; cw1200 releases for
+/// `id & 0x0400`, `bh.c` 318-324). On the 12-bit id: `0x04xx` with bits 8-9
+/// clear, or an MCU message (`(id & 0xF00) == 0xC00`) whose `handle_label`
+/// (le32 at byte 8) is the confirm label `0x0f`. A multi-TX confirm frees
+/// `count - 1` more once its body decodes (`wsm.c` 652).
+pub fn releases_buffer(msg: &[u8]) -> Option<SeqSpace> {
+    let raw = u16::from_le_bytes([*msg.get(2)?, *msg.get(3)?]) & 0x0FFF;
+    match raw & 0x0F00 {
+        0x0400 => Some(SeqSpace::Wsm),
+        0x0C00 => {
+            let l = msg.get(8..12)?;
+            (u32::from_le_bytes([l[0], l[1], l[2], l[3]]) == MCU_LABEL_CONFIRM)
+                .then_some(SeqSpace::Mcu)
         }
+        _ => None,
     }
 }
 
@@ -963,6 +928,7 @@ pub fn decode(msg: &[u8]) -> Result<(MsgId, Incoming<'_>), WsmError> {
                     rcpi_rssi: r.u8()?,
                     flags: r.u32()?,
                 };
+                r.bytes(RX_IND_FIXED_LEN - 12)?;
                 Incoming::Rx {
                     meta,
                     frame: r.rest(),
@@ -1002,159 +968,6 @@ pub fn decode(msg: &[u8]) -> Result<(MsgId, Incoming<'_>), WsmError> {
         }
     };
     Ok((mid, inc))
-}
-
-/// Encoders for chip-side messages (used by the simulator and by tests).
-pub mod chip {
-    use super::*;
-
-    fn finish(out: &mut [u8], len: usize) -> Result<usize, WsmError> {
-        if len > MSG_LEN_MAX {
-            return Err(WsmError::InvalidArgument);
-        }
-        out[..2].copy_from_slice(&(len as u16).to_le_bytes());
-        Ok(len)
-    }
-
-    fn begin<'a>(out: &'a mut [u8], mid: MsgId) -> Result<Writer<'a>, WsmError> {
-        let mut w = Writer::new(out);
-        w.u16(0)?;
-        w.u16(mid.0)?;
-        Ok(w)
-    }
-
-    pub fn startup(
-        out: &mut [u8],
-        seq: u8,
-        input_buffers: u16,
-        buffer_size: u16,
-    ) -> Result<usize, WsmError> {
-        let mut w = begin(out, MsgId::new(id::STARTUP_IND, 0, seq))?;
-        w.u16(input_buffers)?;
-        w.u16(buffer_size)?;
-        for v in [0x2002u16, 0, 0, 0, 0, 0, 0, 0] {
-            w.u16(v)?;
-        }
-        let mut label = [0u8; FW_LABEL_LEN];
-        let text = b"besser-sim firmware";
-        label[..text.len()].copy_from_slice(text);
-        w.put(&label)?;
-        let n = w.pos();
-        finish(out, n)
-    }
-
-    pub fn confirm(
-        out: &mut [u8],
-        seq: u8,
-        req: u16,
-        status: u32,
-        body: &[u8],
-    ) -> Result<usize, WsmError> {
-        let mut w = begin(out, MsgId::new(req | id::CONFIRM_BIT, 0, seq))?;
-        w.u32(status)?;
-        w.put(body)?;
-        let n = w.pos();
-        finish(out, n)
-    }
-
-    pub fn tx_confirm(
-        out: &mut [u8],
-        seq: u8,
-        link_id: u8,
-        c: &TxConfirm,
-    ) -> Result<usize, WsmError> {
-        let mut w = begin(out, MsgId::new(id::TX_CONFIRM, link_id, seq))?;
-        let mut tmp = [0u8; TX_CONFIRM_LEN];
-        c.write_to(&mut tmp)?;
-        w.put(&tmp)?;
-        let n = w.pos();
-        finish(out, n)
-    }
-
-    pub fn multi_tx_confirm(
-        out: &mut [u8],
-        seq: u8,
-        confirms: &[TxConfirm],
-    ) -> Result<usize, WsmError> {
-        let mut w = begin(out, MsgId::new(id::MULTI_TX_CONFIRM, 0, seq))?;
-        w.u32(confirms.len() as u32)?;
-        for c in confirms {
-            let mut tmp = [0u8; TX_CONFIRM_LEN];
-            c.write_to(&mut tmp)?;
-            w.put(&tmp)?;
-        }
-        let n = w.pos();
-        finish(out, n)
-    }
-
-    pub fn rx(out: &mut [u8], seq: u8, meta: &RxMeta, frame: &[u8]) -> Result<usize, WsmError> {
-        let mut w = begin(out, MsgId::new(id::RX_IND, meta.link_id, seq))?;
-        w.u32(meta.status)?;
-        w.u16(meta.channel)?;
-        w.u8(meta.rx_rate)?;
-        w.u8(meta.rcpi_rssi)?;
-        w.u32(meta.flags)?;
-        w.put(frame)?;
-        let n = w.pos();
-        finish(out, n)
-    }
-
-    pub fn event(out: &mut [u8], seq: u8, event_id: u32, data: u32) -> Result<usize, WsmError> {
-        let mut w = begin(out, MsgId::new(id::EVENT_IND, 0, seq))?;
-        w.u32(event_id)?;
-        w.u32(data)?;
-        let n = w.pos();
-        finish(out, n)
-    }
-
-    pub fn scan_complete(
-        out: &mut [u8],
-        seq: u8,
-        status: u32,
-        num_channels: u8,
-    ) -> Result<usize, WsmError> {
-        let mut w = begin(out, MsgId::new(id::SCAN_COMPLETE_IND, 0, seq))?;
-        w.u32(status)?;
-        w.u8(0)?;
-        w.u8(num_channels)?;
-        let n = w.pos();
-        finish(out, n)
-    }
-
-    pub fn set_pm_complete(out: &mut [u8], seq: u8, psm: u8) -> Result<usize, WsmError> {
-        let mut w = begin(out, MsgId::new(id::SET_PM_IND, 0, seq))?;
-        w.u8(psm)?;
-        w.put(&[0, 0, 0])?;
-        let n = w.pos();
-        finish(out, n)
-    }
-
-    pub fn exception(out: &mut [u8], seq: u8, dump: &[u8]) -> Result<usize, WsmError> {
-        let mut w = begin(out, MsgId::new(id::EXCEPTION_IND, 0, seq))?;
-        w.put(dump)?;
-        let n = w.pos();
-        finish(out, n)
-    }
-
-    pub fn mcu(
-        out: &mut [u8],
-        seq: u8,
-        cmd: u8,
-        label: u32,
-        cmd_type: u32,
-        body: &[u8],
-    ) -> Result<usize, WsmError> {
-        let mut w = begin(
-            out,
-            MsgId::new(id::MCU_BASE | u16::from(cmd & 0x3F), 0, seq),
-        )?;
-        w.u32(0)?;
-        w.u32(label)?;
-        w.u32(cmd_type)?;
-        w.put(body)?;
-        let n = w.pos();
-        finish(out, n)
-    }
 }
 
 /// Typed bodies of the confirms that carry more than a status.
