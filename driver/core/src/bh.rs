@@ -20,8 +20,6 @@
 //! `kmalloc`ed, DMA-safe memory and nothing the bus touches is on a stack.
 #![forbid(unsafe_code)]
 
-use core::marker::PhantomData;
-
 #[cfg(not(loom))]
 use core::sync::atomic::{AtomicU32, Ordering};
 #[cfg(loom)]
@@ -304,8 +302,15 @@ struct OutCmd {
     deadline_ms: u64,
 }
 
+/// Makes its owner neither `Send` nor `Sync` (a raw pointer field, never
+/// dereferenced). A type of our own rather than `PhantomData<*mut ()>`, so
+/// the compile-fail proofs' expected errors point into this crate only.
+#[derive(Debug)]
+#[allow(dead_code)] // never read: the field exists to remove Send and Sync
+struct OneThread(*const u8);
+
 /// The bh context: owned by the bh thread alone. It is neither `Send` nor
-/// `Sync` (`PhantomData<*mut ()>`): the thread that runs the bh creates it,
+/// `Sync` ([`OneThread`]): the thread that runs the bh creates it,
 /// and no `Mutex<BhContext>` can be handed to a second worker
 /// (`tests/ui/`). Every mutation needs `&mut self`. It holds no buffers
 /// (those are [`BhBufs`]), so it is small enough to live on the bh
@@ -321,7 +326,7 @@ pub struct BhContext {
     tx_data_toggle: bool,
     out_cmd: [Option<OutCmd>; SeqSpace::COUNT],
     stats: BhStats,
-    _one_thread: PhantomData<*mut ()>,
+    _one_thread: OneThread,
 }
 
 /// Largest structure the core builds by value (bytes): the kernel stack is
@@ -363,7 +368,7 @@ impl BhContext {
                 resets: 0,
                 unexpected_restarts: 0,
             },
-            _one_thread: PhantomData,
+            _one_thread: OneThread(core::ptr::null()),
         }
     }
 

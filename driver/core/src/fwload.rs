@@ -353,15 +353,23 @@ pub enum DownloadError {
     Protocol(FwError),
     Bus(BusError),
     /// No IRQ from the boot ROM within the caller's wait.
-    NoIrq { seq: u8 },
+    NoIrq {
+        seq: u8,
+    },
     /// The boot ROM announced a zero-length reply 6 times (`bes_fw.c` 82-90).
-    NoReply { seq: u8 },
+    NoReply {
+        seq: u8,
+    },
     /// The reply is longer than the caller's reply buffer.
-    ReplyTooLong { len: u16 },
+    ReplyTooLong {
+        len: u16,
+    },
     /// `SLAVE_STATUS` never showed DPD-ready.
     DpdNotReady,
     /// The DPD data the chip announced does not fit the caller's buffer.
-    DpdSize { len: u16 },
+    DpdSize {
+        len: u16,
+    },
 }
 
 /// Register reads of a zero reply length before giving up (`retry <= 5`).
@@ -384,7 +392,10 @@ impl<B: SdioBus, W: FnMut(&mut B) -> bool> FwIo<'_, B, W> {
         self.bus.readb(addr).map_err(DownloadError::Bus)
     }
     fn read16(&mut self, addr: u32) -> Result<u16, DownloadError> {
-        Ok(u16::from_le_bytes([self.readb(addr)?, self.readb(addr + 1)?]))
+        Ok(u16::from_le_bytes([
+            self.readb(addr)?,
+            self.readb(addr + 1)?,
+        ]))
     }
     /// `bes_slave_rx_ready`: buffer count, then the receive buffer size.
     fn rx_ready(&mut self) -> Result<u16, DownloadError> {
@@ -428,7 +439,10 @@ impl<B: SdioBus, W: FnMut(&mut B) -> bool> FwIo<'_, B, W> {
     pub fn run(&mut self, mut l: FwLoader<'_>) -> Result<FwInfo, DownloadError> {
         while !l.done() {
             let rx_buf = self.rx_ready()?.min(self.scratch.len() as u16);
-            let Some(n) = l.next_frame(rx_buf, self.scratch).map_err(DownloadError::Protocol)? else {
+            let Some(n) = l
+                .next_frame(rx_buf, self.scratch)
+                .map_err(DownloadError::Protocol)?
+            else {
                 break;
             };
             let seq = self.scratch[1];
@@ -451,7 +465,10 @@ impl<B: SdioBus, W: FnMut(&mut B) -> bool> FwIo<'_, B, W> {
         l.run = false;
         while !matches!(l.phase, Phase::End | Phase::Done) {
             let rx_buf = self.rx_ready()?.min(self.scratch.len() as u16);
-            let Some(n) = l.next_frame(rx_buf, self.scratch).map_err(DownloadError::Protocol)? else {
+            let Some(n) = l
+                .next_frame(rx_buf, self.scratch)
+                .map_err(DownloadError::Protocol)?
+            else {
                 break;
             };
             let seq = self.scratch[1];

@@ -51,7 +51,9 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, Vector>, String> {
             continue;
         }
         let (_, v) = cur.as_mut().ok_or_else(|| at("field outside a vector"))?;
-        let (key, val) = line.split_once(':').ok_or_else(|| at("expected key: value"))?;
+        let (key, val) = line
+            .split_once(':')
+            .ok_or_else(|| at("expected key: value"))?;
         let val = val.trim();
         match key {
             "cite" => v.cite = val.to_string(),
@@ -65,12 +67,17 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, Vector>, String> {
                     v.bytes.push(if t == "xx" {
                         None
                     } else {
-                        Some(u8::from_str_radix(t, 16).map_err(|e| at(&format!("bad byte {t}: {e}")))?)
+                        Some(
+                            u8::from_str_radix(t, 16)
+                                .map_err(|e| at(&format!("bad byte {t}: {e}")))?,
+                        )
                     });
                 }
             }
             "len" | "pad" => {
-                let n: usize = val.parse().map_err(|e| at(&format!("bad {key} {val}: {e}")))?;
+                let n: usize = val
+                    .parse()
+                    .map_err(|e| at(&format!("bad {key} {val}: {e}")))?;
                 if n < v.bytes.len() {
                     return Err(at("total shorter than the hex"));
                 }
@@ -91,7 +98,10 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, Vector>, String> {
 }
 
 pub fn load() -> BTreeMap<String, Vector> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/tests/data/bes2600.vec");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../core/tests/data/bes2600.vec"
+    );
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     parse(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }

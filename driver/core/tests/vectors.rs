@@ -50,10 +50,7 @@ fn tx_request_layout() {
 #[test]
 fn queue_byte_carries_the_link_over_the_wsm_queue() {
     // VO, VI, BE, BK -> 3, 2, 0, 1 (B/wsm.h 2156-2162); link in bits 2-5.
-    assert_eq!(
-        [0, 1, 2, 3].map(|q| wsm::wsm_queue_id(q)),
-        [3, 2, 0, 1]
-    );
+    assert_eq!([0, 1, 2, 3].map(|q| wsm::wsm_queue_id(q)), [3, 2, 0, 1]);
     assert_eq!(wsm::tx_queue_byte(2, 5), (5 << 2));
     assert_eq!(wsm::tx_queue_byte(0, 1), (1 << 2) | 3);
 }
@@ -89,7 +86,9 @@ fn write_mib_layout() {
         mib_id: 0x1024,
         data: &1u32.to_le_bytes(),
     };
-    v("write_mib_multi_tx_confirm").matches(&encode(&req, 0, 0)).unwrap();
+    v("write_mib_multi_tx_confirm")
+        .matches(&encode(&req, 0, 0))
+        .unwrap();
 }
 
 #[test]
@@ -109,7 +108,11 @@ fn chip_messages_decode() {
     };
     assert_eq!((meta.channel, meta.rx_rate, meta.rcpi_rssi), (6, 13, 0x50));
     assert_eq!(meta.flags, 0x0001_0000);
-    assert_eq!(frame, &m[32..], "the frame starts after the 16 skipped bytes");
+    assert_eq!(
+        frame,
+        &m[32..],
+        "the frame starts after the 16 skipped bytes"
+    );
     assert_eq!(frame.len(), 30);
 
     let m = v("startup_indication").zeroed();
@@ -121,7 +124,13 @@ fn chip_messages_decode() {
 
     let m = v("mcu_confirm").zeroed();
     assert_eq!(wsm::releases_buffer(&m), Some(SeqSpace::Mcu));
-    let Ok((mid, Incoming::Mcu { label, cmd_type, .. })) = wsm::decode(&m) else {
+    let Ok((
+        mid,
+        Incoming::Mcu {
+            label, cmd_type, ..
+        },
+    )) = wsm::decode(&m)
+    else {
         panic!("MCU confirm does not decode");
     };
     assert_eq!((mid.seq_space(), label, cmd_type), (SeqSpace::Mcu, 0x0f, 3));
@@ -135,7 +144,11 @@ fn tx_aggregate_slots_and_argument() {
     for (seq, len) in [100usize, 200, 60].into_iter().enumerate() {
         let mut m = vec![0u8; len];
         m[..2].copy_from_slice(&(len as u16).to_le_bytes());
-        m[2..4].copy_from_slice(&wsm::MsgId::new(wsm::id::TX_REQ, 0, seq as u8).0.to_le_bytes());
+        m[2..4].copy_from_slice(
+            &wsm::MsgId::new(wsm::id::TX_REQ, 0, seq as u8)
+                .0
+                .to_le_bytes(),
+        );
         b.push(&m, false, 0xAABB_CCDD).unwrap();
     }
     let (cmd, bytes) = b.finish(false);
@@ -143,9 +156,18 @@ fn tx_aggregate_slots_and_argument() {
     vec.matches(bytes).unwrap();
     // The 4-byte timestamp follows each message (B/bh.c 1134-1136).
     assert_eq!(&bytes[100..104], &0xAABB_CCDDu32.to_le_bytes());
-    assert_eq!(Cmd53::tx_write(b_coded(&[100, 200, 60]), true).arg, v("tx_arg_toggle_1").args[0]);
-    assert_eq!(Cmd53::tx_write(b_coded(&[700]), false).arg, v("tx_arg_one_700").args[0]);
-    assert_eq!(Cmd53::tx_write(b_coded(&[1600, 1600]), false).arg, v("tx_arg_two_1600").args[0]);
+    assert_eq!(
+        Cmd53::tx_write(b_coded(&[100, 200, 60]), true).arg,
+        v("tx_arg_toggle_1").args[0]
+    );
+    assert_eq!(
+        Cmd53::tx_write(b_coded(&[700]), false).arg,
+        v("tx_arg_one_700").args[0]
+    );
+    assert_eq!(
+        Cmd53::tx_write(b_coded(&[1600, 1600]), false).arg,
+        v("tx_arg_two_1600").args[0]
+    );
 }
 
 /// The coded total of a batch of messages with these lengths.
@@ -174,7 +196,8 @@ fn slot_sizes_split_batches_and_mcu_goes_alone() {
     assert_eq!(b.fits(8, false), Err(sdio::TxBatchFull::Count));
     let mut buf = vec![0u8; sdio::TX_BUF_LEN];
     let mut m = TxBatch::new(&mut buf);
-    m.push(&[12, 0, 0x27, 0x0C, 3, 0, 0, 0, 5, 0, 0, 0], true, 0).unwrap();
+    m.push(&[12, 0, 0x27, 0x0C, 3, 0, 0, 0, 5, 0, 0, 0], true, 0)
+        .unwrap();
     assert_eq!(m.fits(8, false), Err(sdio::TxBatchFull::Alone));
     assert_eq!(sdio::tx_slot(1629 + 4), None, "above 4 blocks: no slot");
 }
@@ -187,7 +210,10 @@ fn rx_control_byte_and_read_argument() {
     assert_eq!(sdio::decode_ctrl_byte(b, true), Ctrl::Stale);
     assert_eq!(sdio::decode_ctrl_byte(0x80, true), Ctrl::Zero);
     assert_eq!(Cmd53::transfer(false, 512, 512).arg, vec.args[0]);
-    assert_eq!(Cmd53::transfer(false, 1536 | 1 << 16, 1536).arg, vec.args[1]);
+    assert_eq!(
+        Cmd53::transfer(false, 1536 | 1 << 16, 1536).arg,
+        vec.args[1]
+    );
 }
 
 #[test]
@@ -212,12 +238,20 @@ fn reply(seq: u8) -> [u8; 8] {
 fn firmware_frames_of_a_tiny_image() {
     let image = v("fw_image_tiny").zeroed();
     let info = fwload::parse_image(&image).unwrap();
-    assert_eq!((info.load_addr, info.code_len, info.crc32), (0x2008_0000, 16, 0x7F67_DF5F));
+    assert_eq!(
+        (info.load_addr, info.code_len, info.crc32),
+        (0x2008_0000, 16, 0x7F67_DF5F)
+    );
     let mut l = FwLoader::new(&image).unwrap();
     let mut out = vec![0u8; fwload::FW_CHUNK_MAX];
-    for (seq, name) in ["fw_info", "fw_data", "fw_end", "fw_run"].into_iter().enumerate() {
+    for (seq, name) in ["fw_info", "fw_data", "fw_end", "fw_run"]
+        .into_iter()
+        .enumerate()
+    {
         let n = l.next_frame(0x200, &mut out).unwrap().unwrap();
-        v(name).matches(&out[..n]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        v(name)
+            .matches(&out[..n])
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(Cmd53::transfer(true, n as u32, n).arg, v("fw_info").args[0]);
         l.on_reply(&reply(seq as u8)).unwrap();
     }
@@ -231,9 +265,14 @@ fn firmware_register_poke_frames() {
     let val = 0x0080_2006u32.to_le_bytes();
     let mut l = FwLoader::write_mem(0x4010_0000, &val).unwrap();
     let mut out = vec![0u8; fwload::FW_CHUNK_MAX];
-    for (seq, name) in ["fw_write_reg_info", "fw_write_reg_data"].into_iter().enumerate() {
+    for (seq, name) in ["fw_write_reg_info", "fw_write_reg_data"]
+        .into_iter()
+        .enumerate()
+    {
         let n = l.next_frame(0x200, &mut out).unwrap().unwrap();
-        v(name).matches(&out[..n]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        v(name)
+            .matches(&out[..n])
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         l.on_reply(&reply(seq as u8)).unwrap();
     }
     assert_eq!(fwload::FW_PRE_POKES[0], (0x4010_0000, 0x0080_2006));

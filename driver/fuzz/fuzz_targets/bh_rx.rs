@@ -1,40 +1,65 @@
-//! The real bh fed by a chip that sends arbitrary batches. The control
-//! word is made valid (toggle, CRC8, total length) so the input reaches
-//! extraction, dispatch, the credit ledger and the queues. The bh may halt;
-//! it must never panic, and the ledger must stay consistent.
+//! The real bh fed by a chip that sends arbitrary batches. The control byte
+//! is made valid (toggle, whole blocks) so the input reaches extraction,
+//! dispatch, the credit ledger and the queues. The bh may halt; it must
+//! never panic, and the ledger must stay consistent.
 #![no_main]
 
-use bes2600_core::bh::{BhContext, BusError, Indication, RxDelivery, SdioBus, Upper, Wake};
+use bes2600_core::bh::{
+    BhBufs, BhContext, BusError, Indication, RxDelivery, SdioBus, Upper, Wake, RX_BUF_LEN,
+    TX_BUF_LEN,
+};
 use bes2600_core::queue::{Ac, TxShared};
-use bes2600_core::sdio;
-use bes2600_core::wsm::{self, TxConfirm};
+use bes2600_core::sdio::{self, Cmd53};
+use bes2600_core::wsm::TxConfirm;
 use libfuzzer_sys::fuzz_target;
+
+/// A startup indication granting 4 buffers, seq 0 (152 bytes, B/wsm.c
+/// 1426-1443), written out by hand.
+fn startup() -> Vec<u8> {
+    let mut m = vec![0u8; 152];
+    m[..4].copy_from_slice(&[152, 0, 0x01, 0x08]);
+    m[4..6].copy_from_slice(&4u16.to_le_bytes());
+    m[6..8].copy_from_slice(&1632u16.to_le_bytes());
+    m
+}
 
 struct FuzzBus<'a> {
     chunks: core::slice::Split<'a, u8, fn(&u8) -> bool>,
-    current: &'a [u8],
+    first: Option<Vec<u8>>,
+    current: Vec<u8>,
     toggle: bool,
-    written: usize,
 }
 
 impl SdioBus for FuzzBus<'_> {
-    fn read_ctrl(&mut self) -> Result<[u8; 4], BusError> {
-        self.current = self.chunks.next().unwrap_or(&[]);
-        let len = self.current.len().min(sdio::RX_BATCH_LEN_MAX);
-        self.current = &self.current[..len];
-        let count = self.current.first().map_or(0, |b| b % 17);
-        Ok(sdio::encode_ctrl_word(len as u16, count, self.toggle))
+    fn readb(&mut self, addr: u32) -> Result<u8, BusError> {
+        if addr == sdio::reg::CTRL {
+            return Ok(1); // nothing pending
+        }
+        let next = match self.first.take() {
+            Some(f) => Some(f),
+            None => self.chunks.next().map(|c| c.to_vec()),
+        };
+        let Some(mut c) = next else { return Ok(0) };
+        c.truncate(RX_BUF_LEN);
+        let blocks = c.len().div_ceil(sdio::BLOCK_LEN).max(1);
+        c.resize(blocks * sdio::BLOCK_LEN, 0);
+        self.current = c;
+        Ok(blocks as u8 | (u8::from(self.toggle) << 7))
     }
-    fn read_data(&mut self, buf: &mut [u8]) -> Result<(), BusError> {
-        if buf.len() != self.current.len() {
+    fn writeb(&mut self, _: u32, _: u8) -> Result<(), BusError> {
+        Ok(())
+    }
+    fn cmd53_read(&mut self, cmd: Cmd53, buf: &mut [u8]) -> Result<(), BusError> {
+        if buf.len() != self.current.len() || cmd.len != buf.len() {
             return Err(BusError::Other);
         }
-        buf.copy_from_slice(self.current);
+        buf.copy_from_slice(&self.current);
         self.toggle = !self.toggle;
         Ok(())
     }
-    fn write_data(&mut self, data: &[u8], _toggle: bool) -> Result<(), BusError> {
-        self.written += data.len();
+    fn cmd53_write(&mut self, cmd: Cmd53, data: &[u8]) -> Result<(), BusError> {
+        assert_eq!(cmd.len, data.len());
+        assert!(data.len() % sdio::BLOCK_LEN == 0);
         Ok(())
     }
 }
@@ -53,40 +78,17 @@ impl Upper<Vec<u8>> for Sink {
 }
 
 fuzz_target!(|data: &[u8]| {
-    // A valid startup first, so credits exist and TX runs too.
-    let mut start = [0u8; 256];
-    let n = wsm::chip::startup(&mut start, 0, 4, 1632).unwrap();
-    let mut first = start[..n].to_vec();
-    first.resize(sdio::pad4(n), 0);
     let mut bus = FuzzBus {
         chunks: data.split((|b: &u8| *b == 0xA5) as fn(&u8) -> bool),
-        current: &[],
+        first: Some(startup()),
+        current: Vec::new(),
         toggle: false,
-        written: 0,
     };
-    let mut bh = Box::new(BhContext::new());
+    let mut rx = vec![0u8; RX_BUF_LEN];
+    let mut txb = vec![0u8; TX_BUF_LEN];
+    let mut bufs = BhBufs::new(&mut rx, &mut txb).unwrap();
+    let mut bh = BhContext::new();
     let mut tx: Box<TxShared<Vec<u8>>> = Box::default();
-    // Feed the startup through a one-off bus.
-    {
-        struct One<'a>(&'a [u8], bool);
-        impl SdioBus for One<'_> {
-            fn read_ctrl(&mut self) -> Result<[u8; 4], BusError> {
-                let len = if self.1 { 0 } else { self.0.len() };
-                Ok(sdio::encode_ctrl_word(len as u16, u8::from(!self.1), false))
-            }
-            fn read_data(&mut self, buf: &mut [u8]) -> Result<(), BusError> {
-                buf.copy_from_slice(self.0);
-                self.1 = true;
-                Ok(())
-            }
-            fn write_data(&mut self, _: &[u8], _: bool) -> Result<(), BusError> {
-                Ok(())
-            }
-        }
-        bh.run(Wake::RX, &mut One(&first, false), &mut Sink, &mut *tx, 0)
-            .unwrap();
-        bus.toggle = true;
-    }
     for i in 0..8u8 {
         let _ = tx.queues.put(Ac::Be, 0, 0, vec![i; 40]);
     }
@@ -95,6 +97,7 @@ fuzz_target!(|data: &[u8]| {
             .run(
                 Wake { rx: true, tx: true },
                 &mut bus,
+                &mut bufs,
                 &mut Sink,
                 &mut *tx,
                 t,

@@ -2,8 +2,6 @@
 //! probe responses, auth/assoc responses, data) and what it does with the
 //! frames the host transmits.
 
-use bes2600_core::wsm::RxMeta;
-
 /// Largest 802.11 frame the AP builds (bytes).
 pub const FRAME_LEN_MAX: usize = 1600;
 /// 802.11 MAC header without QoS (bytes).
@@ -53,17 +51,6 @@ impl Default for Ap {
 }
 
 impl Ap {
-    pub fn rx_meta(&self) -> RxMeta {
-        RxMeta {
-            link_id: 0,
-            status: 0,
-            channel: self.channel,
-            rx_rate: 7,
-            rcpi_rssi: self.rssi,
-            flags: 0,
-        }
-    }
-
     /// A frame from the station: returns the management reply to send.
     pub fn on_uplink(&mut self, frame: &[u8]) -> Option<Reply> {
         let (&f0, _) = frame.split_first()?;

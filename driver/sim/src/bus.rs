@@ -3,8 +3,9 @@
 //! a known limit.
 
 use bes2600_core::bh::{BusError, SdioBus};
+use bes2600_core::sdio::Cmd53;
 
-use crate::chip::Chip;
+use crate::chip::{Chip, ChipBusError};
 
 /// Bus parameters. Defaults: 4-bit SDIO at 50 MHz (25,000,000 bytes/s raw)
 /// and 10 µs of command overhead per CMD52/CMD53.
@@ -34,7 +35,8 @@ impl BusModel {
 pub struct BusStats {
     pub busy_ns: u64,
     pub transactions: u64,
-    pub ctrl_reads: u64,
+    /// CMD52 register reads and writes.
+    pub reg_ops: u64,
     pub data_reads: u64,
     pub writes: u64,
     pub bytes_read: u64,
@@ -55,25 +57,41 @@ impl SimBus<'_> {
     }
 }
 
-impl SdioBus for SimBus<'_> {
-    fn read_ctrl(&mut self) -> Result<[u8; 4], BusError> {
-        self.account(4);
-        self.stats.ctrl_reads += 1;
-        self.chip.read_ctrl()
+fn host_err(e: ChipBusError) -> BusError {
+    match e {
+        ChipBusError::Crc => BusError::Crc,
+        ChipBusError::Timeout => BusError::Timeout,
+        ChipBusError::Other => BusError::Other,
     }
-    fn read_data(&mut self, buf: &mut [u8]) -> Result<(), BusError> {
+}
+
+/// The adapter between the host's seam and the card: the core's CMD53 is
+/// handed over as its raw 32-bit argument, which the chip model decodes
+/// with its own code.
+impl SdioBus for SimBus<'_> {
+    fn readb(&mut self, addr: u32) -> Result<u8, BusError> {
+        self.account(1);
+        self.stats.reg_ops += 1;
+        self.chip.readb(addr).map_err(host_err)
+    }
+    fn writeb(&mut self, addr: u32, val: u8) -> Result<(), BusError> {
+        self.account(1);
+        self.stats.reg_ops += 1;
+        self.chip.writeb(addr, val).map_err(host_err)
+    }
+    fn cmd53_read(&mut self, cmd: Cmd53, buf: &mut [u8]) -> Result<(), BusError> {
         self.account(buf.len());
         self.stats.data_reads += 1;
-        let r = self.chip.read_data(buf);
+        let r = self.chip.cmd53_read(cmd.arg, buf).map_err(host_err);
         if r.is_ok() {
             self.stats.bytes_read += buf.len() as u64;
         }
         r
     }
-    fn write_data(&mut self, data: &[u8], toggle: bool) -> Result<(), BusError> {
+    fn cmd53_write(&mut self, cmd: Cmd53, data: &[u8]) -> Result<(), BusError> {
         self.account(data.len());
         self.stats.writes += 1;
         self.stats.bytes_written += data.len() as u64;
-        self.chip.write_data(data, toggle)
+        self.chip.cmd53_write(cmd.arg, data).map_err(host_err)
     }
 }

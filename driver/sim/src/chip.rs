@@ -1,11 +1,57 @@
-//! The chip and its firmware, as the host sees them over SDIO. `no_std`,
-//! fixed capacity: it can later serve as a simulated bus inside the kernel.
-
-use bes2600_core::bh::BusError;
-use bes2600_core::sdio::{self, TxBatch, RX_BATCH_LEN_MAX, RX_BATCH_MAX};
-use bes2600_core::wsm::{self, chip as enc, status, ReqView, SeqSpace, TxConfirm, MSG_LEN_MAX};
+//! The chip and its firmware, as the host sees them over SDIO: CMD52 on
+//! function-1 registers and CMD53 with bes2600's argument encoding.
+//! `no_std`, fixed capacity, and independent of `bes2600-core`: every byte
+//! it parses or builds goes through [`crate::wire`], written from the C
+//! sources (a tidy step keeps it that way).
+//!
+//! What is modelled and where it comes from:
+//! - RX: the one-byte control at 0x001 (blocks | toggle << 7, reading it
+//!   clears the interrupt), 0x000 bit 0 = nothing pending, the data read
+//!   with the length and the RX data toggle in the CMD53 address
+//!   (`bes2600_sdio.c` 636-711, 195-217);
+//! - TX: slotted aggregates decoded from the CMD53 address (low two bits =
+//!   blocks - 1, bit 16 = TX data toggle; `sdio_tx_work` 1080-1182);
+//! - credits: every confirm frees one input buffer, a multi-TX confirm one
+//!   per entry (`wsm.c` 652), the MCU confirm one;
+//! - the boot ROM: registers 0x108/0x109 (buffer count, receive size),
+//!   frames B1-B4, an IRQ per reply with its length at registers 0/1, DPD
+//!   readback after the boot image (`bes_fw.c` 44-104, 224-449, 850-908).
+//!
+//! Not verifiable from public sources, so chosen and marked here: the boot
+//! ROM's receive buffer size ([`ChipConfig::boot_rx_buf`]), the DPD blob's
+//! contents, and that the SDIO toggles survive a spontaneous firmware
+//! restart (they are SDIO slave state; C resets them only with the chip).
 
 use crate::ap::{self, Ap};
+use crate::wire::{self, ids, Cmd53Arg};
+
+/// A bus error as the card causes it (mapped to the host's error type by
+/// the harness's bus adapter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChipBusError {
+    /// Data CRC error (`-EILSEQ`).
+    Crc,
+    /// No response.
+    Timeout,
+    /// Anything else the card refuses (wrong argument, nothing to read).
+    Other,
+}
+
+const MSG_LEN_MAX: usize = wire::MSG_MAX;
+/// The chip's RX batch buffer (16 messages of 1632 bytes).
+const BATCH_LEN_MAX: usize = wire::MSG_MAX * wire::BATCH_MAX;
+/// Sequence spaces: WSM and MCU.
+const SPACES: usize = 2;
+const WSM: usize = 0;
+const MCU: usize = 1;
+
+/// WSM status codes (cw1200 `wsm.h`).
+pub mod status {
+    pub const SUCCESS: u32 = 0;
+    pub const FAILURE: u32 = 1;
+    pub const INVALID_PARAMETER: u32 = 2;
+    pub const REQUEUE: u32 = 11;
+}
 
 /// Messages the firmware can hold for the host before it drops new ones.
 pub const OUTBOX_MAX: usize = 96;
@@ -18,11 +64,11 @@ pub const MULTI_CONFIRM_MAX: usize = 16;
 /// Fault injection. `*_every = n` means every n-th event (0 = never).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Faults {
-    /// Corrupt the CRC8 of every n-th control-word read.
+    /// Fail every n-th control-byte read (CMD52) with a bus CRC error.
     pub ctrl_crc_every: u32,
     /// Fail every n-th data read with a bus CRC error (data stays pending).
     pub data_crc_every: u32,
-    /// Present the previous (consumed) control word on every n-th read: a
+    /// Present the previous (consumed) control byte on every n-th read: a
     /// stale length with the old toggle.
     pub stale_ctrl_every: u32,
     /// Confirm every n-th TX frame with `WSM_REQUEUE` (the host must send
@@ -30,6 +76,9 @@ pub struct Faults {
     pub requeue_every: u32,
     /// Fail the n-th SDIO write (1-based) with a bus error, once.
     pub write_fail_at: Option<u64>,
+    /// The firmware reboots by itself right after taking the n-th write
+    /// (1-based), before confirming any of it, once.
+    pub restart_after_write: Option<u64>,
     /// Never send the confirm of every n-th command.
     pub drop_confirm_every: u32,
     /// Flip one byte of the firmware image at this offset while it is
@@ -52,8 +101,16 @@ pub struct ChipConfig {
     /// The firmware quirk of lesson 4 (multi-channel 5 GHz scan -> status 2).
     pub reject_5ghz_multi_scan: bool,
     /// Images to download before the firmware runs: 2 on the real chip
-    /// (second-stage boot image, then the Wi-Fi firmware), 1 for short tests.
+    /// (second-stage boot image, DPD readback, then the Wi-Fi firmware),
+    /// 1 for short tests. Cached DPD data written to 0x2008C000 skips the
+    /// boot image.
     pub boot_stages: u8,
+    /// What the boot ROM announces at 0x109/0x10a (bytes). Not in any
+    /// public source; 2048 is an assumption.
+    pub boot_rx_buf: u16,
+    /// DPD calibration bytes the boot image hands back (`DPD_BIN_SIZE`,
+    /// 0x3B14 in `bes_chardev.h`).
+    pub dpd_len: u16,
     /// The AP's beacon interval (None: no beacons, the default for tests
     /// that count frames). 802.11 default: 102 ms (100 TU).
     pub beacon_interval_ms: Option<u64>,
@@ -71,6 +128,8 @@ impl Default for ChipConfig {
             reject_5ghz_multi_scan: true,
             beacon_interval_ms: None,
             boot_stages: 1,
+            boot_rx_buf: 2048,
+            dpd_len: 0x3B14,
             mute: false,
             faults: Faults::default(),
         }
@@ -87,7 +146,15 @@ pub struct ChipStats {
     pub overruns: u64,
     pub max_in_flight: u16,
     pub tx_toggle_errors: u64,
+    pub rx_toggle_errors: u64,
     pub bad_writes: u64,
+    pub bad_reads: u64,
+    /// Writes that mixed an MCU command with other messages.
+    pub mcu_not_alone: u64,
+    /// Messages whose slot did not match its own length's block count.
+    pub slot_mismatches: u64,
+    /// Keys installed, by WSM key type (index = type, 0..8).
+    pub keys_by_type: [u32; 8],
     pub scan_requests: u64,
     pub scan_rejects: u64,
     pub scan_rejects_5ghz_multi: u64,
@@ -149,15 +216,18 @@ pub struct Chip {
     power: Power,
     uptime_ms: u64,
     outbox: Outbox,
-    tx_seq: [u8; SeqSpace::COUNT],
-    /// Published batch (what the current control word announces).
-    batch: [u8; RX_BATCH_LEN_MAX],
+    tx_seq: [u8; SPACES],
+    /// Published batch (what the control byte announces), whole blocks.
+    batch: [u8; BATCH_LEN_MAX],
     batch_len: usize,
     batch_count: u8,
-    /// Toggle of the next batch to publish.
-    toggle: bool,
-    last_word: [u8; 4],
-    host_tx_toggle: bool,
+    /// Toggle of the published batch's control byte.
+    ctrl_toggle: bool,
+    /// The control byte of the batch the host consumed last.
+    last_ctrl: u8,
+    /// Data toggles the chip expects in the CMD53 address.
+    rx_data_toggle: bool,
+    tx_data_toggle: bool,
     in_flight: u16,
     irq: bool,
     ctrl_reads: u64,
@@ -168,7 +238,7 @@ pub struct Chip {
     next_beacon_ms: u64,
     downlink_seen: u64,
     boot: BootRom,
-    pending_confirms: [TxConfirm; MULTI_CONFIRM_MAX],
+    pending_confirms: [(u32, u32); MULTI_CONFIRM_MAX],
     n_pending_confirms: usize,
     pub stats: ChipStats,
 }
@@ -186,13 +256,14 @@ impl Chip {
                 head: 0,
                 len: 0,
             },
-            tx_seq: [0; SeqSpace::COUNT],
-            batch: [0; RX_BATCH_LEN_MAX],
+            tx_seq: [0; SPACES],
+            batch: [0; BATCH_LEN_MAX],
             batch_len: 0,
             batch_count: 0,
-            toggle: false,
-            last_word: [0; 4],
-            host_tx_toggle: false,
+            ctrl_toggle: false,
+            last_ctrl: 0,
+            rx_data_toggle: false,
+            tx_data_toggle: false,
             in_flight: 0,
             irq: false,
             ctrl_reads: 0,
@@ -203,118 +274,61 @@ impl Chip {
             next_beacon_ms: 0,
             downlink_seen: 0,
             boot: BootRom::default(),
-            pending_confirms: [TxConfirm::default(); MULTI_CONFIRM_MAX],
+            pending_confirms: [(0, 0); MULTI_CONFIRM_MAX],
             n_pending_confirms: 0,
             stats: ChipStats::default(),
         }
     }
 
-    /// Power on (or power-cycle): the firmware boots and sends its startup
-    /// indication granting `input_buffers` credits.
+    /// Power on (or power-cycle) straight into running firmware: the
+    /// startup indication grants `input_buffers` credits.
     pub fn power_on(&mut self) {
+        self.cold_reset();
+        self.start_firmware();
+    }
+
+    /// A power cycle forgets everything but the counters, the clock and
+    /// the AP (which loses the association).
+    fn cold_reset(&mut self) {
         let cfg = self.cfg;
         let ap = self.ap;
         let stats = self.stats;
         let uptime = self.uptime_ms;
-        // A power cycle forgets everything but the counters and the clock.
         *self = Chip::new(cfg);
         self.ap = ap;
         self.ap.associated = false;
+        self.ap.authenticated = false;
         self.stats = stats;
         self.uptime_ms = uptime;
+    }
+
+    fn start_firmware(&mut self) {
         self.power = Power::Running;
-        if cfg.mute {
+        if self.cfg.mute {
             return;
         }
-        let n = cfg.input_buffers;
-        self.send(SeqSpace::Wsm, |b, s| {
-            enc::startup(b, s, n, MSG_LEN_MAX as u16).ok()
-        });
+        let n = self.cfg.input_buffers;
+        self.send(WSM, |b, s| wire::startup(b, s, n, MSG_LEN_MAX as u16));
     }
 
     /// Power on into the boot ROM: the host must download the firmware
-    /// ([`bes2600_core::fwload`]) before the startup indication comes.
+    /// ([`bes2600_core`'s `fwload`]) before the startup indication comes.
     pub fn power_on_boot_rom(&mut self) {
-        self.power_on();
-        self.outbox.len = 0;
-        self.tx_seq = [0; SeqSpace::COUNT];
-        self.irq = false;
+        self.cold_reset();
         self.power = Power::BootRom;
-        self.boot = BootRom::default();
     }
 
     /// Firmware images fully received and started.
     pub fn boots(&self) -> u64 {
         self.boot.booted
     }
-
-    fn boot_frame(&mut self, data: &[u8]) {
-        use bes2600_core::fwload::{self as fw, frame};
-        let b = &mut self.boot;
-        if data.len() < fw::FW_HDR_LEN {
-            self.stats.bad_writes += 1;
-            return;
-        }
-        let (ty, seq) = (data[0], data[1]);
-        let len = usize::from(u16::from_le_bytes([data[2], data[3]]));
-        let Some(p) = data.get(fw::FW_HDR_LEN..fw::FW_HDR_LEN + len) else {
-            b.reply = Some(fw::encode_reply(seq, fw::FW_ERR_LEN));
-            return;
-        };
-        let le32 = |at: usize| {
-            p.get(at..at + 4)
-                .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
-        };
-        let status = match ty {
-            frame::INFO => match (le32(0), le32(4)) {
-                (Some(code_len), Some(addr)) => {
-                    *b = BootRom {
-                        code_len: code_len as usize,
-                        load_addr: addr,
-                        booted: b.booted,
-                        ..BootRom::default()
-                    };
-                    fw::FW_OK
-                }
-                _ => fw::FW_ERR_LEN,
-            },
-            frame::DATA => match le32(0) {
-                Some(addr) if addr == b.load_addr.wrapping_add(b.received as u32) => {
-                    let n = (p.len() - 4).min(fw::FW_CHUNK_MAX);
-                    let mut tmp = [0u8; fw::FW_CHUNK_MAX];
-                    tmp[..n].copy_from_slice(&p[4..4 + n]);
-                    if let Some(at) = self.cfg.faults.fw_corrupt_at {
-                        if (b.received..b.received + n).contains(&at) {
-                            tmp[at - b.received] ^= 0xff;
-                        }
-                    }
-                    b.crc = fw::crc32_continue(b.crc, &tmp[..n]);
-                    b.received += n;
-                    fw::FW_OK
-                }
-                _ => fw::FW_ERR_LEN,
-            },
-            frame::END => match le32(0) {
-                Some(crc) if b.received == b.code_len && crc == b.crc => {
-                    b.verified = true;
-                    fw::FW_OK
-                }
-                _ => fw::FW_ERR_CRC,
-            },
-            frame::RUN => {
-                if b.verified {
-                    fw::FW_OK
-                } else {
-                    fw::FW_ERR_CRC
-                }
-            }
-            _ => fw::FW_ERR_LEN,
-        };
-        b.reply = Some(fw::encode_reply(seq, status));
-        if ty == frame::RUN && status == fw::FW_OK {
-            b.booted += 1;
-            b.run_pending = true;
-        }
+    /// 4-byte register writes the boot ROM took (address, value), in order.
+    pub fn reg_writes(&self) -> &[(u32, u32)] {
+        &self.boot.regs[..self.boot.n_regs]
+    }
+    /// Memory writes (address, bytes) the boot ROM verified, in order.
+    pub fn mem_writes(&self) -> &[(u32, usize)] {
+        &self.boot.mems[..self.boot.n_mems]
     }
 
     pub fn uptime_ms(&self) -> u64 {
@@ -346,10 +360,10 @@ impl Chip {
             while self.next_beacon_ms <= now_ms && self.outbox_room() > OUTBOX_CONTROL_RESERVE {
                 self.next_beacon_ms += every.max(1);
                 let ap = self.ap;
-                self.send(SeqSpace::Wsm, |b, s| {
+                self.send(WSM, |b, s| {
                     let mut frame = [0u8; ap::FRAME_LEN_MAX];
                     let n = ap::beacon(&ap, &mut frame);
-                    enc::rx(b, s, &ap.rx_meta(), &frame[..n]).ok()
+                    wire::rx(b, s, ap.channel, ap.rssi, &frame[..n])
                 });
             }
             // Beacons the outbox had no room for are lost, as on air.
@@ -360,22 +374,22 @@ impl Chip {
         if let Some(t) = self.cfg.faults.exception_at_ms {
             if now_ms >= t && self.power == Power::Running {
                 self.cfg.faults.exception_at_ms = None;
-                self.send(SeqSpace::Wsm, |b, s| {
-                    enc::exception(b, s, b"sim: assert at lmac.c:1234").ok()
+                self.send(WSM, |b, s| {
+                    wire::exception(b, s, b"sim: assert at lmac.c:1234")
                 });
                 self.power = Power::Crashed;
             }
         }
     }
 
-    fn send(&mut self, space: SeqSpace, f: impl FnOnce(&mut [u8], u8) -> Option<usize>) -> bool {
+    fn send(&mut self, space: usize, f: impl FnOnce(&mut [u8], u8) -> Option<usize>) -> bool {
         if self.power == Power::Crashed {
             return false;
         }
-        let seq = self.tx_seq[space.index()];
+        let seq = self.tx_seq[space];
         let ok = self.outbox.push_with(|b| f(b, seq));
         if ok {
-            self.tx_seq[space.index()] = (seq + 1) % wsm::SEQ_MODULO;
+            self.tx_seq[space] = (seq + 1) % 8;
             self.irq = true;
         } else {
             self.stats.outbox_full += 1;
@@ -391,15 +405,13 @@ impl Chip {
         }
         let confirms = self.pending_confirms;
         let sent = if n == 1 {
-            self.send(SeqSpace::Wsm, |b, s| {
-                enc::tx_confirm(b, s, 0, &confirms[0]).ok()
-            })
+            let (pid, st) = confirms[0];
+            self.send(WSM, |b, s| wire::tx_confirm(b, s, pid, st))
         } else {
-            self.send(SeqSpace::Wsm, |b, s| {
-                enc::multi_tx_confirm(b, s, &confirms[..n]).ok()
-            })
+            self.send(WSM, |b, s| wire::multi_tx_confirm(b, s, &confirms[..n]))
         };
         if sent {
+            // Every entry of a (multi-)TX confirm frees one input buffer.
             self.in_flight = self.in_flight.saturating_sub(n as u16);
             self.n_pending_confirms = 0;
         }
@@ -427,10 +439,10 @@ impl Chip {
                 }
             }
             let ap = self.ap;
-            let ok = self.send(SeqSpace::Wsm, |b, s| {
+            let ok = self.send(WSM, |b, s| {
                 let mut frame = [0u8; ap::FRAME_LEN_MAX];
                 let flen = ap::data_frame(&ap, len, &mut frame);
-                enc::rx(b, s, &ap.rx_meta(), &frame[..flen]).ok()
+                wire::rx(b, s, ap.channel, ap.rssi, &frame[..flen])
             });
             if !ok {
                 break;
@@ -449,105 +461,105 @@ impl Chip {
         if self.batch_count != 0 || self.power == Power::Off {
             return;
         }
-        let mut tx = TxBatch::new(&mut self.batch);
-        let mut count = 0;
-        while count < RX_BATCH_MAX {
-            let Some(m) = self.outbox.front() else { break };
-            if tx.push(m).is_err() {
+        let mut rx = wire::RxBatch::new(&mut self.batch);
+        while let Some(m) = self.outbox.front() {
+            if !rx.push(m) {
                 break;
             }
             self.outbox.pop();
-            count += 1;
         }
-        self.batch_len = tx.len();
+        let count = rx.count();
+        let len = rx.finish();
         self.batch_count = count as u8;
+        self.batch_len = if count == 0 { 0 } else { len };
     }
 
-    /// Bus: the 4-byte control word.
-    pub fn read_ctrl(&mut self) -> Result<[u8; 4], BusError> {
-        if self.power == Power::Off {
-            return Err(BusError::Timeout);
+    fn ctrl_byte(&self) -> u8 {
+        if self.batch_count == 0 {
+            0
+        } else {
+            ((self.batch_len / wire::BLOCK) as u8 & 0x7f) | (u8::from(self.ctrl_toggle) << 7)
         }
-        self.ctrl_reads += 1;
-        let f = self.cfg.faults;
-        if f.stale_ctrl_every != 0
-            && self.ctrl_reads % u64::from(f.stale_ctrl_every) == 0
-            && self.last_word != [0; 4]
-        {
-            return Ok(self.last_word);
-        }
-        if self.power == Power::BootRom {
-            let len = if self.boot.reply.is_some() {
-                bes2600_core::fwload::FW_REPLY_LEN
-            } else {
-                0
-            };
-            return Ok(sdio::encode_ctrl_word(
-                len as u16,
-                u8::from(len > 0),
-                self.boot.toggle,
-            ));
-        }
-        // Reading the control word acknowledges the interrupt (bes2600
-        // clears the slave interrupt with this read).
-        self.irq = false;
-        self.publish();
-        let mut w = sdio::encode_ctrl_word(self.batch_len as u16, self.batch_count, self.toggle);
-        if f.ctrl_crc_every != 0 && self.ctrl_reads % u64::from(f.ctrl_crc_every) == 0 {
-            w[3] ^= 0x5a;
-        }
-        Ok(w)
     }
 
-    /// Bus: one CMD53 read of the published batch.
-    pub fn read_data(&mut self, buf: &mut [u8]) -> Result<(), BusError> {
-        if self.power == Power::Off {
-            return Err(BusError::Timeout);
-        }
-        if self.power == Power::BootRom {
-            let Some(r) = self.boot.reply.take() else {
-                return Err(BusError::Other);
-            };
-            if buf.len() != r.len() {
-                return Err(BusError::Other);
-            }
-            buf.copy_from_slice(&r);
-            self.boot.toggle = !self.boot.toggle;
-            if core::mem::take(&mut self.boot.run_pending) {
-                if self.boot.booted < u64::from(self.cfg.boot_stages.max(1)) {
-                    // A loader stage runs and takes the next image with the
-                    // same protocol (its own frame numbers and toggle).
-                    let booted = self.boot.booted;
-                    self.boot = BootRom {
-                        booted,
-                        ..BootRom::default()
-                    };
-                } else {
-                    // The firmware starts: it speaks WSM from now on.
-                    self.power = Power::Running;
-                    let n = self.cfg.input_buffers;
-                    self.send(SeqSpace::Wsm, |b, s| {
-                        enc::startup(b, s, n, MSG_LEN_MAX as u16).ok()
-                    });
+    /// CMD52 read of a function-1 register.
+    pub fn readb(&mut self, addr: u32) -> Result<u8, ChipBusError> {
+        match self.power {
+            Power::Off => Err(ChipBusError::Timeout),
+            Power::BootRom => Ok(self.boot_readb(addr)),
+            Power::Running | Power::Crashed => Ok(match addr {
+                0x001 => {
+                    self.ctrl_reads += 1;
+                    let f = self.cfg.faults;
+                    if f.ctrl_crc_every != 0 && self.ctrl_reads % u64::from(f.ctrl_crc_every) == 0 {
+                        // The read failed on the bus: the interrupt stays.
+                        return Err(ChipBusError::Crc);
+                    }
+                    // Reading the control byte clears the slave interrupt
+                    // (`bes2600_sdio.c` 644: "clear sdio slave gen interrupt").
+                    self.irq = false;
+                    if f.stale_ctrl_every != 0
+                        && self.ctrl_reads % u64::from(f.stale_ctrl_every) == 0
+                        && self.last_ctrl != 0
+                    {
+                        self.irq = true; // the real batch is still to come
+                        return Ok(self.last_ctrl);
+                    }
+                    self.publish();
+                    self.ctrl_byte()
                 }
-            }
-            return Ok(());
+                // Bit 0: nothing pending (`bes2600_sdio.c` 703-707).
+                0x000 => u8::from(self.batch_count == 0 && self.outbox.len == 0),
+                // SLAVE_STATUS: MCU and Wi-Fi ready.
+                0x10c => 0x05,
+                _ => 0,
+            }),
         }
-        if self.batch_count == 0 || buf.len() != self.batch_len {
-            self.stats.bad_writes += 1;
-            return Err(BusError::Other);
+    }
+
+    /// CMD52 write of a function-1 register (host interrupt, wake-up
+    /// configuration): recorded, no effect in the model.
+    pub fn writeb(&mut self, addr: u32, _val: u8) -> Result<(), ChipBusError> {
+        if self.power == Power::Off {
+            return Err(ChipBusError::Timeout);
+        }
+        let _ = addr;
+        Ok(())
+    }
+
+    /// A CMD53 read: `buf.len()` must be what the argument moves.
+    pub fn cmd53_read(&mut self, arg: u32, buf: &mut [u8]) -> Result<(), ChipBusError> {
+        if self.power == Power::Off {
+            return Err(ChipBusError::Timeout);
+        }
+        let a = Cmd53Arg::parse(arg);
+        if a.write || a.func != 1 || !a.inc || a.bytes() != buf.len() {
+            self.stats.bad_reads += 1;
+            return Err(ChipBusError::Other);
+        }
+        if self.power == Power::BootRom {
+            return self.boot_read(a, buf);
+        }
+        if self.batch_count == 0 || wire::addr_len(a.addr) as usize != self.batch_len {
+            self.stats.bad_reads += 1;
+            return Err(ChipBusError::Other);
+        }
+        if wire::addr_toggle(a.addr) != self.rx_data_toggle {
+            self.stats.rx_toggle_errors += 1;
+            return Err(ChipBusError::Other);
         }
         self.data_reads += 1;
         let f = self.cfg.faults;
         if f.data_crc_every != 0 && self.data_reads % u64::from(f.data_crc_every) == 0 {
-            return Err(BusError::Crc);
+            return Err(ChipBusError::Crc);
         }
-        buf.copy_from_slice(&self.batch[..self.batch_len]);
+        buf[..self.batch_len].copy_from_slice(&self.batch[..self.batch_len]);
+        buf[self.batch_len..].fill(0);
         self.stats.rx_batches += 1;
         self.stats.rx_msgs += u64::from(self.batch_count);
-        self.last_word =
-            sdio::encode_ctrl_word(self.batch_len as u16, self.batch_count, self.toggle);
-        self.toggle = !self.toggle;
+        self.last_ctrl = self.ctrl_byte();
+        self.ctrl_toggle = !self.ctrl_toggle;
+        self.rx_data_toggle = !self.rx_data_toggle;
         self.batch_count = 0;
         self.batch_len = 0;
         self.flush_confirms();
@@ -557,52 +569,82 @@ impl Chip {
         Ok(())
     }
 
-    /// Bus: one CMD53 write of a TX batch.
-    pub fn write_data(&mut self, data: &[u8], toggle: bool) -> Result<(), BusError> {
+    /// A CMD53 write: `data.len()` must be what the argument moves.
+    pub fn cmd53_write(&mut self, arg: u32, data: &[u8]) -> Result<(), ChipBusError> {
         if self.power == Power::Off {
-            return Err(BusError::Timeout);
+            return Err(ChipBusError::Timeout);
+        }
+        let a = Cmd53Arg::parse(arg);
+        if !a.write || a.func != 1 || !a.inc || a.bytes() != data.len() {
+            self.stats.bad_writes += 1;
+            return Err(ChipBusError::Other);
         }
         if self.power == Power::BootRom {
-            self.boot_frame(data);
+            // Before the firmware runs the address is the write's size.
+            let n = (a.addr as usize).min(data.len());
+            self.boot_frame(&data[..n]);
             return Ok(());
         }
         self.writes += 1;
         if self.cfg.faults.write_fail_at == Some(self.writes) {
             self.cfg.faults.write_fail_at = None; // one shot
-            return Err(BusError::Other);
+            return Err(ChipBusError::Other);
         }
-        if toggle != self.host_tx_toggle {
+        if wire::addr_toggle(a.addr) != self.tx_data_toggle {
             self.stats.tx_toggle_errors += 1;
             return Ok(()); // the firmware drops a repeated write
         }
-        self.host_tx_toggle = !self.host_tx_toggle;
-        let Ok(batch) = sdio::extract(data, data.len(), None) else {
+        self.tx_data_toggle = !self.tx_data_toggle;
+        let Some((slot, n)) = wire::tx_slots(wire::addr_len(a.addr)) else {
             self.stats.bad_writes += 1;
             return Ok(());
         };
+        if n * slot > data.len() {
+            self.stats.bad_writes += 1;
+            return Ok(());
+        }
         // The whole write lands in input buffers before any of it is
         // processed: a write needs as many free buffers as it has messages.
         if !self.cfg.mute && self.power == Power::Running {
-            let k = batch.len() as u16;
+            let k = n as u16;
             self.in_flight += k;
             self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight);
             if self.in_flight > self.cfg.input_buffers {
                 self.stats.overruns += u64::from(k.min(self.in_flight - self.cfg.input_buffers));
             }
         }
-        for i in 0..batch.len() {
-            let (start, len) = batch.span(i);
-            self.request(&data[start..start + len]);
+        for i in 0..n {
+            let s = &data[i * slot..(i + 1) * slot];
+            let Some(req) = wire::Req::parse(s) else {
+                self.stats.bad_writes += 1;
+                continue;
+            };
+            // The slot must be the one the message's own length (plus its
+            // 4-byte timestamp) asks for.
+            let want = match (s.len().min(usize::from(wire::le16(s, 0).unwrap_or(0))) + 4)
+                .div_ceil(wire::BLOCK)
+            {
+                b @ 1..=3 => b * wire::BLOCK,
+                _ => wire::MSG_MAX,
+            };
+            if want != slot {
+                self.stats.slot_mismatches += 1;
+            }
+            if req.mcu() && n > 1 {
+                self.stats.mcu_not_alone += 1;
+            }
+            self.request(req);
+        }
+        if self.cfg.faults.restart_after_write == Some(self.writes) {
+            self.cfg.faults.restart_after_write = None; // one shot
+            self.spontaneous_restart();
+            return Ok(());
         }
         self.flush_confirms();
         Ok(())
     }
 
-    fn request(&mut self, msg: &[u8]) {
-        let Ok((mid, view)) = wsm::decode_request(msg) else {
-            self.stats.bad_writes += 1;
-            return;
-        };
+    fn request(&mut self, req: wire::Req<'_>) {
         if self.power == Power::Crashed {
             return;
         }
@@ -610,14 +652,15 @@ impl Chip {
         if self.cfg.mute {
             return;
         }
-        let base = mid.base();
-        if let ReqView::Tx {
-            packet_id, frame, ..
-        } = view
-        {
+        let base = req.base();
+        if base == ids::TX {
+            let Some(t) = wire::tx_req(req.body) else {
+                self.stats.bad_writes += 1;
+                return;
+            };
             self.stats.tx_frames += 1;
-            self.stats.tx_bytes += frame.len() as u64;
-            self.ap_uplink(frame);
+            self.stats.tx_bytes += t.frame.len() as u64;
+            self.ap_uplink(t.frame);
             if self.n_pending_confirms == MULTI_CONFIRM_MAX {
                 self.flush_confirms();
             }
@@ -628,11 +671,7 @@ impl Chip {
             } else {
                 status::SUCCESS
             };
-            self.pending_confirms[self.n_pending_confirms] = TxConfirm {
-                packet_id,
-                status: st,
-                ..Default::default()
-            };
+            self.pending_confirms[self.n_pending_confirms] = (t.packet_id, st);
             self.n_pending_confirms += 1;
             return;
         }
@@ -642,10 +681,23 @@ impl Chip {
             self.stats.confirms_dropped += 1;
             return;
         }
-        match view {
-            ReqView::StartScan {
-                band, num_channels, ..
-            } => {
+        if req.mcu() {
+            // `wsm_vendor_rf_cmd` body: cmd_type first (`wsm.c` 345).
+            let cmd_type = wire::le32(req.body, 0).unwrap_or(u32::MAX);
+            let cmd = (base & 0x3f) as u8;
+            if self.send(MCU, |b, s| {
+                wire::mcu(b, s, cmd, ids::MCU_CONFIRM_LABEL, cmd_type)
+            }) {
+                self.in_flight = self.in_flight.saturating_sub(1);
+            }
+            return;
+        }
+        match base {
+            ids::START_SCAN => {
+                let Some((band, num_channels, _)) = wire::scan_req(req.body) else {
+                    self.confirm(base, status::INVALID_PARAMETER, &[]);
+                    return;
+                };
                 self.stats.scan_requests += 1;
                 let reject = if band == 1 && num_channels > 1 && self.cfg.reject_5ghz_multi_scan {
                     self.stats.scan_rejects_5ghz_multi += 1;
@@ -661,52 +713,52 @@ impl Chip {
                     return;
                 }
                 self.confirm(base, status::SUCCESS, &[]);
-                // One probe response per channel from our AP, then done.
+                // One probe response from our AP, then done.
                 let ap = self.ap;
-                self.send(SeqSpace::Wsm, |b, s| {
+                self.send(WSM, |b, s| {
                     let mut frame = [0u8; ap::FRAME_LEN_MAX];
                     let n = ap::probe_response(&ap, &mut frame);
-                    enc::rx(b, s, &ap.rx_meta(), &frame[..n]).ok()
+                    wire::rx(b, s, ap.channel, ap.rssi, &frame[..n])
                 });
-                self.send(SeqSpace::Wsm, |b, s| {
-                    enc::scan_complete(b, s, status::SUCCESS, num_channels).ok()
+                self.send(WSM, |b, s| {
+                    wire::scan_complete(b, s, status::SUCCESS, num_channels)
                 });
             }
-            ReqView::Join { bssid } => {
-                let st = if bssid == self.ap.bssid {
+            ids::JOIN => {
+                let st = if wire::join_bssid(req.body) == Some(self.ap.bssid) {
                     status::SUCCESS
                 } else {
                     status::FAILURE
                 };
                 self.confirm(base, st, &[0; 8]);
             }
-            ReqView::SetPm { mode } => {
+            ids::SET_PM => {
                 if self.cfg.pm_supported {
+                    let mode = req.body.first().copied().unwrap_or(0);
                     self.confirm(base, status::SUCCESS, &[]);
-                    self.send(SeqSpace::Wsm, |b, s| enc::set_pm_complete(b, s, mode).ok());
+                    self.send(WSM, |b, s| wire::set_pm_complete(b, s, mode));
                 } else {
                     self.confirm(base, status::FAILURE, &[]);
                 }
             }
-            ReqView::ReadMib { mib_id } => {
+            ids::READ_MIB => {
                 let mut body = [0u8; 4];
-                body[..2].copy_from_slice(&mib_id.to_le_bytes());
+                body[..2].copy_from_slice(&wire::le16(req.body, 0).unwrap_or(0).to_le_bytes());
                 self.confirm(base, status::SUCCESS, &body);
             }
-            ReqView::Mcu { cmd_type } => {
-                let cmd = (base & 0x3f) as u8;
-                if self.send(SeqSpace::Mcu, |b, s| {
-                    enc::mcu(b, s, cmd, wsm::MCU_LABEL_CONFIRM, cmd_type, &[]).ok()
-                }) {
-                    self.in_flight = self.in_flight.saturating_sub(1);
+            ids::ADD_KEY => match wire::add_key(req.body) {
+                Some((ty, _)) if usize::from(ty) < self.stats.keys_by_type.len() => {
+                    self.stats.keys_by_type[usize::from(ty)] += 1;
+                    self.confirm(base, status::SUCCESS, &[]);
                 }
-            }
-            ReqView::Tx { .. } | ReqView::Other => self.confirm(base, status::SUCCESS, &[]),
+                _ => self.confirm(base, status::INVALID_PARAMETER, &[]),
+            },
+            _ => self.confirm(base, status::SUCCESS, &[]),
         }
     }
 
     fn confirm(&mut self, req: u16, st: u32, body: &[u8]) {
-        if self.send(SeqSpace::Wsm, |b, s| enc::confirm(b, s, req, st, body).ok()) {
+        if self.send(WSM, |b, s| wire::confirm(b, s, req, st, body)) {
             self.in_flight = self.in_flight.saturating_sub(1);
         }
     }
@@ -715,44 +767,226 @@ impl Chip {
     fn ap_uplink(&mut self, frame: &[u8]) {
         if let Some(reply) = self.ap.on_uplink(frame) {
             let ap = self.ap;
-            self.send(SeqSpace::Wsm, |b, s| {
+            self.send(WSM, |b, s| {
                 let mut out = [0u8; ap::FRAME_LEN_MAX];
                 let n = ap::mgmt_reply(&ap, reply, &mut out);
-                enc::rx(b, s, &ap.rx_meta(), &out[..n]).ok()
+                wire::rx(b, s, ap.channel, ap.rssi, &out[..n])
             });
         }
     }
 
-    /// Queues an arbitrary message for the host (trace replay, tests).
+    /// Queues an arbitrary message for the host (trace replay, tests); the
+    /// chip stamps its own sequence number on it.
     pub fn inject(&mut self, msg: &[u8]) -> bool {
-        let Ok((_, mid)) = wsm::parse_header(msg) else {
+        let Some(raw) = wire::le16(msg, 2) else {
             return false;
         };
-        let space = mid.seq_space();
+        let space = if raw & 0x0F00 == 0x0C00 { MCU } else { WSM };
         self.send(space, |b, s| {
             let n = msg.len().min(b.len());
             b[..n].copy_from_slice(&msg[..n]);
-            wsm::stamp_id(&mut b[..n], s, mid.link_id());
+            let id = (raw & !0xE000) | (u16::from(s) << 13);
+            b[2..4].copy_from_slice(&id.to_le_bytes());
             Some(n)
         })
     }
 
     /// An event indication (e.g. a BSS-lost), for tests.
     pub fn indicate_event(&mut self, event_id: u32, data: u32) {
-        self.send(SeqSpace::Wsm, |b, s| enc::event(b, s, event_id, data).ok());
+        self.send(WSM, |b, s| wire::event(b, s, event_id, data));
+    }
+
+    /// The firmware reboots by itself (a watchdog): what it had not sent
+    /// is lost, a new startup indication comes with fresh sequence
+    /// numbers; the SDIO toggles (slave hardware state) are kept.
+    pub fn spontaneous_restart(&mut self) {
+        self.tx_seq = [0; SPACES];
+        self.in_flight = 0;
+        self.n_pending_confirms = 0;
+        self.outbox.len = 0;
+        self.batch_count = 0;
+        self.batch_len = 0;
+        self.start_firmware();
+    }
+
+    // ---- boot ROM ---------------------------------------------------------
+
+    fn boot_readb(&mut self, addr: u32) -> u8 {
+        let b = &self.boot;
+        let out_len = if let Some(r) = b.reply {
+            r.len() as u16
+        } else if b.dpd_pending {
+            self.cfg.dpd_len
+        } else {
+            0
+        };
+        match addr {
+            // Reply (or DPD) length, le16 at 0/1 (`bes_slave_tx_ready`).
+            0x000 => out_len.to_le_bytes()[0],
+            0x001 => out_len.to_le_bytes()[1],
+            // Buffer count and receive size (`bes_slave_rx_ready`).
+            0x108 => 1,
+            0x109 => self.cfg.boot_rx_buf.to_le_bytes()[0],
+            0x10a => self.cfg.boot_rx_buf.to_le_bytes()[1],
+            // SLAVE_STATUS: MCU ready, DPD ready while the blob waits.
+            0x10c => 0x01 | (u8::from(b.dpd_pending) << 1),
+            _ => 0,
+        }
+    }
+
+    fn boot_read(&mut self, a: Cmd53Arg, buf: &mut [u8]) -> Result<(), ChipBusError> {
+        if let Some(r) = self.boot.reply {
+            if a.addr as usize != r.len() || buf.len() < r.len() {
+                self.stats.bad_reads += 1;
+                return Err(ChipBusError::Other);
+            }
+            buf[..r.len()].copy_from_slice(&r);
+            self.boot.reply = None;
+            if core::mem::take(&mut self.boot.run_pending) {
+                let stages = u64::from(self.cfg.boot_stages.max(1));
+                if self.boot.booted < stages && !self.boot.dpd_written {
+                    // The boot image runs its calibration and offers the
+                    // DPD data, then takes the next image.
+                    self.boot.dpd_pending = true;
+                    self.irq = true;
+                } else {
+                    self.start_firmware();
+                }
+            }
+            return Ok(());
+        }
+        if self.boot.dpd_pending {
+            let n = usize::from(self.cfg.dpd_len);
+            if a.addr as usize != n || buf.len() < n {
+                self.stats.bad_reads += 1;
+                return Err(ChipBusError::Other);
+            }
+            for (i, b) in buf[..n].iter_mut().enumerate() {
+                *b = (i as u8).wrapping_mul(7) ^ 0xD0;
+            }
+            self.boot.dpd_pending = false;
+            return Ok(());
+        }
+        self.stats.bad_reads += 1;
+        Err(ChipBusError::Other)
+    }
+
+    fn boot_frame(&mut self, data: &[u8]) {
+        use wire::fw;
+        const OK: u32 = 0;
+        const ERR_LEN: u32 = 1;
+        const ERR_CRC: u32 = 2;
+        let (Some(&ty), Some(&seq), Some(len)) = (data.first(), data.get(1), wire::le16(data, 2))
+        else {
+            self.stats.bad_writes += 1;
+            return;
+        };
+        let Some(p) = data.get(4..4 + usize::from(len)) else {
+            self.boot_reply(seq, ERR_LEN);
+            return;
+        };
+        let b = &mut self.boot;
+        // Frame numbers count from 0 at each download-info frame.
+        if ty != fw::INFO && seq != b.next_seq {
+            self.boot_reply(seq, ERR_LEN);
+            return;
+        }
+        let status = match ty {
+            fw::INFO => match (wire::le32(p, 0), wire::le32(p, 4)) {
+                (Some(code_len), Some(addr)) if seq == 0 => {
+                    b.code_len = code_len as usize;
+                    b.load_addr = addr;
+                    b.received = 0;
+                    b.crc = 0;
+                    b.verified = false;
+                    b.active = true;
+                    OK
+                }
+                _ => ERR_LEN,
+            },
+            fw::DATA => match wire::le32(p, 0) {
+                Some(addr)
+                    if b.active
+                        && addr == b.load_addr.wrapping_add(b.received as u32)
+                        && b.received + (p.len() - 4) <= b.code_len =>
+                {
+                    let mut chunk = [0u8; BOOT_CHUNK_MAX];
+                    let n = (p.len() - 4).min(BOOT_CHUNK_MAX);
+                    chunk[..n].copy_from_slice(&p[4..4 + n]);
+                    if let Some(at) = self.cfg.faults.fw_corrupt_at {
+                        if (b.received..b.received + n).contains(&at) {
+                            chunk[at - b.received] ^= 0xff;
+                        }
+                    }
+                    b.crc = wire::crc32_update(b.crc, &chunk[..n]);
+                    b.received += n;
+                    if b.code_len == 4 && b.received == 4 && b.n_regs < b.regs.len() {
+                        // A register write (`bes_firmware_download_write_reg`):
+                        // info + one data frame, no end.
+                        let v = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                        b.regs[b.n_regs] = (b.load_addr, v);
+                        b.n_regs += 1;
+                    }
+                    OK
+                }
+                _ => ERR_LEN,
+            },
+            fw::END => match wire::le32(p, 0) {
+                Some(crc) if b.active && b.received == b.code_len && crc == b.crc => {
+                    b.verified = true;
+                    if b.n_mems < b.mems.len() {
+                        b.mems[b.n_mems] = (b.load_addr, b.code_len);
+                        b.n_mems += 1;
+                    }
+                    if b.load_addr == 0x2008_C000 {
+                        b.dpd_written = true;
+                    }
+                    OK
+                }
+                _ => ERR_CRC,
+            },
+            fw::RUN => {
+                if b.verified && wire::le32(p, 0) == Some(b.load_addr) {
+                    b.booted += 1;
+                    b.run_pending = true;
+                    b.active = false;
+                    OK
+                } else {
+                    ERR_CRC
+                }
+            }
+            _ => ERR_LEN,
+        };
+        self.boot_reply(seq, status);
+    }
+
+    fn boot_reply(&mut self, seq: u8, status: u32) {
+        self.boot.reply = Some(wire::fw_reply(seq, status));
+        self.boot.next_seq = seq.wrapping_add(1);
+        self.irq = true;
     }
 }
+
+/// Largest data frame the model takes (bytes).
+const BOOT_CHUNK_MAX: usize = 32 * 1024;
 
 /// Boot-ROM state during a firmware download.
 #[derive(Clone, Copy, Debug, Default)]
 struct BootRom {
+    active: bool,
+    next_seq: u8,
     code_len: usize,
     load_addr: u32,
     received: usize,
     crc: u32,
     verified: bool,
-    reply: Option<[u8; bes2600_core::fwload::FW_REPLY_LEN]>,
-    toggle: bool,
+    reply: Option<[u8; 8]>,
     run_pending: bool,
+    dpd_pending: bool,
+    dpd_written: bool,
     booted: u64,
+    regs: [(u32, u32); 4],
+    n_regs: usize,
+    mems: [(u32, usize); 8],
+    n_mems: usize,
 }

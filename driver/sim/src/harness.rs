@@ -6,8 +6,10 @@ use std::boxed::Box;
 use std::vec::Vec;
 
 use bes2600_core::bh::{
-    BhContext, BhError, Indication, IrqLine, RunReport, RxDelivery, Upper, Wake,
+    BhBufs, BhContext, BhError, Indication, IrqLine, RunReport, RxDelivery, Upper, Wake,
+    RX_BUF_LEN, TX_BUF_LEN,
 };
+use bes2600_core::fwload::{self, DownloadError, FwImages, FwIo, FwLoader};
 use bes2600_core::pm::PmPolicy;
 use bes2600_core::queue::{Ac, CmdError, TxShared};
 use bes2600_core::scan::{self, Channel, ScanGuard, ScanRefusal};
@@ -45,6 +47,9 @@ pub struct Recorder {
     pub tx_done: Vec<(Vec<u8>, u32)>,
     pub cmd_done: Vec<(u16, u32)>,
     pub indications: Vec<Ind>,
+    /// The PM policy, fed by the bh's indications as the driver's
+    /// `Upper` implementation feeds it.
+    pub pm: PmPolicy,
 }
 
 impl Upper<Vec<u8>> for Recorder {
@@ -69,7 +74,10 @@ impl Upper<Vec<u8>> for Recorder {
             Indication::Started { input_buffers } => Ind::Started(input_buffers),
             Indication::Event { event_id, data } => Ind::Event(event_id, data),
             Indication::ScanComplete { status, .. } => Ind::ScanComplete(status),
-            Indication::SetPmComplete { psm } => Ind::SetPmComplete(psm),
+            Indication::SetPmComplete { psm } => {
+                self.pm.on_pm_indication();
+                Ind::SetPmComplete(psm)
+            }
             Indication::JoinComplete { status } => Ind::JoinComplete(status),
             Indication::Mcu { cmd, cmd_type, .. } => Ind::Mcu(cmd, cmd_type),
             Indication::FirmwareException { dump } => Ind::Exception(dump.to_vec()),
@@ -88,7 +96,10 @@ pub struct ScanOutcome {
 
 pub struct Harness {
     pub chip: Box<Chip>,
-    pub bh: Box<BhContext>,
+    pub bh: BhContext,
+    /// The bus buffers, heap-allocated as the module's are.
+    pub rx_buf: Box<[u8]>,
+    pub tx_buf: Box<[u8]>,
     pub line: IrqLine,
     pub shared: Box<TxShared<Vec<u8>>>,
     pub up: Recorder,
@@ -98,7 +109,6 @@ pub struct Harness {
     /// Times a producer (IRQ or TX submit) had to wake the sleeping bh.
     pub wakeups: u64,
     pub scan: ScanGuard,
-    pub pm: PmPolicy,
 }
 
 impl Harness {
@@ -106,7 +116,9 @@ impl Harness {
     fn unpowered(cfg: ChipConfig) -> Self {
         Harness {
             chip: Box::new(Chip::new(cfg)),
-            bh: Box::new(BhContext::new()),
+            bh: BhContext::new(),
+            rx_buf: std::vec![0u8; RX_BUF_LEN].into_boxed_slice(),
+            tx_buf: std::vec![0u8; TX_BUF_LEN].into_boxed_slice(),
             line: IrqLine::new(),
             shared: Box::default(),
             up: Recorder::default(),
@@ -115,7 +127,6 @@ impl Harness {
             now_ms: 0,
             wakeups: 0,
             scan: ScanGuard::default(),
-            pm: PmPolicy::default(),
         }
     }
 
@@ -129,32 +140,55 @@ impl Harness {
 
     /// Powers the chip into its boot ROM, downloads `image` over the
     /// modelled bus, and runs the bh until the firmware's startup indication.
-    pub fn with_firmware(
-        cfg: ChipConfig,
-        image: &[u8],
-    ) -> Result<Self, bes2600_core::fwload::DownloadError> {
-        Self::with_firmware_images(cfg, &[image])
-    }
-
-    /// As [`Harness::with_firmware`], one download per image in order (the
-    /// real chip: the boot image, then the Wi-Fi firmware).
-    pub fn with_firmware_images(
-        cfg: ChipConfig,
-        images: &[&[u8]],
-    ) -> Result<Self, bes2600_core::fwload::DownloadError> {
+    pub fn with_firmware(cfg: ChipConfig, image: &[u8]) -> Result<Self, DownloadError> {
         let mut h = Harness::unpowered(cfg);
         h.chip.power_on_boot_rom();
-        let mut scratch = std::vec![0u8; bes2600_core::fwload::FW_CHUNK_MAX];
-        let mut bus = SimBus {
-            chip: &mut h.chip,
-            model: h.bus_model,
-            stats: &mut h.bus,
-        };
-        for image in images {
-            bes2600_core::fwload::download(&mut bus, image, &mut scratch)?;
-        }
+        let mut scratch = std::vec![0u8; fwload::FW_CHUNK_MAX];
+        h.fw_io(&mut scratch, |io| {
+            io.run(FwLoader::new(image).map_err(DownloadError::Protocol)?)
+        })?;
         let _ = h.pump();
         Ok(h)
+    }
+
+    /// The real chip's load ([`fwload::load_all`]): register pokes, factory
+    /// data, boot image, DPD readback (or cached DPD), Wi-Fi image; then
+    /// the bh until the startup indication. Returns the DPD bytes read.
+    pub fn with_firmware_images(
+        cfg: ChipConfig,
+        images: &FwImages<'_>,
+    ) -> Result<(Self, Vec<u8>), DownloadError> {
+        let mut h = Harness::unpowered(cfg);
+        h.chip.power_on_boot_rom();
+        let mut scratch = std::vec![0u8; fwload::FW_CHUNK_MAX];
+        let mut dpd = std::vec![0u8; 0x4000];
+        let (_, n) = h.fw_io(&mut scratch, |io| fwload::load_all(io, images, &mut dpd))?;
+        dpd.truncate(n);
+        let _ = h.pump();
+        Ok((h, dpd))
+    }
+
+    /// Runs `f` on a firmware-download view of the bus: the IRQ wait takes
+    /// the chip's interrupt line.
+    pub fn fw_io<R>(
+        &mut self,
+        scratch: &mut [u8],
+        f: impl FnOnce(&mut FwIo<'_, SimBus<'_>, fn(&mut SimBus<'_>) -> bool>) -> R,
+    ) -> R {
+        let mut bus = SimBus {
+            chip: &mut self.chip,
+            model: self.bus_model,
+            stats: &mut self.bus,
+        };
+        fn wait(b: &mut SimBus<'_>) -> bool {
+            b.chip.take_irq()
+        }
+        let mut io = FwIo {
+            bus: &mut bus,
+            wait_irq: wait as fn(&mut SimBus<'_>) -> bool,
+            scratch,
+        };
+        f(&mut io)
     }
 
     /// The chip's interrupt, as the IRQ handler sees it.
@@ -177,8 +211,17 @@ impl Harness {
             model: self.bus_model,
             stats: &mut self.bus,
         };
-        self.bh
-            .run(w, &mut bus, &mut self.up, &mut *self.shared, self.now_ms)
+        let Some(mut bufs) = BhBufs::new(&mut self.rx_buf, &mut self.tx_buf) else {
+            unreachable!("the harness allocates RX_BUF_LEN and TX_BUF_LEN");
+        };
+        self.bh.run(
+            w,
+            &mut bus,
+            &mut bufs,
+            &mut self.up,
+            &mut *self.shared,
+            self.now_ms,
+        )
     }
 
     /// IRQs and bh passes until the bh has nothing left to do.

@@ -1,9 +1,12 @@
 //! Simulator of the BES2600 chip and its firmware, driven by `bes2600-core`.
 //!
-//! - [`chip`]: the firmware model (`no_std`, fixed capacity): startup
-//!   indication granting credits, request -> confirm/indication behaviour,
-//!   multi-RX batching with the toggle bit and CRC8, the multi-channel 5 GHz
-//!   scan reject, fault injection, the Bug #5 degradation mode.
+//! - [`chip`]: the chip and firmware model (`no_std`, fixed capacity),
+//!   independent of `bes2600-core`: CMD52/CMD53 as bes2600 speaks them,
+//!   the boot ROM, startup indication granting credits, request ->
+//!   confirm/indication behaviour, multi-RX batching with the control
+//!   byte's toggle, the multi-channel 5 GHz scan reject, fault injection,
+//!   the Bug #5 degradation mode.
+//! - [`wire`]: the chip's own codec, written from the C sources.
 //! - [`ap`]: a simulated access point (probe responses, auth/assoc, data).
 //! - [`bus`]: the modelled SDIO bus (bandwidth + per-transaction latency).
 //! - [`harness`] (std): chip + bh + IRQ line + upper layer wired together,
@@ -18,3 +21,4 @@ pub mod chip;
 pub mod harness;
 #[cfg(feature = "std")]
 pub mod replay;
+pub mod wire;

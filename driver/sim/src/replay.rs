@@ -20,10 +20,11 @@ use std::vec::Vec;
 
 use bes2600_core::bh::BhError;
 use bes2600_core::queue::Ac;
-use bes2600_core::wsm::{self, ReqView, WsmError};
+use bes2600_core::wsm::{self, WsmError};
 
 use crate::chip::ChipConfig;
 use crate::harness::{Harness, Ind};
+use crate::wire;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dir {
@@ -149,15 +150,13 @@ pub fn replay(entries: &[Entry], input_buffers: u16) -> String {
             Dir::Rx => {
                 h.chip.inject(&e.msg);
             }
-            Dir::Tx => match wsm::decode_request(&e.msg) {
-                Ok((
-                    _,
-                    ReqView::Tx {
-                        frame, queue_id, ..
-                    },
-                )) => {
-                    let ac = Ac::from_index(usize::from(queue_id)).unwrap_or(Ac::Be);
-                    let _ = h.send_frame(ac, frame.to_vec());
+            Dir::Tx => match wire::Req::parse(&e.msg)
+                .filter(|r| r.base() == wire::ids::TX)
+                .and_then(|r| wire::tx_req(r.body))
+            {
+                Some(t) => {
+                    let ac = Ac::from_index(usize::from(t.queue_id)).unwrap_or(Ac::Be);
+                    let _ = h.send_frame(ac, t.frame.to_vec());
                 }
                 _ => {
                     if h.shared.cmd.put_raw(&e.msg, 0).is_err() {

@@ -339,20 +339,31 @@ fn the_ap_beacons_at_its_interval() {
 }
 
 #[test]
-fn a_spontaneous_firmware_restart_requeues_what_was_in_flight() {
-    let mut h = Harness::new(ChipConfig::default());
+fn a_spontaneous_firmware_restart_halts_and_the_reset_resends_what_was_in_flight() {
+    // bes2600 checks RX sequences strictly with no resync (bh.c 1066-1073):
+    // the new firmware's startup indication (sequence 0) is a sequence
+    // error, the bh halts, and the reset path recovers the frames.
+    let mut h = Harness::new(ChipConfig {
+        faults: Faults {
+            restart_after_write: Some(1),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
     for _ in 0..3 {
         let f = data(&h, 100);
         h.send_frame(Ac::Be, f).unwrap();
     }
-    // The frames are written, then the chip reboots before confirming.
-    h.run(bes2600_core::bh::Wake::TX).unwrap();
+    match h.pump() {
+        Err(BhError::Halted(HaltReason::RxSequence {
+            expected: 1,
+            got: 0,
+            ..
+        })) => {}
+        other => panic!("expected a sequence halt, got {other:?}"),
+    }
     assert_eq!(h.bh.credits().hw_bufs_used, 3);
-    h.chip.power_on();
-    h.pump().unwrap();
-    let s = h.bh.stats();
-    assert_eq!((s.unexpected_restarts, s.requeued), (1, 3));
-    h.pump().unwrap();
+    assert_eq!(h.reset(), 3, "the three frames go back to their queue");
     assert_eq!(
         h.up.tx_done.len(),
         3,

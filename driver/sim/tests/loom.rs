@@ -18,7 +18,7 @@ use loom::cell::UnsafeCell;
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 
-use bes2600_core::bh::{BhContext, IrqLine, Wake};
+use bes2600_core::bh::{BhBufs, BhContext, IrqLine, Wake, RX_BUF_LEN, TX_BUF_LEN};
 use bes2600_core::queue::{Ac, TxAccess, TxShared};
 use bes2600_sim::ap;
 use bes2600_sim::bus::{BusModel, BusStats, SimBus};
@@ -30,7 +30,9 @@ const THREAD_STACK_BYTES: usize = 8 << 20;
 
 /// What only the bh may touch.
 struct BhOwned {
-    bh: Box<BhContext>,
+    bh: BhContext,
+    rx_buf: Vec<u8>,
+    tx_buf: Vec<u8>,
     chip: Box<Chip>,
     bus: BusStats,
     up: Recorder,
@@ -71,7 +73,9 @@ impl Embedding {
         let _ = chip.take_irq();
         Embedding {
             owned: UnsafeCell::new(BhOwned {
-                bh: Box::new(BhContext::new()),
+                bh: BhContext::new(),
+                rx_buf: vec![0; RX_BUF_LEN],
+                tx_buf: vec![0; TX_BUF_LEN],
                 chip,
                 bus: BusStats::default(),
                 up: Recorder::default(),
@@ -92,7 +96,9 @@ impl Embedding {
                 stats: &mut o.bus,
             };
             let mut tx = Locked(&self.tx);
-            o.bh.run(w, &mut bus, &mut o.up, &mut tx, 0).unwrap();
+            let mut bufs = BhBufs::new(&mut o.rx_buf, &mut o.tx_buf).unwrap();
+            o.bh.run(w, &mut bus, &mut bufs, &mut o.up, &mut tx, 0)
+                .unwrap();
         });
     }
 

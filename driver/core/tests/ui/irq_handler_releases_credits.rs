@@ -4,7 +4,7 @@ use bes2600_core::credits::CreditLedger;
 use bes2600_core::wsm::SeqSpace;
 
 fn irq_handler(ledger: &mut CreditLedger) {
-    let _ = ledger.release(SeqSpace::Wsm, 0, 1);
+    let _ = ledger.release(SeqSpace::Wsm, 1);
 }
 
 fn main() {}

@@ -1,13 +1,13 @@
-// Patch C v1: an `sdio_rx_work` relay running in another thread gets the bh
-// context too and releases credits there. `BhContext` is `!Sync`, so it
-// cannot be shared with another thread at all.
+// Patch C v1: an `sdio_rx_work` relay in another worker gets the bh context
+// and releases credits there. `BhContext` is not `Send`: it cannot be moved
+// into another worker (here a stand-in with `std::thread::spawn`'s bound).
 use bes2600_core::bh::BhContext;
-use std::sync::Arc;
+
+fn spawn_worker<F: FnOnce() + Send + 'static>(_f: F) {}
 
 fn main() {
-    let bh = Arc::new(BhContext::new());
-    let relay = Arc::clone(&bh);
-    std::thread::spawn(move || {
-        let _ = relay.credits();
+    let bh = BhContext::new();
+    spawn_worker(move || {
+        let _ = bh.credits();
     });
 }

@@ -1,14 +1,16 @@
 // A context holding only a shared reference (what an IRQ handler or a
 // second worker could get) cannot run the bh or reset it: both need `&mut`.
-use bes2600_core::bh::{BhContext, BusError, RxDelivery, Indication, SdioBus, Upper, Wake};
+use bes2600_core::bh::{BhBufs, BhContext, BusError, Indication, RxDelivery, SdioBus, Upper, Wake};
 use bes2600_core::queue::TxShared;
+use bes2600_core::sdio::Cmd53;
 use bes2600_core::wsm::TxConfirm;
 
 struct NoBus;
 impl SdioBus for NoBus {
-    fn read_ctrl(&mut self) -> Result<[u8; 4], BusError> { Err(BusError::Other) }
-    fn read_data(&mut self, _: &mut [u8]) -> Result<(), BusError> { Err(BusError::Other) }
-    fn write_data(&mut self, _: &[u8], _: bool) -> Result<(), BusError> { Err(BusError::Other) }
+    fn readb(&mut self, _: u32) -> Result<u8, BusError> { Err(BusError::Other) }
+    fn writeb(&mut self, _: u32, _: u8) -> Result<(), BusError> { Err(BusError::Other) }
+    fn cmd53_read(&mut self, _: Cmd53, _: &mut [u8]) -> Result<(), BusError> { Err(BusError::Other) }
+    fn cmd53_write(&mut self, _: Cmd53, _: &[u8]) -> Result<(), BusError> { Err(BusError::Other) }
 }
 struct Up;
 impl Upper<Vec<u8>> for Up {
@@ -18,8 +20,8 @@ impl Upper<Vec<u8>> for Up {
     fn indication(&mut self, _: Indication<'_>) {}
 }
 
-fn second_worker(bh: &BhContext, tx: &mut TxShared<Vec<u8>>) {
-    let _ = bh.run(Wake::RX, &mut NoBus, &mut Up, tx, 0);
+fn second_worker(bh: &BhContext, bufs: &mut BhBufs<'_>, tx: &mut TxShared<Vec<u8>>) {
+    let _ = bh.run(Wake::RX, &mut NoBus, bufs, &mut Up, tx, 0);
 }
 
 fn main() {}
