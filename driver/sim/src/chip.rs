@@ -136,6 +136,19 @@ impl Default for ChipConfig {
     }
 }
 
+/// TX request fields the chip acts on (`struct wsm_tx`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LastTx {
+    pub max_tx_rate: u8,
+    /// The raw `queueId` byte: link id in bits 2-5, WSM queue in 0-1.
+    pub queue_byte: u8,
+    pub rate_policy: u8,
+    pub expire_time: u32,
+    pub ht_tx_parameters: u32,
+    /// Interface id from the message id's bits 6-9.
+    pub if_id: u8,
+}
+
 /// What the chip observed (the test oracle).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ChipStats {
@@ -155,6 +168,8 @@ pub struct ChipStats {
     pub slot_mismatches: u64,
     /// Keys installed, by WSM key type (index = type, 0..8).
     pub keys_by_type: [u32; 8],
+    /// The last TX request's metadata as the chip read it.
+    pub last_tx: LastTx,
     pub scan_requests: u64,
     pub scan_rejects: u64,
     pub scan_rejects_5ghz_multi: u64,
@@ -660,6 +675,14 @@ impl Chip {
             };
             self.stats.tx_frames += 1;
             self.stats.tx_bytes += t.frame.len() as u64;
+            self.stats.last_tx = LastTx {
+                max_tx_rate: t.max_tx_rate,
+                queue_byte: t.queue_id,
+                rate_policy: t.rate_policy,
+                expire_time: t.expire_time,
+                ht_tx_parameters: t.ht_tx_parameters,
+                if_id: req.link(),
+            };
             self.ap_uplink(t.frame);
             if self.n_pending_confirms == MULTI_CONFIRM_MAX {
                 self.flush_confirms();

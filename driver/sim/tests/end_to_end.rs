@@ -371,3 +371,129 @@ fn a_spontaneous_firmware_restart_halts_and_the_reset_resends_what_was_in_flight
     );
     h.check_invariants().unwrap();
 }
+
+#[test]
+fn a_confirm_that_does_not_decode_still_frees_its_buffer() {
+    // C frees one input buffer for every confirm before parsing it (cw1200
+    // bh.c 318, bes2600 bh.c 1076-1080). A confirm whose body is cut short
+    // must not strand the credit: TX would stall for good.
+    let mut h = Harness::new(ChipConfig {
+        input_buffers: 1,
+        faults: Faults {
+            drop_confirm_every: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    h.command(&Request::ReadMib { mib_id: 1 }).unwrap();
+    h.pump().unwrap();
+    assert_eq!(h.bh.credits().hw_bufs_used, 1, "no confirm came");
+    // The confirm arrives without its status word.
+    assert!(h.chip.inject(&[4, 0, 0x05, 0x04]));
+    h.pump().unwrap();
+    let s = h.bh.stats();
+    assert_eq!(s.decode_errors, 1);
+    assert_eq!(h.bh.credits().hw_bufs_used, 0, "the buffer is free again");
+    h.chip.cfg.faults.drop_confirm_every = 0;
+    let f = data(&h, 64);
+    h.send_frame(Ac::Be, f).unwrap();
+    h.pump().unwrap();
+    assert_eq!(h.up.tx_done.len(), 1, "TX goes on");
+}
+
+#[test]
+fn a_long_run_of_stale_control_bytes_is_waited_out_not_a_halt() {
+    // bes2600 reads the control byte again (retry <= 5) and then waits for
+    // the next interrupt (bes2600_sdio.c 858-866); it never re-reads an old
+    // batch. A halt here would mean a firmware reload on a real board.
+    let mut h = Harness::new(ChipConfig::default());
+    offer_all(&mut h, 10, 200);
+    h.chip.cfg.faults.stale_ctrl_every = 1;
+    h.chip.offer_downlink(10, 200);
+    for _ in 0..5 {
+        h.pump().unwrap();
+        h.run(bes2600_core::bh::Wake::RX).unwrap();
+    }
+    assert_eq!(h.bh.state(), BhState::Running);
+    assert!(h.bh.stats().ctrl_stale > 5);
+    assert_eq!(h.up.rx_frames, 10, "nothing stale was delivered");
+    h.chip.cfg.faults.stale_ctrl_every = 0;
+    h.run(bes2600_core::bh::Wake::RX).unwrap();
+    h.pump().unwrap();
+    assert_eq!(h.up.rx_frames, 20);
+    h.check_invariants().unwrap();
+}
+
+#[test]
+fn tx_metadata_reaches_the_chip() {
+    let mut h = Harness::new(ChipConfig::default());
+    let f = data(&h, 64);
+    let meta = bes2600_core::queue::TxMeta {
+        link_id: 2,
+        if_id: 1,
+        max_tx_rate: 13,
+        rate_policy_index: 3,
+        flags: 0,
+        expire_time: 250,
+        ht_tx_parameters: 1,
+    };
+    h.shared.queues.put_with(Ac::Vi, meta, f).unwrap();
+    h.line.kick_tx();
+    h.pump().unwrap();
+    let t = h.chip.stats.last_tx;
+    assert_eq!(t.max_tx_rate, 13);
+    assert_eq!(t.rate_policy, 3);
+    assert_eq!((t.expire_time, t.ht_tx_parameters), (250, 1));
+    // bes2600: link in the queue byte over the WSM queue (VI -> 2), the
+    // interface in the id (txrx.c 782-783, wsm.c 2979-2992).
+    assert_eq!(t.queue_byte, (2 << 2) | 2);
+    assert_eq!(t.if_id, 1);
+}
+
+#[test]
+fn a_command_longer_than_512_bytes_is_sent() {
+    // A 40-channel start-scan is 652 bytes: the command slot holds any
+    // message the chip takes (it was capped at 512).
+    let mut h = Harness::new(ChipConfig::default());
+    let chans: Vec<wsm::ScanChannel> = (0..40)
+        .map(|i| wsm::ScanChannel {
+            number: 1 + i % 13,
+            min_chan_time: 10,
+            max_chan_time: 40,
+        })
+        .collect();
+    let req = Request::StartScan(wsm::ScanReq {
+        band: wsm::Band::Ghz2,
+        scan_type: 0,
+        flags: 0,
+        max_tx_rate: 0,
+        auto_scan_interval: 0,
+        num_probes: 1,
+        probe_delay: 0,
+        channels: &chans,
+        ssids: &[],
+    });
+    assert_eq!(h.command_sync(&req).unwrap(), Some(wsm::status::SUCCESS));
+    assert_eq!(h.chip.stats.slot_mismatches, 0);
+}
+
+#[test]
+fn keys_reach_the_chip_with_its_key_types() {
+    let mut h = Harness::new(ChipConfig::default());
+    let key = [7u8; 16];
+    for req in [
+        wsm::AddKeyReq::aes_pairwise(0, h.chip.ap.bssid, key),
+        wsm::AddKeyReq::aes_group(1, 1, key, [0; 8]),
+        wsm::AddKeyReq::wep_default(2, 0, b"abcde").unwrap(),
+    ] {
+        assert_eq!(
+            h.command_sync(&Request::AddKey(req)).unwrap(),
+            Some(wsm::status::SUCCESS)
+        );
+    }
+    // WSM_KEY_TYPE_AES_PAIRWISE 5, _AES_GROUP 4, _WEP_DEFAULT 0 (cw1200
+    // wsm.h 327-332): nothing installed as TKIP (2, 3).
+    let k = h.chip.stats.keys_by_type;
+    assert_eq!((k[5], k[4], k[0]), (1, 1, 1));
+    assert_eq!((k[2], k[3]), (0, 0));
+}
