@@ -5,7 +5,13 @@
 //! - no private-range IPv4 literals in code outside `tests/data` and the one
 //!   documented place that defines the virtual device's QEMU subnets;
 //! - every top-level directory appears in ARCHITECTURE.md's code map;
-//! - every crate root opens with a `//!` doc comment.
+//! - every crate root opens with a `//!` doc comment;
+//! - the chip model (`driver/sim/src/{chip,wire,ap}.rs`) uses nothing of
+//!   `bes2600-core`: a test double that shares the code it checks checks
+//!   nothing, so the model's side of the protocol is its own;
+//! - the core's modules carry `#![forbid(unsafe_code)]` each (they are
+//!   mounted into the kernel crate without `lib.rs`) and name each other
+//!   through `super::`, never `crate::`.
 
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
@@ -13,6 +19,13 @@ use xshell::{cmd, Shell};
 /// Files allowed to hold private-range address literals: the QEMU user-mode
 /// network definitions of the virtual lab device (`besser_lab::vm::net`).
 const PRIVATE_ADDR_ALLOWED: &[&str] = &["lab/src/vm.rs"];
+
+/// The chip model: files that must not use `bes2600-core` at all.
+const CHIP_MODEL_FILES: &[&str] = &[
+    "driver/sim/src/chip.rs",
+    "driver/sim/src/wire.rs",
+    "driver/sim/src/ap.rs",
+];
 
 /// Top-level entries that are not part of the code map.
 const NOT_IN_CODE_MAP: &[&str] = &[".ci", ".cargo", ".github", "target"];
@@ -34,6 +47,12 @@ pub fn run(sh: &Shell) -> Result<()> {
         problems.extend(unsafe_without_safety(f, &text));
         if !f.contains("tests/data/") && !PRIVATE_ADDR_ALLOWED.contains(f) {
             problems.extend(private_addresses(f, &text));
+        }
+        if CHIP_MODEL_FILES.contains(f) {
+            problems.extend(uses_core(f, &text));
+        }
+        if f.starts_with("driver/core/src/") && !f.ends_with("lib.rs") {
+            problems.extend(core_module_mountable(f, &text));
         }
         if f.ends_with("src/lib.rs") || f.ends_with("src/main.rs") {
             if !text.trim_start().starts_with("//!") {
@@ -125,6 +144,42 @@ fn private_addresses(file: &str, text: &str) -> Vec<String> {
     out
 }
 
+/// Any use of the core in a chip-model file (code lines, not comments).
+fn uses_core(file: &str, text: &str) -> Vec<String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let code = l.split("//").next().unwrap_or("");
+            code.contains("bes2600_core")
+        })
+        .map(|(i, _)| {
+            format!(
+                "{file}:{}: the chip model uses bes2600-core (it must build its side of the protocol itself)",
+                i + 1
+            )
+        })
+        .collect()
+}
+
+/// A core module must build as a module of another crate: its own
+/// `forbid(unsafe_code)` and `super::` paths.
+fn core_module_mountable(file: &str, text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if !text.contains("#![forbid(unsafe_code)]") {
+        out.push(format!("{file}: no `#![forbid(unsafe_code)]` of its own"));
+    }
+    for (i, l) in text.lines().enumerate() {
+        let code = l.split("//").next().unwrap_or("");
+        if code.contains("crate::") {
+            out.push(format!(
+                "{file}:{}: `crate::` path (the kernel crate's root is not lib.rs: use `super::`)",
+                i + 1
+            ));
+        }
+    }
+    out
+}
+
 fn code_map_gaps(files: &[&str], architecture_md: &str) -> Vec<String> {
     let mut dirs: Vec<&str> = files
         .iter()
@@ -187,6 +242,21 @@ mod tests {
         let found = private_addresses("c.rs", &src);
         assert_eq!(found.len(), 3, "{found:?}");
         assert!(found[0].contains(&a) && found[1].contains(&b) && found[2].contains(&c));
+    }
+
+    #[test]
+    fn the_chip_model_may_not_use_the_core() {
+        let bad = "// bes2600_core is the host side\nuse bes2600_core::sdio::TxBatch;\n";
+        assert_eq!(uses_core("driver/sim/src/chip.rs", bad).len(), 1);
+        assert!(uses_core("w.rs", "use crate::wire;\n// not bes2600_core\n").is_empty());
+    }
+
+    #[test]
+    fn core_modules_are_mountable() {
+        let bad = "use crate::wsm;\n";
+        assert_eq!(core_module_mountable("m.rs", bad).len(), 2);
+        let good = "#![forbid(unsafe_code)]\nuse super::wsm; // not crate::x\n";
+        assert!(core_module_mountable("m.rs", good).is_empty());
     }
 
     #[test]

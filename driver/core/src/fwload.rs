@@ -30,6 +30,7 @@
 //!   the cached DPD data to 0x2008C000 and the Wi-Fi image, or the boot
 //!   image, the DPD data read back once `SLAVE_STATUS` shows DPD-ready, and
 //!   the Wi-Fi image (`bes2600_load_wifi_firmware{,_with_dpd}`, 958-1030).
+#![forbid(unsafe_code)]
 
 use super::bh::{BusError, SdioBus};
 use super::sdio::{reg, Cmd53};
