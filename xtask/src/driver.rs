@@ -17,6 +17,21 @@ const FUZZ_DIR: &str = "driver/fuzz";
 const FUZZ_TARGETS: &[&str] = &["wsm_decode", "sdio_extract", "bh_rx"];
 /// Seconds per target in `cargo xtask test` (CI); `cargo xtask fuzz` defaults to 60.
 const CI_FUZZ_TIME_S: u64 = 20;
+/// cargo-mutants release we install (pinned; cached under ~/.cache/besser/tools).
+const CARGO_MUTANTS_VERSION: &str = "27.1.0";
+/// Files whose mutants must all be caught (the lessons' policy and
+/// accounting): `cargo xtask mutants` and CI.
+const MUTANTS_STRICT: &[&str] = &["driver/core/src/scan.rs", "driver/core/src/credits.rs"];
+/// Further files of `cargo xtask mutants --all`; survivors are listed and
+/// justified in the modules' docs.
+const MUTANTS_MORE: &[&str] = &["driver/core/src/pm.rs", "driver/core/src/bh.rs"];
+
+#[derive(Parser)]
+pub struct MutantsArgs {
+    /// Also pm.rs and bh.rs (long: every bh mutant rebuilds the tests).
+    #[arg(long)]
+    all: bool,
+}
 
 #[derive(Parser)]
 pub struct FuzzArgs {
@@ -129,6 +144,130 @@ pub fn fuzz(args: FuzzArgs) -> Result<()> {
     run_fuzz(&sh, args.time, &targets)
 }
 
+/// Runs cargo-mutants over `files`, killing with the core's and the
+/// simulator's tests. Returns the survivors ("MISSED" lines) per file.
+fn run_mutants(sh: &Shell, files: &[&str]) -> Result<Vec<String>> {
+    let tool = crate::deps::ensure_cargo_tool(
+        sh,
+        "cargo-mutants",
+        CARGO_MUTANTS_VERSION,
+        "cargo-mutants",
+    )?;
+    let out = crate::project_root().join("target").join("mutants");
+    let mut args: Vec<String> = vec![
+        "mutants".into(),
+        "--package".into(),
+        "bes2600-core".into(),
+        "--test-package".into(),
+        "bes2600-core".into(),
+        "--test-package".into(),
+        "bes2600-sim".into(),
+        "--output".into(),
+        out.display().to_string(),
+        "--no-shuffle".into(),
+        "--timeout-multiplier".into(),
+        "3".into(),
+    ];
+    for f in files {
+        args.push("--file".into());
+        args.push((*f).into());
+    }
+    // Exit status 2 means "some mutants survived": read the lists instead.
+    let status = cmd!(sh, "{tool} {args...}").ignore_status().output()?;
+    let dir = out.join("mutants.out");
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    let caught = read("caught.txt").lines().count();
+    let missed: Vec<String> = read("missed.txt").lines().map(str::to_string).collect();
+    let timeout = read("timeout.txt").lines().count();
+    let unviable = read("unviable.txt").lines().count();
+    println!(
+        "mutants over {}: {caught} caught, {} missed, {timeout} timed out (counted as caught), {unviable} unviable",
+        files.join(", "),
+        missed.len()
+    );
+    if caught + missed.len() + timeout + unviable == 0 {
+        bail!(
+            "cargo-mutants produced no results (exit {:?}):\n{}",
+            status.status.code(),
+            String::from_utf8_lossy(&status.stderr)
+        );
+    }
+    Ok(missed)
+}
+
+/// `cargo xtask mutants [--all]`.
+pub fn mutants(args: MutantsArgs) -> Result<()> {
+    let sh = shell()?;
+    let mut files: Vec<&str> = MUTANTS_STRICT.to_vec();
+    if args.all {
+        files.extend_from_slice(MUTANTS_MORE);
+    }
+    let missed = run_mutants(&sh, &files)?;
+    for m in &missed {
+        println!("  survived: {m}");
+    }
+    let strict: Vec<&String> = missed
+        .iter()
+        .filter(|m| MUTANTS_STRICT.iter().any(|f| m.starts_with(f)))
+        .collect();
+    if !strict.is_empty() {
+        bail!(
+            "{} mutant(s) survive in {} (must be 0)",
+            strict.len(),
+            MUTANTS_STRICT.join(" / ")
+        );
+    }
+    Ok(())
+}
+
+/// Linux 6.12's `rust_common_flags` and `KBUILD_RUSTFLAGS` (top-level
+/// `Makefile` 432-455, 580-586, 825, 833-834), less the `-Z` flags stable
+/// rustc refuses (`-Zbinary_dep_depinfo`, `-Zfunction-sections`).
+const KERNEL_RUSTFLAGS: &str = "--edition=2021 -Astable_features -Aunused_features \
+    -Dnon_ascii_idents -Dunsafe_op_in_unsafe_fn -Wmissing_docs -Wrust_2018_idioms \
+    -Wunreachable_pub -Wclippy::all -Aclippy::collapsible_if -Aclippy::collapsible_match \
+    -Wclippy::ignored_unit_patterns -Wclippy::mut_mut -Wclippy::needless_bitwise_bool \
+    -Aclippy::needless_lifetimes -Wclippy::no_mangle_with_rust_abi \
+    -Wclippy::undocumented_unsafe_blocks -Aclippy::uninlined_format_args \
+    -Wclippy::unnecessary_safety_comment -Wclippy::unnecessary_safety_doc \
+    -Aclippy::unwrap_or_default -Wrustdoc::missing_crate_level_docs \
+    -Wrustdoc::unescaped_backticks -Cpanic=abort -Cembed-bitcode=n -Clto=n \
+    -Cforce-unwind-tables=n -Ccodegen-units=1 -Csymbol-mangling-version=v0 \
+    -Crelocation-model=static -Wclippy::float_arithmetic -Copt-level=2 \
+    -Cdebug-assertions=n -Coverflow-checks=y";
+
+/// The core's modules, mounted as `driver/kmod` will mount them: by path,
+/// inside a private module of a crate whose root is not the core's lib.rs.
+const CORE_MODULES: &[&str] = &[
+    "bh", "credits", "fwload", "pm", "queue", "scan", "sdio", "wsm",
+];
+
+/// Writes the kernel-shaped crate root (absolute `#[path]`s, so it can live
+/// under `target/`) and returns its path.
+fn write_mount_root(out: &std::path::Path) -> Result<PathBuf> {
+    let src = crate::project_root().join("driver/core/src");
+    let mut text = String::from(
+        "//! Kernel-shaped crate root written by `cargo xtask test`: the driver\n\
+         //! core mounted by path into a private module, as `driver/kmod` does.\n\
+         #![no_std]\n\
+         // A stand-in that uses none of the core; the module uses what it needs.\n\
+         #![allow(dead_code)]\n\n\
+         // The core's `pub` is its API toward the module, not the crate's.\n\
+         #[allow(unreachable_pub)]\n\
+         mod bes2600_core {\n",
+    );
+    for m in CORE_MODULES {
+        text.push_str(&format!(
+            "    #[path = \"{}\"]\n    pub(crate) mod {m};\n",
+            src.join(format!("{m}.rs")).display()
+        ));
+    }
+    text.push_str("}\n");
+    let root = out.join("kmod_root.rs");
+    std::fs::write(&root, text).with_context(|| format!("writing {}", root.display()))?;
+    Ok(root)
+}
+
 pub fn bench(_args: BenchArgs) -> Result<()> {
     let sh = shell()?;
     cmd!(
@@ -150,11 +289,17 @@ pub fn test_steps() -> Vec<Step> {
             },
         ),
         Step::new(
-            "driver: core compiles with bare rustc, no cargo (as Kbuild will include it)",
+            "driver: core mounted in a kernel-shaped crate, Linux 6.12's Rust flags and lints, -D warnings",
             |sh| {
                 crate::deps::ensure_rustup_target(sh, "x86_64-unknown-none")?;
+                crate::deps::ensure_rustup_component(sh, "clippy")?;
                 let out = crate::project_root().join("target").join("kbuild-check");
                 std::fs::create_dir_all(&out)?;
+                let root = write_mount_root(&out)?;
+                let flags: Vec<&str> = KERNEL_RUSTFLAGS.split_whitespace().collect();
+                // clippy-driver is rustc plus the kernel's clippy lints.
+                cmd!(sh, "clippy-driver {flags...} -D warnings --crate-type rlib --crate-name bes2600 --target x86_64-unknown-none --out-dir {out} {root}").run()?;
+                // And the core's own crate root, as cargo builds it.
                 cmd!(sh, "rustc --edition 2021 --crate-type rlib --crate-name bes2600_core --target x86_64-unknown-none -C panic=abort -D warnings --out-dir {out} driver/core/src/lib.rs").run()?;
                 Ok(())
             },
@@ -174,6 +319,19 @@ pub fn test_steps() -> Vec<Step> {
                 cmd!(sh, "cargo test --quiet -p bes2600-sim --test loom --release --target-dir target/loom -- --nocapture")
                     .env("RUSTFLAGS", "--cfg loom")
                     .run()?;
+                Ok(())
+            },
+        ),
+        Step::new(
+            "driver: mutants in scan.rs and credits.rs all caught (cargo-mutants)",
+            |sh| {
+                let missed = run_mutants(sh, MUTANTS_STRICT)?;
+                if !missed.is_empty() {
+                    for m in &missed {
+                        eprintln!("  survived: {m}");
+                    }
+                    bail!("{} mutant(s) survive", missed.len());
+                }
                 Ok(())
             },
         ),

@@ -32,6 +32,8 @@ enum Cmd {
     Bench(bench::Args),
     /// Run the driver's fuzz targets briefly.
     Fuzz(driver::FuzzArgs),
+    /// Mutation testing of the driver core's policy and accounting code.
+    Mutants(driver::MutantsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Test(a) => test::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Fuzz(a) => driver::fuzz(a),
+        Cmd::Mutants(a) => driver::mutants(a),
     }
 }
 

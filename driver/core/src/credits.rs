@@ -144,3 +144,119 @@ impl CreditLedger {
         used == pending && self.hw_bufs_used <= self.input_buffers
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn granted(n: u16) -> CreditLedger {
+        let mut l = CreditLedger::new();
+        l.grant(n);
+        l
+    }
+
+    #[test]
+    fn nothing_can_be_charged_before_the_grant() {
+        let mut l = CreditLedger::new();
+        assert_eq!(l.charge(SeqSpace::Wsm), Err(CreditError::NotStarted));
+        assert_eq!(l.available(), 0);
+        assert_eq!(l.snapshot(), CreditSnapshot::default());
+    }
+
+    #[test]
+    fn charges_count_down_the_grant_and_number_messages() {
+        let mut l = granted(3);
+        assert_eq!(l.available(), 3);
+        assert_eq!(l.charge(SeqSpace::Wsm), Ok(0));
+        assert_eq!(l.charge(SeqSpace::Wsm), Ok(1));
+        assert_eq!(l.charge(SeqSpace::Mcu), Ok(0), "own sequence per space");
+        assert_eq!(l.available(), 0);
+        assert_eq!(l.hw_bufs_used(), 3);
+        let s = l.snapshot();
+        assert_eq!((s.input_buffers, s.hw_bufs_used), (3, 3));
+        assert_eq!(s.pending, [2, 1]);
+        assert_eq!(s.tx_seq, [2, 1]);
+        assert!(l.consistent());
+    }
+
+    #[test]
+    fn sequence_numbers_wrap_at_eight() {
+        let mut l = granted(20);
+        let seqs: [u8; 10] = core::array::from_fn(|_| {
+            let s = l.charge(SeqSpace::Wsm).unwrap();
+            l.release(SeqSpace::Wsm, 1).unwrap();
+            s
+        });
+        assert_eq!(seqs, [0, 1, 2, 3, 4, 5, 6, 7, 0, 1]);
+    }
+
+    #[test]
+    fn a_release_is_exact_and_a_bad_one_changes_nothing() {
+        let mut l = granted(4);
+        l.charge(SeqSpace::Wsm).unwrap();
+        l.charge(SeqSpace::Wsm).unwrap();
+        l.charge(SeqSpace::Mcu).unwrap();
+        assert_eq!(l.release(SeqSpace::Wsm, 2), Ok(()));
+        assert_eq!(l.hw_bufs_used(), 1);
+        assert_eq!(l.available(), 3);
+        let before = l.snapshot();
+        assert_eq!(
+            l.release(SeqSpace::Wsm, 2),
+            Err(CreditError::Underflow {
+                used: 1,
+                released: 2
+            })
+        );
+        assert_eq!(
+            l.release(SeqSpace::Wsm, 1),
+            Err(CreditError::UnderflowSplit)
+        );
+        assert_eq!(l.snapshot(), before);
+        assert_eq!(l.release(SeqSpace::Mcu, 1), Ok(()));
+        assert_eq!(l.hw_bufs_used(), 0);
+        assert_eq!(l.release(SeqSpace::Mcu, 0), Ok(()));
+        assert!(l.consistent());
+    }
+
+    #[test]
+    fn a_grant_starts_a_new_firmware_run() {
+        let mut l = granted(4);
+        l.charge(SeqSpace::Wsm).unwrap();
+        l.charge(SeqSpace::Mcu).unwrap();
+        l.check_rx_seq(SeqSpace::Wsm, 0).unwrap();
+        l.grant(6);
+        let s = l.snapshot();
+        assert_eq!((s.input_buffers, s.hw_bufs_used, s.pending), (6, 0, [0, 0]));
+        assert_eq!(s.tx_seq, [0, 0]);
+        assert_eq!(s.rx_seq, [1, 0], "the grant leaves RX sequences alone");
+        l.clear();
+        assert_eq!(l.snapshot(), CreditSnapshot::default());
+    }
+
+    #[test]
+    fn rx_sequences_are_checked_strictly_per_space() {
+        let mut l = granted(1);
+        assert_eq!(l.check_rx_seq(SeqSpace::Wsm, 0), Ok(()));
+        assert_eq!(l.check_rx_seq(SeqSpace::Wsm, 2), Err((1, 2)));
+        assert_eq!(l.snapshot().rx_seq, [1, 0], "a mismatch does not advance");
+        assert_eq!(l.check_rx_seq(SeqSpace::Mcu, 0), Ok(()));
+        for s in 1..8 {
+            assert_eq!(l.check_rx_seq(SeqSpace::Wsm, s), Ok(()));
+        }
+        assert_eq!(l.check_rx_seq(SeqSpace::Wsm, 0), Ok(()), "wraps at 8");
+    }
+
+    #[test]
+    fn consistency_needs_equal_totals_within_the_grant() {
+        let mut l = granted(2);
+        l.charge(SeqSpace::Wsm).unwrap();
+        assert!(l.consistent());
+        l.pending[0] = 0;
+        assert!(!l.consistent());
+        l.pending[0] = 1;
+        l.input_buffers = 0;
+        assert!(!l.consistent());
+        l.input_buffers = 1;
+        assert!(l.consistent(), "used == grant is fine");
+    }
+}

@@ -139,3 +139,131 @@ pub fn split_per_band(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guard_refuses_5ghz_from_two_channels_on() {
+        let mut g = ScanGuard::default();
+        assert_eq!(g.check(Band::Ghz5, 2, 0), Err(ScanRefusal::NotSupported));
+        assert_eq!(g.check(Band::Ghz5, 25, 0), Err(ScanRefusal::NotSupported));
+        assert_eq!(g.check(Band::Ghz5, 1, 0), Ok(()));
+        assert_eq!(g.check(Band::Ghz2, 13, 0), Ok(()));
+        let s = g.stats();
+        assert_eq!((s.refused_5ghz_multi, s.allowed), (2, 2));
+        let mut off = ScanGuard {
+            enabled: false,
+            ..ScanGuard::default()
+        };
+        assert_eq!(off.check(Band::Ghz5, 2, 0), Ok(()));
+    }
+
+    #[test]
+    fn backoff_starts_at_the_third_reject_and_ends_on_time() {
+        let mut g = ScanGuard::default();
+        for i in 1..SCAN_REJECTS_BEFORE_BACKOFF {
+            g.on_start_confirm(Band::Ghz5, status::INVALID_PARAMETER, 100);
+            assert_eq!(g.check(Band::Ghz5, 1, 100), Ok(()), "after {i} reject(s)");
+        }
+        g.on_start_confirm(Band::Ghz5, status::INVALID_PARAMETER, 100);
+        let until = 100 + SCAN_BACKOFF_MS;
+        assert_eq!(
+            g.check(Band::Ghz5, 1, until - 1),
+            Err(ScanRefusal::BackingOff { until_ms: until })
+        );
+        assert_eq!(g.check(Band::Ghz5, 1, until), Ok(()));
+        assert_eq!(g.check(Band::Ghz2, 1, 100), Ok(()), "per band");
+        let s = g.stats();
+        assert_eq!((s.fw_rejects, s.refused_backoff, s.fw_accepts), (3, 1, 0));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_and_a_success_resets_it() {
+        let mut g = ScanGuard::default();
+        let mut last = 0;
+        for n in 1..=12u32 {
+            g.on_start_confirm(Band::Ghz2, status::FAILURE, 0);
+            let until = match g.check(Band::Ghz2, 1, 0) {
+                Err(ScanRefusal::BackingOff { until_ms }) => until_ms,
+                Ok(()) => 0,
+                Err(e) => panic!("{e:?}"),
+            };
+            let want = match n {
+                1 | 2 => 0,
+                _ => (SCAN_BACKOFF_MS << (n - 3).min(8)).min(SCAN_BACKOFF_MAX_MS),
+            };
+            assert_eq!(until, want, "after {n} rejects");
+            assert!(until >= last);
+            last = until;
+        }
+        assert_eq!(last, SCAN_BACKOFF_MAX_MS);
+        g.on_start_confirm(Band::Ghz2, status::SUCCESS, 0);
+        assert_eq!(g.check(Band::Ghz2, 1, 0), Ok(()));
+        g.on_start_confirm(Band::Ghz2, status::FAILURE, 0);
+        assert_eq!(g.check(Band::Ghz2, 1, 0), Ok(()), "the count started over");
+        assert_eq!(g.stats().fw_accepts, 1);
+    }
+
+    #[test]
+    fn a_disabled_guard_does_not_back_off() {
+        let mut g = ScanGuard {
+            enabled: false,
+            ..ScanGuard::default()
+        };
+        for _ in 0..5 {
+            g.on_start_confirm(Band::Ghz5, status::INVALID_PARAMETER, 0);
+        }
+        assert_eq!(g.check(Band::Ghz5, 1, 0), Ok(()));
+    }
+
+    #[test]
+    fn a_multi_band_request_splits_in_band_order() {
+        let chans = [
+            Channel {
+                band: Band::Ghz5,
+                number: 36,
+            },
+            Channel {
+                band: Band::Ghz2,
+                number: 1,
+            },
+            Channel {
+                band: Band::Ghz5,
+                number: 40,
+            },
+            Channel {
+                band: Band::Ghz2,
+                number: 6,
+            },
+        ];
+        let mut scratch = [0u16; 8];
+        let mut legs = [(Band::Ghz2, [0u16; 2], 0usize); 2];
+        let mut n = 0;
+        split_per_band(&chans, &mut scratch, |b, c| {
+            legs[n].0 = b;
+            legs[n].1[..c.len()].copy_from_slice(c);
+            legs[n].2 = c.len();
+            n += 1;
+        });
+        assert_eq!(n, 2);
+        assert_eq!(legs[0], (Band::Ghz2, [1, 6], 2));
+        assert_eq!(legs[1], (Band::Ghz5, [36, 40], 2));
+        // A scratch shorter than the request keeps what fits.
+        let mut small = [0u16; 1];
+        let mut seen = 0;
+        split_per_band(&chans, &mut small, |_, c| {
+            assert_eq!(c.len(), 1);
+            seen += 1;
+        });
+        assert_eq!(seen, 2);
+        // No channel of a band: no leg for it.
+        let mut legs = 0;
+        split_per_band(&chans[1..2], &mut scratch, |b, _| {
+            assert_eq!(b, Band::Ghz2);
+            legs += 1;
+        });
+        assert_eq!(legs, 1);
+    }
+}
