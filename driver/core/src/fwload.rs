@@ -186,6 +186,8 @@ pub struct FwLoader<'a> {
     phase: Phase,
     seq: u8,
     awaiting: Option<u8>,
+    /// Send the end frame after the data (not for a register poke).
+    end: bool,
     /// Run the code after the end frame (an image) or not (a memory write).
     run: bool,
     /// Code bytes in the data frame awaiting its reply.
@@ -201,6 +203,7 @@ impl<'a> FwLoader<'a> {
             phase: Phase::Info,
             seq: 0,
             awaiting: None,
+            end: true,
             run: true,
             chunk: 0,
         })
@@ -222,9 +225,29 @@ impl<'a> FwLoader<'a> {
             phase: Phase::Info,
             seq: 0,
             awaiting: None,
+            end: true,
             run: false,
             chunk: 0,
         })
+    }
+    /// A register poke (`bes_firmware_download_write_reg`, `bes_fw.c`
+    /// 130-222): an info frame `{len 4, addr}` and one data frame
+    /// `{addr, value}`, no end frame.
+    pub fn write_reg(addr: u32, val: &'a [u8; 4]) -> Self {
+        FwLoader {
+            image: val,
+            info: FwInfo {
+                load_addr: addr,
+                code_len: 4,
+                crc32: crc32(val),
+            },
+            phase: Phase::Info,
+            seq: 0,
+            awaiting: None,
+            end: false,
+            run: false,
+            chunk: 0,
+        }
     }
     pub fn info(&self) -> FwInfo {
         self.info
@@ -333,7 +356,11 @@ impl<'a> FwLoader<'a> {
             Phase::Info => Phase::Data { offset: 0 },
             Phase::Data { offset } => {
                 if offset + self.chunk >= self.info.code_len {
-                    Phase::End
+                    if self.end {
+                        Phase::End
+                    } else {
+                        Phase::Done
+                    }
                 } else {
                     Phase::Data {
                         offset: offset + self.chunk,
@@ -456,30 +483,10 @@ impl<B: SdioBus, W: FnMut(&mut B) -> bool> FwIo<'_, B, W> {
         Ok(l.info())
     }
 
-    /// `bes_firmware_download_write_reg`: an info frame `{len 4, addr}` and
-    /// one data frame `{addr, value}`.
+    /// A register poke ([`FwLoader::write_reg`]).
     pub fn write_reg(&mut self, addr: u32, val: u32) -> Result<(), DownloadError> {
         let v = val.to_le_bytes();
-        let l = FwLoader::write_mem(addr, &v).map_err(DownloadError::Protocol)?;
-        // write_reg sends no end frame: stop after the data reply.
-        let mut l = l;
-        l.run = false;
-        while !matches!(l.phase, Phase::End | Phase::Done) {
-            let rx_buf = self.rx_ready()?.min(self.scratch.len() as u16);
-            let Some(n) = l
-                .next_frame(rx_buf, self.scratch)
-                .map_err(DownloadError::Protocol)?
-            else {
-                break;
-            };
-            let seq = self.scratch[1];
-            self.write(n)?;
-            let len = self.tx_ready(seq)?;
-            self.read(usize::from(len))?;
-            l.on_reply(&self.scratch[..usize::from(len)])
-                .map_err(DownloadError::Protocol)?;
-        }
-        Ok(())
+        self.run(FwLoader::write_reg(addr, &v)).map(|_| ())
     }
 
     /// `bes_read_dpd_data`: wait for DPD-ready, then the announced length

@@ -70,7 +70,10 @@ impl TxMeta {
     }
 }
 
+/// `repr(u8)` with `Free = 0`: an all-zero slot is a free one (see
+/// [`TxShared`]'s zeroed initialisation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 enum SlotState {
     Free,
     Queued,
@@ -431,6 +434,18 @@ impl CmdSlot {
 
 /// What process context, softirq and the bh share (one `_bh` spinlock in
 /// the kernel).
+///
+/// # Initialisation in place
+/// `TxShared` is several KiB (4 × [`QUEUE_DEPTH`] slots and a
+/// [`CMD_LEN_MAX`] command buffer): the module must not build it on its
+/// 16 KiB stack. **All-zero bytes are a valid, empty `TxShared<F>`** when
+/// `Option<F>`'s `None` is all-zero, which Rust guarantees for `F` = `Box`,
+/// `KBox`, `NonNull<T>`, `&T` and `&mut T`: every slot is `Free` (0), every
+/// generation, count and length 0, no frame. So the module allocates it
+/// zeroed (`KBox::new_zeroed`, `kzalloc`) and asserts the `F` it uses, with
+/// the one `unsafe` (`assume_init`) on its side; `tests/queue.rs` checks a
+/// zeroed value behaves as [`Default::default`]. [`TxShared::clear`] empties
+/// it again in place.
 #[derive(Debug)]
 pub struct TxShared<F> {
     pub queues: TxQueues<F>,
@@ -443,6 +458,15 @@ impl<F> Default for TxShared<F> {
             queues: TxQueues::new(),
             cmd: CmdSlot::default(),
         }
+    }
+}
+
+impl<F> TxShared<F> {
+    /// Empties everything in place (interface down): frames are dropped,
+    /// the command cleared, generations advanced so old ids are stale.
+    pub fn clear(&mut self) {
+        self.queues.drain(drop);
+        self.cmd.clear();
     }
 }
 

@@ -1,6 +1,6 @@
 //! TX queues: priority, packet ids, requeue, stale generations.
 
-use bes2600_core::queue::{Ac, PacketIdError, TxQueues, QUEUE_DEPTH};
+use bes2600_core::queue::{Ac, PacketIdError, TxQueues, TxShared, QUEUE_DEPTH};
 
 #[test]
 fn highest_priority_first_fifo_within() {
@@ -89,4 +89,49 @@ fn reset_requeues_everything_pending_and_stales_old_ids() {
         q.confirm(0x00ff_0000),
         Err(PacketIdError::Malformed(_))
     ));
+}
+
+/// Drives a `TxShared` through puts, sends, confirms and a command.
+fn exercise(s: &mut TxShared<Box<u8>>) -> Vec<u32> {
+    let mut ids = Vec::new();
+    for i in 0..5u8 {
+        s.queues
+            .put(
+                Ac::from_index(usize::from(i % 4)).unwrap(),
+                0,
+                0,
+                Box::new(i),
+            )
+            .unwrap();
+    }
+    while let Some((p, _)) = s.queues.peek() {
+        ids.push(p.packet_id);
+        s.queues.mark_pending(p.packet_id).unwrap();
+    }
+    for &id in &ids {
+        s.queues.confirm(id).unwrap();
+    }
+    s.cmd
+        .put(&bes2600_core::wsm::Request::ReadMib { mib_id: 1 }, 0)
+        .unwrap();
+    ids
+}
+
+#[test]
+fn an_all_zero_tx_shared_is_an_empty_one() {
+    // The module allocates `TxShared` zeroed on the heap instead of building
+    // it on its stack (queue.rs, "Initialisation in place").
+    let zeroed: Box<TxShared<Box<u8>>> =
+        // SAFETY: every field of TxShared is an integer, a `repr(u8)` enum
+        // whose 0 is `Free`, an array of those, or `Option<Box<u8>>`, whose
+        // `None` is all-zero (the null-pointer niche Rust guarantees).
+        unsafe { Box::new_zeroed().assume_init() };
+    let mut zeroed = zeroed;
+    let mut fresh: Box<TxShared<Box<u8>>> = Box::default();
+    assert_eq!((zeroed.queues.queued(), zeroed.queues.pending()), (0, 0));
+    assert!(zeroed.cmd.is_empty());
+    assert_eq!(exercise(&mut zeroed), exercise(&mut fresh));
+    zeroed.clear();
+    assert_eq!((zeroed.queues.queued(), zeroed.queues.pending()), (0, 0));
+    assert!(zeroed.cmd.is_empty());
 }

@@ -50,7 +50,7 @@ fn tx_request_layout() {
 #[test]
 fn queue_byte_carries_the_link_over_the_wsm_queue() {
     // VO, VI, BE, BK -> 3, 2, 0, 1 (B/wsm.h 2156-2162); link in bits 2-5.
-    assert_eq!([0, 1, 2, 3].map(|q| wsm::wsm_queue_id(q)), [3, 2, 0, 1]);
+    assert_eq!([0, 1, 2, 3].map(wsm::wsm_queue_id), [3, 2, 0, 1]);
     assert_eq!(wsm::tx_queue_byte(2, 5), (5 << 2));
     assert_eq!(wsm::tx_queue_byte(0, 1), (1 << 2) | 3);
 }
@@ -263,7 +263,7 @@ fn firmware_frames_of_a_tiny_image() {
 #[test]
 fn firmware_register_poke_frames() {
     let val = 0x0080_2006u32.to_le_bytes();
-    let mut l = FwLoader::write_mem(0x4010_0000, &val).unwrap();
+    let mut l = FwLoader::write_reg(0x4010_0000, &val);
     let mut out = vec![0u8; fwload::FW_CHUNK_MAX];
     for (seq, name) in ["fw_write_reg_info", "fw_write_reg_data"]
         .into_iter()
@@ -275,6 +275,7 @@ fn firmware_register_poke_frames() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         l.on_reply(&reply(seq as u8)).unwrap();
     }
+    assert!(l.done(), "no end frame after a poke");
     assert_eq!(fwload::FW_PRE_POKES[0], (0x4010_0000, 0x0080_2006));
 }
 

@@ -446,7 +446,7 @@ impl Chip {
             self.downlink_seen += 1;
             if self.degraded() {
                 let keep = self.cfg.faults.degraded_keep_one_in.max(1);
-                if self.downlink_seen % u64::from(keep) != 0 {
+                if !self.downlink_seen.is_multiple_of(u64::from(keep)) {
                     // Lost on the chip: the AP sent it, the host never sees it.
                     self.stats.downlink_dropped += 1;
                     taken += 1;
@@ -506,17 +506,14 @@ impl Chip {
                 0x001 => {
                     self.ctrl_reads += 1;
                     let f = self.cfg.faults;
-                    if f.ctrl_crc_every != 0 && self.ctrl_reads % u64::from(f.ctrl_crc_every) == 0 {
+                    if every(f.ctrl_crc_every, self.ctrl_reads) {
                         // The read failed on the bus: the interrupt stays.
                         return Err(ChipBusError::Crc);
                     }
                     // Reading the control byte clears the slave interrupt
                     // (`bes2600_sdio.c` 644: "clear sdio slave gen interrupt").
                     self.irq = false;
-                    if f.stale_ctrl_every != 0
-                        && self.ctrl_reads % u64::from(f.stale_ctrl_every) == 0
-                        && self.last_ctrl != 0
-                    {
+                    if every(f.stale_ctrl_every, self.ctrl_reads) && self.last_ctrl != 0 {
                         self.irq = true; // the real batch is still to come
                         return Ok(self.last_ctrl);
                     }
@@ -565,7 +562,7 @@ impl Chip {
         }
         self.data_reads += 1;
         let f = self.cfg.faults;
-        if f.data_crc_every != 0 && self.data_reads % u64::from(f.data_crc_every) == 0 {
+        if every(f.data_crc_every, self.data_reads) {
             return Err(ChipBusError::Crc);
         }
         buf[..self.batch_len].copy_from_slice(&self.batch[..self.batch_len]);
@@ -689,7 +686,7 @@ impl Chip {
             }
             self.tx_seen += 1;
             let f = self.cfg.faults;
-            let st = if f.requeue_every != 0 && self.tx_seen % u64::from(f.requeue_every) == 0 {
+            let st = if every(f.requeue_every, self.tx_seen) {
                 status::REQUEUE
             } else {
                 status::SUCCESS
@@ -700,7 +697,7 @@ impl Chip {
         }
         self.commands += 1;
         let f = self.cfg.faults;
-        if f.drop_confirm_every != 0 && self.commands % u64::from(f.drop_confirm_every) == 0 {
+        if every(f.drop_confirm_every, self.commands) {
             self.stats.confirms_dropped += 1;
             return;
         }
@@ -988,6 +985,12 @@ impl Chip {
         self.boot.next_seq = seq.wrapping_add(1);
         self.irq = true;
     }
+}
+
+/// Fault schedule: the `count`-th event is hit when `n` divides it (`n` =
+/// 0: never).
+fn every(n: u32, count: u64) -> bool {
+    n != 0 && count.is_multiple_of(u64::from(n))
 }
 
 /// Largest data frame the model takes (bytes).

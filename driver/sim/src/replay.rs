@@ -58,7 +58,7 @@ impl std::error::Error for TraceError {}
 
 fn hex(s: &str, line: usize) -> Result<Vec<u8>, TraceError> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(TraceError {
             line,
             what: std::format!("odd number of hex digits ({})", s.len()),
