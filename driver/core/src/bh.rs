@@ -890,3 +890,42 @@ impl BhContext {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_irq_line_coalesces_wake_ups() {
+        let l = IrqLine::new();
+        assert!(!l.pending());
+        assert!(l.irq(), "first producer wakes the bh");
+        assert!(l.pending());
+        assert!(!l.irq(), "a second IRQ before the bh ran does not");
+        assert!(!l.kick_tx(), "nor does a TX kick");
+        assert_eq!(l.take(), Wake { rx: true, tx: true });
+        assert!(!l.pending(), "take clears");
+        assert_eq!(l.take(), Wake::default());
+        assert!(l.kick_tx());
+        assert_eq!(l.take(), Wake::TX);
+        assert!(l.irq());
+        assert_eq!(l.take(), Wake::RX);
+        assert!(Wake::RX.any() && Wake::TX.any() && !Wake::default().any());
+    }
+
+    #[test]
+    fn bus_buffers_must_hold_a_whole_batch_and_write() {
+        let (mut rx, mut tx) = ([0u8; RX_BUF_LEN], [0u8; TX_BUF_LEN]);
+        assert!(BhBufs::new(&mut rx, &mut tx).is_some());
+        assert!(BhBufs::new(&mut rx[1..], &mut tx).is_none());
+        assert!(BhBufs::new(&mut rx, &mut tx[1..]).is_none());
+    }
+
+    #[test]
+    fn a_fresh_bh_has_no_deadline_and_waits_for_startup() {
+        let bh = BhContext::new();
+        assert_eq!(bh.next_deadline(), None);
+        assert_eq!(bh.state(), BhState::AwaitStartup);
+        assert!(bh.idle());
+    }
+}
