@@ -397,6 +397,18 @@ impl Harness {
                 self.bh.stats().credit_errors
             ));
         }
+        let k = self.chip.stats;
+        let wire = [
+            ("TX toggle errors", k.tx_toggle_errors),
+            ("RX toggle errors", k.rx_toggle_errors),
+            ("malformed writes", k.bad_writes),
+            ("refused reads", k.bad_reads),
+            ("slots of the wrong size", k.slot_mismatches),
+            ("MCU commands not alone", k.mcu_not_alone),
+        ];
+        if let Some((what, n)) = wire.iter().find(|(_, n)| *n != 0) {
+            return Err(std::format!("the chip model saw {n} {what}"));
+        }
         if c.hw_bufs_used < self.chip.in_flight() {
             return Err(std::format!(
                 "host thinks {} in flight, chip holds {}",
