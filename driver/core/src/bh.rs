@@ -334,6 +334,20 @@ pub struct BhContext {
 pub const BY_VALUE_MAX: usize = 1024;
 const _: () = assert!(core::mem::size_of::<BhContext>() <= BY_VALUE_MAX);
 
+/// Runs a data transfer again after a bus CRC error, up to
+/// [`DATA_CRC_RETRY_MAX`] times with the same argument (bes2600 undoes the
+/// toggle increment on an error, `bes2600_sdio.c` 324-333). Returns the
+/// outcome and how many retries it took.
+fn crc_retried(mut op: impl FnMut() -> Result<(), BusError>) -> (Result<(), BusError>, u32) {
+    let mut retries = 0;
+    loop {
+        match op() {
+            Err(BusError::Crc) if retries < DATA_CRC_RETRY_MAX => retries += 1,
+            r => return (r, retries),
+        }
+    }
+}
+
 impl Default for BhContext {
     fn default() -> Self {
         Self::new()
@@ -552,16 +566,10 @@ impl BhContext {
             }
             let addr = len as u32 | (u32::from(self.rx_data_toggle) << 16);
             let cmd = Cmd53::transfer(false, addr, len);
-            let mut tries = 0;
-            loop {
-                match bus.cmd53_read(cmd, &mut rx_buf[..cmd.len]) {
-                    Ok(()) => break,
-                    Err(BusError::Crc) if tries < DATA_CRC_RETRY_MAX => {
-                        tries += 1;
-                        self.stats.data_crc_retries += 1;
-                    }
-                    Err(e) => return Err(self.halt(HaltReason::Bus(e))),
-                }
+            let (r, crc_retries) = crc_retried(|| bus.cmd53_read(cmd, &mut rx_buf[..cmd.len]));
+            self.stats.data_crc_retries += u64::from(crc_retries);
+            if let Err(e) = r {
+                return Err(self.halt(HaltReason::Bus(e)));
             }
             self.rx_data_toggle = !self.rx_data_toggle;
             let batch = match sdio::extract(&rx_buf[..len], len) {
@@ -691,18 +699,12 @@ impl BhContext {
         }
         let msgs = batch.count();
         let (cmd, bytes) = batch.finish(self.tx_data_toggle);
-        let mut tries = 0;
-        loop {
-            match bus.cmd53_write(cmd, bytes) {
-                Ok(()) => break,
-                Err(BusError::Crc) if tries < DATA_CRC_RETRY_MAX => {
-                    tries += 1;
-                    self.stats.data_crc_retries += 1;
-                }
-                // The halt makes the caller reset, which requeues the frames
-                // this batch marked pending and clears their charges.
-                Err(e) => return Err(self.halt(HaltReason::Bus(e))),
-            }
+        let (r, retries) = crc_retried(|| bus.cmd53_write(cmd, bytes));
+        self.stats.data_crc_retries += u64::from(retries);
+        if let Err(e) = r {
+            // The halt makes the caller reset, which requeues the frames
+            // this batch marked pending and clears their charges.
+            return Err(self.halt(HaltReason::Bus(e)));
         }
         self.tx_data_toggle = !self.tx_data_toggle;
         self.stats.tx_batches += 1;
