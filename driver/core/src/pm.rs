@@ -107,3 +107,36 @@ impl PmPolicy {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latch_counts_what_it_does() {
+        let mut p = PmPolicy::default();
+        assert!(p.may_set_pm(0));
+        assert_eq!(p.on_set_pm_confirm(status::FAILURE, 10), None);
+        assert_eq!(p.on_set_pm_confirm(status::FAILURE, 20), None);
+        assert_eq!(p.latch(), PmLatch::Unsupported { since_ms: 20 });
+        assert!(!p.may_set_pm(21));
+        assert!(!p.may_set_pm(20 + PM_LATCH_TIMEOUT_MS - 1));
+        let s = p.stats();
+        assert_eq!(
+            (s.latched, s.suppressed),
+            (1, 2),
+            "latched once, asked twice"
+        );
+        assert_eq!(
+            p.on_set_pm_confirm(status::SUCCESS, 30),
+            Some(Reopened::Progress)
+        );
+        assert_eq!(
+            p.on_set_pm_confirm(status::SUCCESS, 40),
+            None,
+            "already open"
+        );
+        assert_eq!(p.on_pm_indication(), None);
+        assert_eq!(p.stats().reopened_progress, 1);
+    }
+}

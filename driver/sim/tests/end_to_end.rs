@@ -364,6 +364,8 @@ fn a_spontaneous_firmware_restart_halts_and_the_reset_resends_what_was_in_flight
     }
     assert_eq!(h.bh.credits().hw_bufs_used, 3);
     assert_eq!(h.reset(), 3, "the three frames go back to their queue");
+    let s = h.bh.stats();
+    assert_eq!((s.resets, s.requeued), (1, 3));
     assert_eq!(
         h.up.tx_done.len(),
         3,
@@ -496,4 +498,65 @@ fn keys_reach_the_chip_with_its_key_types() {
     let k = h.chip.stats.keys_by_type;
     assert_eq!((k[5], k[4], k[0]), (1, 1, 1));
     assert_eq!((k[2], k[3]), (0, 0));
+}
+
+#[test]
+fn a_startup_that_arrives_in_sequence_while_running_cleans_up_in_flight_frames() {
+    // A firmware that restarts and happens to continue the sequence (or
+    // replays its startup): what was in flight is requeued and sent again.
+    let mut h = Harness::new(ChipConfig::default());
+    h.chip.cfg.mute = true; // the firmware takes the frames, confirms nothing
+    for _ in 0..2 {
+        let f = data(&h, 80);
+        h.send_frame(Ac::Be, f).unwrap();
+    }
+    h.pump().unwrap();
+    assert_eq!(h.bh.credits().hw_bufs_used, 2);
+    let mut m = [0u8; 256];
+    let n = bes2600_sim::wire::startup(&mut m, 0, 5, 1632).unwrap();
+    assert!(h.chip.inject(&m[..n]));
+    h.chip.cfg.mute = false;
+    h.pump().unwrap();
+    let s = h.bh.stats();
+    assert_eq!((s.unexpected_restarts, s.requeued), (1, 2));
+    assert_eq!(h.bh.credits().input_buffers, 5, "the new grant");
+    h.pump().unwrap();
+    assert_eq!(h.up.tx_done.len(), 2, "sent again and confirmed");
+    assert_eq!(
+        s.rx_msgs, h.chip.stats.rx_msgs,
+        "every message read was dispatched"
+    );
+}
+
+#[test]
+fn a_startup_granting_no_buffers_leaves_the_bh_waiting() {
+    let h = Harness::new(ChipConfig {
+        input_buffers: 0,
+        ..Default::default()
+    });
+    assert_eq!(h.bh.state(), BhState::AwaitStartup);
+    assert_eq!(h.up.indications, vec![Ind::Started(0)]);
+}
+
+#[test]
+fn a_confirm_for_another_request_does_not_complete_the_outstanding_one() {
+    let mut h = Harness::new(ChipConfig {
+        faults: Faults {
+            drop_confirm_every: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    h.command(&Request::ReadMib { mib_id: 1 }).unwrap();
+    h.pump().unwrap();
+    let mut m = [0u8; 64];
+    let n = bes2600_sim::wire::confirm(&mut m, 0, wsm::id::JOIN_REQ, 0, &[0; 8]).unwrap();
+    assert!(h.chip.inject(&m[..n]));
+    h.pump().unwrap();
+    assert!(h.up.cmd_done.is_empty(), "{:?}", h.up.cmd_done);
+    assert_eq!(h.bh.stats().unexpected_confirms, 1);
+    assert!(
+        h.bh.next_deadline().is_some(),
+        "the read-MIB is still awaited"
+    );
 }
