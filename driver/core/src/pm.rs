@@ -117,6 +117,7 @@ mod tests {
         let mut p = PmPolicy::default();
         assert!(p.may_set_pm(0));
         assert_eq!(p.on_set_pm_confirm(status::FAILURE, 10), None);
+        assert_eq!(p.stats().latched, 1, "the first refusal latches");
         assert_eq!(p.on_set_pm_confirm(status::FAILURE, 20), None);
         assert_eq!(p.latch(), PmLatch::Unsupported { since_ms: 20 });
         assert!(!p.may_set_pm(21));
