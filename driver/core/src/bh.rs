@@ -5,10 +5,11 @@
 //!   never reads the bus and never touches credit or sequence state.
 //! - The bh context ([`BhContext`]) alone reads the bus, extracts the batch,
 //!   dispatches every message and writes TX batches. It is the single writer
-//!   of the credit ledger (`hw_bufs_used`, per-interface and per-space
+//!   of the credit ledger (`hw_bufs_used` and the per-space
 //!   counts), the sequence counters and the toggles: they are private fields
-//!   reachable only through `&mut BhContext`, and `BhContext` is `!Sync`, so
-//!   a second writer in another context does not compile (`tests/ui/`).
+//!   reachable only through `&mut BhContext`, and `BhContext` is neither
+//!   `Send` nor `Sync`, so a second writer in another context does not
+//!   compile (`tests/ui/`).
 //! - All frames of one SDIO read reach the upper layer in one
 //!   [`Upper::rx_batch`] call (later `ieee80211_rx_list` inside one
 //!   bh-disabled section); there is no other RX delivery API (lesson 2).

@@ -17,14 +17,21 @@
 //!                              if line.kick_tx() { wake_up(bh) }
 //! mac80211 ops (process ctx):  scan guard / PM policy decide; shared.cmd.put(req);
 //!                              if line.kick_tx() { wake_up(bh) }
-//! bh kthread:                  loop { wait_event(bits pending or timer);
-//!                                     bh.run(line.take(), &mut sdio, &mut mac80211,
-//!                                            &mut LockBh(shared), jiffies_ms)? }
+//! bh kthread:                  let bh = BhContext::new();   // on its own stack
+//!                              loop { wait_event_timeout(line.pending(),
+//!                                                        bh.next_deadline());
+//!                                     bh.run(line.take(), &mut sdio, &mut bufs,
+//!                                            &mut mac80211, &mut LockBh(shared),
+//!                                            jiffies_ms)? }
 //!                              on Err(Halted): bh.reset(..), reload firmware
-//!                              (fwload::download), continue
+//!                              (fwload::load_all), continue
 //! ```
 //!
-//! `bh` (the `BhContext`) is owned by the kthread alone; `line` (`IrqLine`)
+//! `sdio` implements `bh::SdioBus` with `sdio_readb`/`sdio_writeb` and raw
+//! CMD53 requests carrying the core's `sdio::Cmd53` arguments; `bufs` are
+//! `kmalloc`ed DMA-safe buffers; `shared` is allocated zeroed (see
+//! `queue::TxShared`). `bh` (the `BhContext`) is created by the kthread and
+//! cannot leave it (neither `Send` nor `Sync`); `line` (`IrqLine`)
 //! and `shared` (`TxShared` behind one `spin_lock_bh`) are the only shared
 //! state. `Upper::rx_batch` runs inside one `local_bh_disable` +
 //! `rcu_read_lock` section and hands the batch to `ieee80211_rx_list`.

@@ -14,10 +14,10 @@
 //! - Registers are reached by CMD52 only, one byte at a time
 //!   (`bes2600_sdio.c` 364-396, "bes sdio slave regs can only be accessed by
 //!   command52").
-//! - RX: reading [`REG_CTRL_LEN`] (0x001) clears the chip's interrupt and
+//! - RX: reading [`reg::CTRL_LEN`] (0x001) clears the chip's interrupt and
 //!   gives the pending length in 512-byte blocks (bits 0-6) and a toggle
 //!   (bit 7) that must equal the host's `next_toggle`; a zero is confirmed
-//!   by bit 0 of [`REG_CTRL`] (0x000) (`bes2600_sdio_read_ctrl`, 636-711).
+//!   by bit 0 of [`reg::CTRL`] (0x000) (`bes2600_sdio_read_ctrl`, 636-711).
 //!   The data is one CMD53 read whose address is the length with the RX data
 //!   toggle in address bit 16 (`bes_sdio_memcpy_io_helper`, 195-217).
 //!   The read holds up to 16 messages, each padded to 4 bytes, ended by a
