@@ -258,6 +258,21 @@ fn find_key(text: &str, key: &str) -> (usize, usize) {
     (0, 0)
 }
 
+/// A network interface name the lab may put into device shell commands:
+/// what Linux accepts (`dev_valid_name`: 1 to 15 bytes, not `.`/`..`), narrowed
+/// to letters, digits, `_`, `-` and `.` so it can never be shell syntax.
+pub fn check_interface(name: &str) -> Result<(), String> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    if name.is_empty() || name.len() > 15 || name == "." || name == ".." || !ok_chars {
+        return Err(format!(
+            "{name:?} is not an interface name (1-15 of A-Z a-z 0-9 _ - .)"
+        ));
+    }
+    Ok(())
+}
+
 fn to_device(name: &str, d: DeviceYaml, ssh_config: &str) -> Result<Device, String> {
     let alias = lookup_ssh_config(ssh_config, &d.wired.host);
     let host = alias
@@ -294,6 +309,8 @@ fn to_device(name: &str, d: DeviceYaml, ssh_config: &str) -> Result<Device, Stri
                 d.data.connect
             )
         })?;
+    let interface = d.data.interface.unwrap_or_else(|| "wlan0".into());
+    check_interface(&interface).map_err(|e| format!("device {name}: data.interface: {e}"))?;
     let fresh = d.fresh_uptime_max_s.unwrap_or(FRESH_UPTIME_MAX_S_DEFAULT);
     if !(fresh > 0.0) {
         return Err(format!(
@@ -320,7 +337,7 @@ fn to_device(name: &str, d: DeviceYaml, ssh_config: &str) -> Result<Device, Stri
             connect_host: chost,
             connect_port: cport,
             listen_port: d.data.listen_port.unwrap_or(cport),
-            interface: d.data.interface.unwrap_or_else(|| "wlan0".into()),
+            interface,
         },
         fresh_uptime_max_s: fresh,
         boot_timeout_s: d.boot_timeout_s.unwrap_or(BOOT_TIMEOUT_S_DEFAULT),
@@ -469,6 +486,34 @@ devices:
         let e = Inventory::parse(&bad, "inv.yaml", "").err().unwrap();
         assert_eq!((e.line, e.column), (2, 3));
         assert!(e.msg.contains("expected HOST:PORT"), "{e}");
+    }
+
+    #[test]
+    fn a_data_interface_that_is_shell_syntax_is_refused() {
+        // It goes into device shell commands (the ramp's counters): an
+        // inventory value must never run as a command on the device.
+        let bad = GOOD.replace(
+            "      connect: ohm.lan:5001\n",
+            "      connect: ohm.lan:5001\n      interface: 'wlan0; reboot'\n",
+        );
+        assert_ne!(bad, GOOD, "the fixture has the field to replace");
+        let e = Inventory::parse(&bad, "inv.yaml", "").err().unwrap();
+        assert!(e.msg.contains("data.interface"), "{e}");
+        assert!(e.msg.contains("not an interface name"), "{e}");
+        for ok in ["wlan0", "enx00e04c680001", "br-lan", "wl.1"] {
+            assert_eq!(check_interface(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "wlan0$(id)",
+            "a b",
+            "sixteen-chars-xx",
+            "eth0/x",
+        ] {
+            assert!(check_interface(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -528,12 +528,8 @@ pub fn run<L: DeviceLink, P: Prober<L>, C: Clock>(
     for e in &cfg.events {
         validate_event(e)?;
     }
-    if !cfg
-        .data_iface
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-    {
-        bail!("data interface {:?}: not an interface name", cfg.data_iface);
+    if let Err(e) = crate::inventory::check_interface(&cfg.data_iface) {
+        bail!("data interface: {e}");
     }
     let h0 = clock.now_s();
     let up0 = uptime_of(&link.exec("cat /proc/uptime", Duration::from_secs(EXEC_TIMEOUT_S))?)?;
