@@ -678,7 +678,7 @@ impl BhContext {
                     frame,
                 });
                 let max = wsm::WSM_HDR_LEN + wsm::TX_REQ_FIXED_LEN + frame.len();
-                if max + wsm::TX_TRAILER_LEN > MSG_LEN_MAX || batch.fits(max, false).is_err() {
+                if max > sdio::TX_MSG_LEN_MAX || batch.fits(max, false).is_err() {
                     return None;
                 }
                 let seq = ledger.charge(SeqSpace::Wsm).ok()?;

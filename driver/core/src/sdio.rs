@@ -32,7 +32,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::wsm::{self, WsmError, MSG_LEN_MAX, TX_TRAILER_LEN, WSM_HDR_LEN};
+use super::wsm::{self, WsmError, MSG_LEN_MAX, TX_TRAILER_LEN};
 
 /// SDIO function of the Wi-Fi part (bes2600 probes function 1; the CMD53
 /// argument carries `func->num << 28`).
@@ -49,9 +49,6 @@ pub const MSG_ALIGN: usize = 4;
 pub const TRANSFER_LEN_MAX: usize = 32768;
 /// Largest RX length the control byte can announce: 127 blocks (bytes).
 pub const RX_CTRL_LEN_MAX: usize = 0x7f * BLOCK_LEN;
-/// Bytes the bh's RX buffer needs (bes2600 allocates `1632 * 16`; the
-/// control byte can announce up to [`RX_CTRL_LEN_MAX`]).
-pub const RX_BUF_LEN: usize = RX_CTRL_LEN_MAX;
 /// Largest TX write: 16 slots of 1632 bytes, padded to whole blocks.
 pub const TX_BUF_LEN: usize = (TX_BATCH_MAX * TX_SLOT_4_BLOCKS).div_ceil(BLOCK_LEN) * BLOCK_LEN;
 /// Slot of a 4-block message (`sdio_tx_work`: `if (blks >= 4) align = 1632`).
@@ -418,8 +415,6 @@ pub fn is_vendor_cmd(id: u16) -> bool {
     id & 0x0C00 == 0x0C00
 }
 
-/// Smallest valid message (a header).
-pub const MSG_LEN_MIN: usize = WSM_HDR_LEN;
 const _: () = assert!(MSG_LEN_MAX == TX_SLOT_4_BLOCKS);
 /// Largest message that fits a slot with its trailer.
 pub const TX_MSG_LEN_MAX: usize = TX_SLOT_4_BLOCKS - TX_TRAILER_LEN;
