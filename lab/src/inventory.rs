@@ -127,7 +127,20 @@ struct DataYaml {
     #[serde(default)]
     listen_port: Option<u16>,
     #[serde(default)]
-    interface: Option<String>,
+    interface: Option<IfaceYaml>,
+}
+
+/// An interface name, checked while the YAML is read so the error carries
+/// a line and column (those of the `data` block, as the YAML reader
+/// reports them) and the path `devices.NAME.data`.
+struct IfaceYaml(String);
+
+impl<'de> Deserialize<'de> for IfaceYaml {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        check_interface(&s).map_err(|e| serde::de::Error::custom(format!("interface: {e}")))?;
+        Ok(IfaceYaml(s))
+    }
 }
 
 /// `reboot: {ssh: "reboot"}` or `reboot: {power: "usbrelay pinetab2=0 …"}`.
@@ -309,8 +322,7 @@ fn to_device(name: &str, d: DeviceYaml, ssh_config: &str) -> Result<Device, Stri
                 d.data.connect
             )
         })?;
-    let interface = d.data.interface.unwrap_or_else(|| "wlan0".into());
-    check_interface(&interface).map_err(|e| format!("device {name}: data.interface: {e}"))?;
+    let interface = d.data.interface.map_or_else(|| "wlan0".into(), |i| i.0);
     let fresh = d.fresh_uptime_max_s.unwrap_or(FRESH_UPTIME_MAX_S_DEFAULT);
     if !(fresh > 0.0) {
         return Err(format!(
@@ -498,8 +510,10 @@ devices:
         );
         assert_ne!(bad, GOOD, "the fixture has the field to replace");
         let e = Inventory::parse(&bad, "inv.yaml", "").err().unwrap();
-        assert!(e.msg.contains("data.interface"), "{e}");
+        assert!(e.msg.contains("devices.ohm.data: interface"), "{e}");
         assert!(e.msg.contains("not an interface name"), "{e}");
+        // Where the YAML reader reports it: the `data` block of `ohm`.
+        assert_eq!((e.line, e.column), (7, 7), "{e}");
         for ok in ["wlan0", "enx00e04c680001", "br-lan", "wl.1"] {
             assert_eq!(check_interface(ok), Ok(()), "{ok}");
         }
