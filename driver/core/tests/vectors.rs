@@ -234,6 +234,22 @@ fn reply(seq: u8) -> [u8; 8] {
     [0xB0, seq, 4, 0, 0, 0, 0, 0]
 }
 
+/// Takes the loader's next frames (boot ROM buffer 0x200), checks each
+/// against the named vector, answers it OK; returns the write sizes.
+fn frames_match(l: &mut FwLoader<'_>, names: &[&str]) -> Vec<usize> {
+    let mut out = vec![0u8; fwload::FW_CHUNK_MAX];
+    let mut sizes = Vec::new();
+    for (seq, name) in names.iter().enumerate() {
+        let n = l.next_frame(0x200, &mut out).unwrap().unwrap();
+        v(name)
+            .matches(&out[..n])
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        l.on_reply(&reply(seq as u8)).unwrap();
+        sizes.push(n);
+    }
+    sizes
+}
+
 #[test]
 fn firmware_frames_of_a_tiny_image() {
     let image = v("fw_image_tiny").zeroed();
@@ -243,17 +259,8 @@ fn firmware_frames_of_a_tiny_image() {
         (0x2008_0000, 16, 0x7F67_DF5F)
     );
     let mut l = FwLoader::new(&image).unwrap();
-    let mut out = vec![0u8; fwload::FW_CHUNK_MAX];
-    for (seq, name) in ["fw_info", "fw_data", "fw_end", "fw_run"]
-        .into_iter()
-        .enumerate()
-    {
-        let n = l.next_frame(0x200, &mut out).unwrap().unwrap();
-        v(name)
-            .matches(&out[..n])
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    for n in frames_match(&mut l, &["fw_info", "fw_data", "fw_end", "fw_run"]) {
         assert_eq!(Cmd53::transfer(true, n as u32, n).arg, v("fw_info").args[0]);
-        l.on_reply(&reply(seq as u8)).unwrap();
     }
     assert!(l.done());
     assert_eq!(Cmd53::transfer(false, 8, 8).arg, v("fw_reply_ok").args[0]);
@@ -264,17 +271,7 @@ fn firmware_frames_of_a_tiny_image() {
 fn firmware_register_poke_frames() {
     let val = 0x0080_2006u32.to_le_bytes();
     let mut l = FwLoader::write_reg(0x4010_0000, &val);
-    let mut out = vec![0u8; fwload::FW_CHUNK_MAX];
-    for (seq, name) in ["fw_write_reg_info", "fw_write_reg_data"]
-        .into_iter()
-        .enumerate()
-    {
-        let n = l.next_frame(0x200, &mut out).unwrap().unwrap();
-        v(name)
-            .matches(&out[..n])
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        l.on_reply(&reply(seq as u8)).unwrap();
-    }
+    frames_match(&mut l, &["fw_write_reg_info", "fw_write_reg_data"]);
     assert!(l.done(), "no end frame after a poke");
     assert_eq!(fwload::FW_PRE_POKES[0], (0x4010_0000, 0x0080_2006));
 }

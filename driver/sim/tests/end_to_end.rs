@@ -374,13 +374,11 @@ fn a_spontaneous_firmware_restart_halts_and_the_reset_resends_what_was_in_flight
     h.check_invariants().unwrap();
 }
 
-#[test]
-fn a_confirm_that_does_not_decode_still_frees_its_buffer() {
-    // C frees one input buffer for every confirm before parsing it (cw1200
-    // bh.c 318, bes2600 bh.c 1076-1080). A confirm whose body is cut short
-    // must not strand the credit: TX would stall for good.
+/// A chip that drops every command's confirm, with a read-MIB sent and its
+/// confirm outstanding.
+fn read_mib_awaiting_its_confirm(input_buffers: u16) -> Harness {
     let mut h = Harness::new(ChipConfig {
-        input_buffers: 1,
+        input_buffers,
         faults: Faults {
             drop_confirm_every: 1,
             ..Default::default()
@@ -389,6 +387,15 @@ fn a_confirm_that_does_not_decode_still_frees_its_buffer() {
     });
     h.command(&Request::ReadMib { mib_id: 1 }).unwrap();
     h.pump().unwrap();
+    h
+}
+
+#[test]
+fn a_confirm_that_does_not_decode_still_frees_its_buffer() {
+    // C frees one input buffer for every confirm before parsing it (cw1200
+    // bh.c 318, bes2600 bh.c 1076-1080). A confirm whose body is cut short
+    // must not strand the credit: TX would stall for good.
+    let mut h = read_mib_awaiting_its_confirm(1);
     assert_eq!(h.bh.credits().hw_bufs_used, 1, "no confirm came");
     // The confirm arrives without its status word.
     assert!(h.chip.inject(&[4, 0, 0x05, 0x04]));
@@ -540,15 +547,7 @@ fn a_startup_granting_no_buffers_leaves_the_bh_waiting() {
 
 #[test]
 fn a_confirm_for_another_request_does_not_complete_the_outstanding_one() {
-    let mut h = Harness::new(ChipConfig {
-        faults: Faults {
-            drop_confirm_every: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    });
-    h.command(&Request::ReadMib { mib_id: 1 }).unwrap();
-    h.pump().unwrap();
+    let mut h = read_mib_awaiting_its_confirm(30);
     let mut m = [0u8; 64];
     let n = bes2600_sim::wire::confirm(&mut m, 0, wsm::id::JOIN_REQ, 0, &[0; 8]).unwrap();
     assert!(h.chip.inject(&m[..n]));
