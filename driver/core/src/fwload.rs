@@ -78,10 +78,9 @@ pub mod frame {
     pub const RUN: u8 = 0xB4;
 }
 
-/// Boot-ROM status codes (`enum ERR_CODE`, `bes_fw_common.h` 50-53); any
-/// other non-zero status is a refusal too.
+/// Boot-ROM status `ERR_NONE` (`enum ERR_CODE`, `bes_fw_common.h` 50-53);
+/// any other status (`ERR_LEN` = 1, or anything else) is a refusal.
 pub const FW_OK: u32 = 0;
-pub const FW_ERR_LEN: u32 = 1;
 
 /// Why a download cannot go on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -47,8 +47,6 @@ pub const TX_BATCH_MAX: usize = 16;
 pub const MSG_ALIGN: usize = 4;
 /// Largest single SDIO transfer (`hwio.h` 297, `MAX_SDIO_TRANSFER_LEN`, bytes).
 pub const TRANSFER_LEN_MAX: usize = 32768;
-/// Largest RX length the control byte can announce: 127 blocks (bytes).
-pub const RX_CTRL_LEN_MAX: usize = 0x7f * BLOCK_LEN;
 /// Largest TX write: 16 slots of 1632 bytes, padded to whole blocks.
 pub const TX_BUF_LEN: usize = (TX_BATCH_MAX * TX_SLOT_4_BLOCKS).div_ceil(BLOCK_LEN) * BLOCK_LEN;
 /// Slot of a 4-block message (`sdio_tx_work`: `if (blks >= 4) align = 1632`).
@@ -104,19 +102,11 @@ impl Cmd53 {
     /// carries any toggle bit): byte mode up to [`BYTE_MODE_MAX`], block
     /// mode above, as `bes_sdio_memcpy_io_helper` decides (185-220, 287-310).
     pub fn transfer(write: bool, addr: u32, size: usize) -> Cmd53 {
-        let base = (u32::from(write) << 31)
-            | (u32::from(SDIO_FUNC) << cmd53::FUNC_SHIFT)
-            | cmd53::OP_INC_ADDR
-            | ((addr & cmd53::ADDR_MASK) << cmd53::ADDR_SHIFT);
         if size > BYTE_MODE_MAX {
-            let blocks = size.div_ceil(BLOCK_LEN);
-            Cmd53 {
-                arg: base | cmd53::BLOCK_MODE | (blocks as u32 & cmd53::COUNT_MASK),
-                len: blocks * BLOCK_LEN,
-            }
+            Self::blocks(write, addr, size)
         } else {
             Cmd53 {
-                arg: base | (size as u32 & cmd53::COUNT_MASK),
+                arg: Self::base(write, addr) | (size as u32 & cmd53::COUNT_MASK),
                 len: size,
             }
         }
@@ -124,24 +114,21 @@ impl Cmd53 {
     /// A TX aggregate write: always block mode (`bes_sdio_memcpy_to_io_helper`
     /// 951-1030: `size & ~3` rounded up to blocks, address = the coded total).
     pub fn tx_write(coded_total: u32, toggle: bool) -> Cmd53 {
-        let size = (coded_total & !3) as usize;
-        let blocks = size.div_ceil(BLOCK_LEN);
         let addr = (coded_total & !cmd53::TOGGLE_ADDR_BIT) | (u32::from(toggle) << 16);
+        Self::blocks(true, addr, (coded_total & !3) as usize)
+    }
+    fn base(write: bool, addr: u32) -> u32 {
+        (u32::from(write) << 31)
+            | (u32::from(SDIO_FUNC) << cmd53::FUNC_SHIFT)
+            | cmd53::OP_INC_ADDR
+            | ((addr & cmd53::ADDR_MASK) << cmd53::ADDR_SHIFT)
+    }
+    fn blocks(write: bool, addr: u32, size: usize) -> Cmd53 {
+        let blocks = size.div_ceil(BLOCK_LEN);
         Cmd53 {
-            arg: cmd53::WRITE
-                | (u32::from(SDIO_FUNC) << cmd53::FUNC_SHIFT)
-                | cmd53::OP_INC_ADDR
-                | ((addr & cmd53::ADDR_MASK) << cmd53::ADDR_SHIFT)
-                | cmd53::BLOCK_MODE
-                | (blocks as u32 & cmd53::COUNT_MASK),
+            arg: Self::base(write, addr) | cmd53::BLOCK_MODE | (blocks as u32 & cmd53::COUNT_MASK),
             len: blocks * BLOCK_LEN,
         }
-    }
-    pub fn is_write(self) -> bool {
-        self.arg & cmd53::WRITE != 0
-    }
-    pub fn addr(self) -> u32 {
-        (self.arg >> cmd53::ADDR_SHIFT) & cmd53::ADDR_MASK
     }
 }
 

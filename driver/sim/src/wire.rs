@@ -107,8 +107,6 @@ pub mod ids {
     pub const MCU: u16 = 0x0C00;
     /// `WSM_TO_MCU_CMD_CONFIRM_LABEL` (bes2600 `wsm.h` 689).
     pub const MCU_CONFIRM_LABEL: u32 = 0x0f;
-    /// `WSM_TO_MCU_CMD_INDICATION_LABEL` (bes2600 `wsm.h` 690).
-    pub const MCU_INDICATION_LABEL: u32 = 0xf0;
 }
 
 /// A request as the chip reads it from one slot.
