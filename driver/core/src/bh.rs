@@ -33,7 +33,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use loom::sync::atomic::{AtomicU32, Ordering};
 
 use super::credits::{CreditError, CreditLedger, CreditSnapshot};
-use super::queue::{PacketIdError, TxAccess};
+use super::queue::{PacketIdError, SlotStore, TxAccess};
 use super::sdio::{self, reg, Cmd53, Ctrl, FrameError, TxBatch, RX_BATCH_MAX};
 use super::wsm::{self, Incoming, Kind, MsgId, RxMeta, SeqSpace, TxConfirm, MSG_LEN_MAX};
 
@@ -422,7 +422,7 @@ impl BhContext {
     /// their queues (their old packet ids become stale), a waiting command
     /// is dropped with a timeout status. The caller power-cycles / reloads
     /// the chip.
-    pub fn reset<F>(&mut self, tx: &mut impl TxAccess<F>, upper: &mut impl Upper<F>) -> usize {
+    pub fn reset<F, S: SlotStore<F>>(&mut self, tx: &mut impl TxAccess<F, S>, upper: &mut impl Upper<F>) -> usize {
         self.ledger.clear();
         self.ctrl_toggle = false;
         self.rx_data_toggle = false;
@@ -452,13 +452,13 @@ impl BhContext {
     /// One bh pass: RX batches while the chip has data, TX batches while
     /// credits and work remain, command timeouts. Call it each time
     /// [`IrqLine::take`] returns pending bits, and at [`Self::next_deadline`].
-    pub fn run<F: AsRef<[u8]>>(
+    pub fn run<F: AsRef<[u8]>, S: SlotStore<F>>(
         &mut self,
         wake: Wake,
         bus: &mut impl SdioBus,
         bufs: &mut BhBufs<'_>,
         upper: &mut impl Upper<F>,
-        tx: &mut impl TxAccess<F>,
+        tx: &mut impl TxAccess<F, S>,
         now_ms: u64,
     ) -> Result<RunReport, BhError> {
         if let BhState::Halted(r) = self.state {
@@ -515,12 +515,12 @@ impl BhContext {
     /// Reads up to [`RX_BATCHES_PER_ROUND_MAX`] batches; returns how many.
     /// The shape of `sdio_rx_work` + `bes2600_sdio_read_ctrl`, inline in the
     /// bh (no relay).
-    fn rx_round<F: AsRef<[u8]>>(
+    fn rx_round<F: AsRef<[u8]>, S: SlotStore<F>>(
         &mut self,
         bus: &mut impl SdioBus,
         rx_buf: &mut [u8],
         upper: &mut impl Upper<F>,
-        tx: &mut impl TxAccess<F>,
+        tx: &mut impl TxAccess<F, S>,
     ) -> Result<u32, BhError> {
         let mut batches = 0;
         let mut retries = 0;
@@ -622,11 +622,11 @@ impl BhContext {
     /// Builds and writes one TX batch: the waiting command first, then
     /// data frames of the same slot size, while credits last; an MCU
     /// command alone. Returns whether anything was sent.
-    fn tx_once<F: AsRef<[u8]>>(
+    fn tx_once<F: AsRef<[u8]>, S: SlotStore<F>>(
         &mut self,
         bus: &mut impl SdioBus,
         tx_buf: &mut [u8],
-        tx: &mut impl TxAccess<F>,
+        tx: &mut impl TxAccess<F, S>,
         now_ms: u64,
     ) -> Result<bool, BhError> {
         if self.ledger.available() == 0 {
@@ -724,11 +724,11 @@ impl BhContext {
     /// confirm *before* the body is parsed, then the body. Returns the RX
     /// frame's metadata and its offset and length inside the message, to
     /// be delivered with the batch.
-    fn dispatch<F>(
+    fn dispatch<F, S: SlotStore<F>>(
         &mut self,
         msg: &[u8],
         upper: &mut impl Upper<F>,
-        tx: &mut impl TxAccess<F>,
+        tx: &mut impl TxAccess<F, S>,
     ) -> Result<Option<(RxMeta, usize, usize)>, HaltReason> {
         self.stats.rx_msgs += 1;
         let (_, mid) = match wsm::parse_header(msg) {
@@ -864,11 +864,11 @@ impl BhContext {
         }
     }
 
-    fn tx_confirm<F>(
+    fn tx_confirm<F, S: SlotStore<F>>(
         &mut self,
         c: &TxConfirm,
         upper: &mut impl Upper<F>,
-        tx: &mut impl TxAccess<F>,
+        tx: &mut impl TxAccess<F, S>,
     ) {
         let requeue = c.status == wsm::status::REQUEUE;
         let r = tx.with(|s| -> Result<Option<F>, PacketIdError> {

@@ -80,12 +80,57 @@ enum SlotState {
     Pending,
 }
 
+/// One TX slot: a frame and what it was queued with. The slots live in a
+/// [`SlotStore`] the caller provides, so the queues themselves stay small.
 #[derive(Debug)]
-struct Slot<F> {
+pub struct Slot<F> {
     state: SlotState,
     generation: u8,
     meta: TxMeta,
     frame: Option<F>,
+}
+
+impl<F> Default for Slot<F> {
+    fn default() -> Self {
+        Slot {
+            state: SlotState::Free,
+            generation: 0,
+            meta: TxMeta::default(),
+            frame: None,
+        }
+    }
+}
+
+/// Slots [`TxQueues`] needs: [`QUEUE_DEPTH`] per access category.
+pub const SLOTS: usize = 4 * QUEUE_DEPTH;
+
+/// Where [`TxQueues`] keeps its [`SLOTS`] slots: [`InlineSlots`] on the
+/// host, a heap vector in the kernel (filled slot by slot, so the
+/// 9 KiB of slots is never built on a 16 KiB kernel stack).
+pub trait SlotStore<F>: core::ops::DerefMut<Target = [Slot<F>]> {}
+impl<F, T: core::ops::DerefMut<Target = [Slot<F>]>> SlotStore<F> for T {}
+
+/// [`SLOTS`] slots held inline.
+#[derive(Debug)]
+pub struct InlineSlots<F>([Slot<F>; SLOTS]);
+
+impl<F> Default for InlineSlots<F> {
+    fn default() -> Self {
+        InlineSlots(core::array::from_fn(|_| Slot::default()))
+    }
+}
+
+impl<F> core::ops::Deref for InlineSlots<F> {
+    type Target = [Slot<F>];
+    fn deref(&self) -> &[Slot<F>] {
+        &self.0
+    }
+}
+
+impl<F> core::ops::DerefMut for InlineSlots<F> {
+    fn deref_mut(&mut self) -> &mut [Slot<F>] {
+        &mut self.0
+    }
 }
 
 /// Why a packet id was not accepted.
@@ -118,25 +163,19 @@ pub struct Picked {
     pub meta: TxMeta,
 }
 
-/// One access-category queue: slots plus a FIFO ring of queued slot indexes.
+/// One access-category queue: a FIFO ring of queued slot indexes (its
+/// slots are `TxQueues::slots[ac * QUEUE_DEPTH..][..QUEUE_DEPTH]`).
 #[derive(Debug)]
-struct AcQueue<F> {
-    slots: [Slot<F>; QUEUE_DEPTH],
+struct AcQueue {
     fifo: [u8; QUEUE_DEPTH],
     head: usize,
     len: usize,
     pending: usize,
 }
 
-impl<F> AcQueue<F> {
-    fn new() -> Self {
+impl AcQueue {
+    const fn new() -> Self {
         AcQueue {
-            slots: core::array::from_fn(|_| Slot {
-                state: SlotState::Free,
-                generation: 0,
-                meta: TxMeta::default(),
-                frame: None,
-            }),
             fifo: [0; QUEUE_DEPTH],
             head: 0,
             len: 0,
@@ -165,9 +204,11 @@ impl<F> AcQueue<F> {
 
 /// The per-AC TX queues. See the module docs for the lock class.
 #[derive(Debug)]
-pub struct TxQueues<F> {
-    queues: [AcQueue<F>; 4],
+pub struct TxQueues<F, S = InlineSlots<F>> {
+    queues: [AcQueue; 4],
+    slots: S,
     generation: u8,
+    _frames: core::marker::PhantomData<F>,
 }
 
 impl<F> Default for TxQueues<F> {
@@ -178,10 +219,27 @@ impl<F> Default for TxQueues<F> {
 
 impl<F> TxQueues<F> {
     pub fn new() -> Self {
-        TxQueues {
-            queues: core::array::from_fn(|_| AcQueue::new()),
-            generation: 0,
+        TxQueues::with_slots(InlineSlots::default()).unwrap_or_else(|_| unreachable!())
+    }
+}
+
+impl<F, S: SlotStore<F>> TxQueues<F, S> {
+    /// Queues over `slots`, which must hold exactly [`SLOTS`] free slots
+    /// (else they are given back).
+    pub fn with_slots(slots: S) -> Result<Self, S> {
+        if slots.len() != SLOTS || slots.iter().any(|s| s.state != SlotState::Free || s.frame.is_some()) {
+            return Err(slots);
         }
+        Ok(TxQueues {
+            queues: [AcQueue::new(), AcQueue::new(), AcQueue::new(), AcQueue::new()],
+            slots,
+            generation: 0,
+            _frames: core::marker::PhantomData,
+        })
+    }
+
+    fn ac_slots(&mut self, ai: usize) -> (&mut AcQueue, &mut [Slot<F>]) {
+        (&mut self.queues[ai], &mut self.slots[ai * QUEUE_DEPTH..(ai + 1) * QUEUE_DEPTH])
     }
 
     /// Queues a frame; gives it back when the queue is full (the caller
@@ -200,11 +258,11 @@ impl<F> TxQueues<F> {
 
     /// Queues a frame with its TX request metadata.
     pub fn put_with(&mut self, ac: Ac, meta: TxMeta, frame: F) -> Result<(), F> {
-        let q = &mut self.queues[ac as usize];
-        let Some(i) = q.slots.iter().position(|s| s.state == SlotState::Free) else {
+        let (q, sl) = self.ac_slots(ac as usize);
+        let Some(i) = sl.iter().position(|s| s.state == SlotState::Free) else {
             return Err(frame);
         };
-        let s = &mut q.slots[i];
+        let s = &mut sl[i];
         s.state = SlotState::Queued;
         s.generation = s.generation.wrapping_add(1);
         s.meta = meta;
@@ -228,7 +286,7 @@ impl<F> TxQueues<F> {
     fn packet_id(&self, ac: usize, slot: usize) -> u32 {
         (u32::from(self.generation) << 24)
             | ((ac as u32) << 16)
-            | (u32::from(self.queues[ac].slots[slot].generation) << 8)
+            | (u32::from(self.slots[ac * QUEUE_DEPTH + slot].generation) << 8)
             | slot as u32
     }
 
@@ -237,7 +295,7 @@ impl<F> TxQueues<F> {
     pub fn peek(&self) -> Option<(Picked, &F)> {
         for (ai, q) in self.queues.iter().enumerate() {
             if let Some(slot) = q.front() {
-                let s = &q.slots[slot];
+                let s = &self.slots[ai * QUEUE_DEPTH + slot];
                 let frame = s.frame.as_ref()?;
                 let picked = Picked {
                     packet_id: self.packet_id(ai, slot),
@@ -255,12 +313,12 @@ impl<F> TxQueues<F> {
     /// Marks the frame returned by [`TxQueues::peek`] as sent (pending).
     pub fn mark_pending(&mut self, packet_id: u32) -> Result<(), PacketIdError> {
         let (ai, slot) = self.locate(packet_id)?;
-        let q = &mut self.queues[ai];
-        if q.front() != Some(slot) || q.slots[slot].state != SlotState::Queued {
+        let (q, sl) = self.ac_slots(ai);
+        if q.front() != Some(slot) || sl[slot].state != SlotState::Queued {
             return Err(PacketIdError::NotPending(packet_id));
         }
         q.pop_front();
-        q.slots[slot].state = SlotState::Pending;
+        sl[slot].state = SlotState::Pending;
         q.pending += 1;
         Ok(())
     }
@@ -273,7 +331,7 @@ impl<F> TxQueues<F> {
         if ai >= 4 || slot >= QUEUE_DEPTH {
             return Err(PacketIdError::Malformed(packet_id));
         }
-        if qgen != self.generation || self.queues[ai].slots[slot].generation != igen {
+        if qgen != self.generation || self.slots[ai * QUEUE_DEPTH + slot].generation != igen {
             return Err(PacketIdError::Stale(packet_id));
         }
         Ok((ai, slot))
@@ -282,8 +340,8 @@ impl<F> TxQueues<F> {
     /// A confirm for `packet_id`: the frame leaves the queue.
     pub fn confirm(&mut self, packet_id: u32) -> Result<Done<F>, PacketIdError> {
         let (ai, slot) = self.locate(packet_id)?;
-        let q = &mut self.queues[ai];
-        let s = &mut q.slots[slot];
+        let (q, sl) = self.ac_slots(ai);
+        let s = &mut sl[slot];
         if s.state != SlotState::Pending {
             return Err(PacketIdError::NotPending(packet_id));
         }
@@ -301,7 +359,7 @@ impl<F> TxQueues<F> {
     /// Looks a pending record up without changing it (interface of a confirm).
     pub fn pending_if(&self, packet_id: u32) -> Result<u8, PacketIdError> {
         let (ai, slot) = self.locate(packet_id)?;
-        let s = &self.queues[ai].slots[slot];
+        let s = &self.slots[ai * QUEUE_DEPTH + slot];
         if s.state != SlotState::Pending {
             return Err(PacketIdError::NotPending(packet_id));
         }
@@ -313,12 +371,12 @@ impl<F> TxQueues<F> {
     /// confirm for the old id is stale.
     pub fn requeue(&mut self, packet_id: u32) -> Result<(), PacketIdError> {
         let (ai, slot) = self.locate(packet_id)?;
-        let q = &mut self.queues[ai];
-        if q.slots[slot].state != SlotState::Pending {
+        let (q, sl) = self.ac_slots(ai);
+        if sl[slot].state != SlotState::Pending {
             return Err(PacketIdError::NotPending(packet_id));
         }
-        q.slots[slot].state = SlotState::Queued;
-        q.slots[slot].generation = q.slots[slot].generation.wrapping_add(1);
+        sl[slot].state = SlotState::Queued;
+        sl[slot].generation = sl[slot].generation.wrapping_add(1);
         q.pending -= 1;
         q.push_front(slot);
         Ok(())
@@ -329,10 +387,11 @@ impl<F> TxQueues<F> {
     /// Returns how many frames were requeued.
     pub fn requeue_all_pending(&mut self) -> usize {
         let mut n = 0;
-        for q in &mut self.queues {
+        for ai in 0..4 {
+            let (q, sl) = self.ac_slots(ai);
             for slot in (0..QUEUE_DEPTH).rev() {
-                if q.slots[slot].state == SlotState::Pending {
-                    q.slots[slot].state = SlotState::Queued;
+                if sl[slot].state == SlotState::Pending {
+                    sl[slot].state = SlotState::Queued;
                     q.pending -= 1;
                     q.push_front(slot);
                     n += 1;
@@ -345,8 +404,9 @@ impl<F> TxQueues<F> {
 
     /// Takes every frame out (interface down). Calls `f` for each.
     pub fn drain(&mut self, mut f: impl FnMut(Done<F>)) {
-        for (ai, q) in self.queues.iter_mut().enumerate() {
-            for s in q.slots.iter_mut() {
+        for ai in 0..4 {
+            let (q, sl) = self.ac_slots(ai);
+            for s in sl.iter_mut() {
                 if let Some(frame) = s.frame.take() {
                     f(Done {
                         frame,
@@ -436,19 +496,14 @@ impl CmdSlot {
 /// the kernel).
 ///
 /// # Initialisation in place
-/// `TxShared` is several KiB (4 × [`QUEUE_DEPTH`] slots and a
-/// [`CMD_LEN_MAX`] command buffer): the module must not build it on its
-/// 16 KiB stack. **All-zero bytes are a valid, empty `TxShared<F>`** when
-/// `Option<F>`'s `None` is all-zero, which Rust guarantees for `F` = `Box`,
-/// `KBox`, `NonNull<T>`, `&T` and `&mut T`: every slot is `Free` (0), every
-/// generation, count and length 0, no frame. So the module allocates it
-/// zeroed (`KBox::new_zeroed`, `kzalloc`) and asserts the `F` it uses, with
-/// the one `unsafe` (`assume_init`) on its side; `tests/queue.rs` checks a
-/// zeroed value behaves as [`Default::default`]. [`TxShared::clear`] empties
-/// it again in place.
+/// The slots (9 KiB: [`SLOTS`] of them) are the caller's [`SlotStore`]:
+/// the kernel module fills a heap vector slot by slot and hands it to
+/// [`TxShared::with_slots`], so what is built by value is the small rest
+/// (the queues' rings and the [`CMD_LEN_MAX`] command buffer, about 2 KiB),
+/// with no `unsafe` on either side. [`TxShared::clear`] empties it in place.
 #[derive(Debug)]
-pub struct TxShared<F> {
-    pub queues: TxQueues<F>,
+pub struct TxShared<F, S = InlineSlots<F>> {
+    pub queues: TxQueues<F, S>,
     pub cmd: CmdSlot,
 }
 
@@ -461,7 +516,15 @@ impl<F> Default for TxShared<F> {
     }
 }
 
-impl<F> TxShared<F> {
+impl<F, S: SlotStore<F>> TxShared<F, S> {
+    /// Shared TX state over `slots` ([`SLOTS`] free slots, else given back).
+    pub fn with_slots(slots: S) -> Result<Self, S> {
+        Ok(TxShared {
+            queues: TxQueues::with_slots(slots)?,
+            cmd: CmdSlot::default(),
+        })
+    }
+
     /// Empties everything in place (interface down): frames are dropped,
     /// the command cleared, generations advanced so old ids are stale.
     pub fn clear(&mut self) {
@@ -472,12 +535,12 @@ impl<F> TxShared<F> {
 
 /// How the bh reaches [`TxShared`]: one short critical section per call.
 /// The kernel implements it with `spin_lock_bh`; the host with `&mut`.
-pub trait TxAccess<F> {
-    fn with<R>(&mut self, f: impl FnOnce(&mut TxShared<F>) -> R) -> R;
+pub trait TxAccess<F, S: SlotStore<F> = InlineSlots<F>> {
+    fn with<R>(&mut self, f: impl FnOnce(&mut TxShared<F, S>) -> R) -> R;
 }
 
-impl<F> TxAccess<F> for TxShared<F> {
-    fn with<R>(&mut self, f: impl FnOnce(&mut TxShared<F>) -> R) -> R {
+impl<F, S: SlotStore<F>> TxAccess<F, S> for TxShared<F, S> {
+    fn with<R>(&mut self, f: impl FnOnce(&mut TxShared<F, S>) -> R) -> R {
         f(self)
     }
 }

@@ -1,6 +1,8 @@
 //! TX queues: priority, packet ids, requeue, stale generations.
 
-use bes2600_core::queue::{Ac, PacketIdError, TxQueues, TxShared, QUEUE_DEPTH};
+use bes2600_core::queue::{
+    Ac, PacketIdError, Slot, SlotStore, TxQueues, TxShared, QUEUE_DEPTH, SLOTS,
+};
 
 #[test]
 fn highest_priority_first_fifo_within() {
@@ -92,7 +94,7 @@ fn reset_requeues_everything_pending_and_stales_old_ids() {
 }
 
 /// Drives a `TxShared` through puts, sends, confirms and a command.
-fn exercise(s: &mut TxShared<Box<u8>>) -> Vec<u32> {
+fn exercise<S: SlotStore<Box<u8>>>(s: &mut TxShared<Box<u8>, S>) -> Vec<u32> {
     let mut ids = Vec::new();
     for i in 0..5u8 {
         s.queues
@@ -118,20 +120,17 @@ fn exercise(s: &mut TxShared<Box<u8>>) -> Vec<u32> {
 }
 
 #[test]
-fn an_all_zero_tx_shared_is_an_empty_one() {
-    // The module allocates `TxShared` zeroed on the heap instead of building
-    // it on its stack (queue.rs, "Initialisation in place").
-    let zeroed: Box<TxShared<Box<u8>>> =
-        // SAFETY: every field of TxShared is an integer, a `repr(u8)` enum
-        // whose 0 is `Free`, an array of those, or `Option<Box<u8>>`, whose
-        // `None` is all-zero (the null-pointer niche Rust guarantees).
-        unsafe { Box::new_zeroed().assume_init() };
-    let mut zeroed = zeroed;
-    let mut fresh: Box<TxShared<Box<u8>>> = Box::default();
-    assert_eq!((zeroed.queues.queued(), zeroed.queues.pending()), (0, 0));
-    assert!(zeroed.cmd.is_empty());
-    assert_eq!(exercise(&mut zeroed), exercise(&mut fresh));
-    zeroed.clear();
-    assert_eq!((zeroed.queues.queued(), zeroed.queues.pending()), (0, 0));
-    assert!(zeroed.cmd.is_empty());
+fn tx_shared_over_heap_slots_behaves_as_the_inline_one() {
+    // The module fills a heap vector slot by slot instead of building the
+    // 9 KiB of slots on its stack (queue.rs, "Initialisation in place").
+    let slots: Vec<Slot<Box<u8>>> = (0..SLOTS).map(|_| Slot::default()).collect();
+    let mut heap = TxShared::with_slots(slots).unwrap();
+    let mut inline: Box<TxShared<Box<u8>>> = Box::default();
+    assert_eq!(exercise(&mut heap), exercise(&mut inline));
+    heap.clear();
+    assert_eq!((heap.queues.queued(), heap.queues.pending()), (0, 0));
+    assert!(heap.cmd.is_empty());
+    // One slot short is refused and handed back.
+    let short: Vec<Slot<Box<u8>>> = (0..SLOTS - 1).map(|_| Slot::default()).collect();
+    assert_eq!(TxShared::with_slots(short).unwrap_err().len(), SLOTS - 1);
 }

@@ -191,20 +191,43 @@ enum Power {
     Crashed,
 }
 
+/// Bytes of the chip's buffers: the outbox's messages, then the published
+/// RX batch. [`Chip::with_mem`] takes them from the caller, so the chip
+/// itself stays small enough to build by value (a kernel module hands in a
+/// `vmalloc` buffer; [`Chip::new`] uses [`InlineMem`]).
+pub const MEM_LEN: usize = OUTBOX_MAX * MSG_LEN_MAX + BATCH_LEN_MAX;
+
+/// [`MEM_LEN`] bytes held inline (host tests box the whole chip).
+pub struct InlineMem(pub [u8; MEM_LEN]);
+
+impl core::ops::Deref for InlineMem {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for InlineMem {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+}
+
+/// The firmware's queue of messages for the host; the bytes live in the
+/// chip's memory, message `i` at `i * MSG_LEN_MAX`.
 struct Outbox {
-    msgs: [[u8; MSG_LEN_MAX]; OUTBOX_MAX],
     lens: [u16; OUTBOX_MAX],
     head: usize,
     len: usize,
 }
 
 impl Outbox {
-    fn push_with(&mut self, f: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
+    fn push_with(&mut self, msgs: &mut [u8], f: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
         if self.len == OUTBOX_MAX {
             return false;
         }
         let i = (self.head + self.len) % OUTBOX_MAX;
-        match f(&mut self.msgs[i]) {
+        match f(&mut msgs[i * MSG_LEN_MAX..(i + 1) * MSG_LEN_MAX]) {
             Some(n) => {
                 self.lens[i] = n as u16;
                 self.len += 1;
@@ -213,8 +236,9 @@ impl Outbox {
             None => false,
         }
     }
-    fn front(&self) -> Option<&[u8]> {
-        (self.len > 0).then(|| &self.msgs[self.head][..usize::from(self.lens[self.head])])
+    fn front<'m>(&self, msgs: &'m [u8]) -> Option<&'m [u8]> {
+        let i = self.head;
+        (self.len > 0).then(|| &msgs[i * MSG_LEN_MAX..i * MSG_LEN_MAX + usize::from(self.lens[i])])
     }
     fn pop(&mut self) {
         if self.len > 0 {
@@ -224,16 +248,17 @@ impl Outbox {
     }
 }
 
-/// The simulated chip.
-pub struct Chip {
+/// The simulated chip; `M` holds its buffers ([`MEM_LEN`] bytes).
+pub struct Chip<M = InlineMem> {
     pub cfg: ChipConfig,
     pub ap: Ap,
     power: Power,
     uptime_ms: u64,
     outbox: Outbox,
     tx_seq: [u8; SPACES],
-    /// Published batch (what the control byte announces), whole blocks.
-    batch: [u8; BATCH_LEN_MAX],
+    /// The outbox's messages, then the published batch (what the control
+    /// byte announces, whole blocks).
+    mem: M,
     batch_len: usize,
     batch_count: u8,
     /// Toggle of the published batch's control byte.
@@ -258,21 +283,31 @@ pub struct Chip {
     pub stats: ChipStats,
 }
 
-impl Chip {
+impl Chip<InlineMem> {
     pub fn new(cfg: ChipConfig) -> Self {
+        Chip::with_mem(cfg, InlineMem([0; MEM_LEN]))
+    }
+}
+
+impl<M: core::ops::DerefMut<Target = [u8]>> Chip<M> {
+    /// A chip whose buffers are `mem` (at least [`MEM_LEN`] bytes).
+    ///
+    /// # Panics
+    /// If `mem` is shorter than [`MEM_LEN`].
+    pub fn with_mem(cfg: ChipConfig, mem: M) -> Self {
+        assert!(mem.len() >= MEM_LEN, "chip memory: {} of {MEM_LEN} bytes", mem.len());
         Chip {
             cfg,
             ap: Ap::default(),
             power: Power::Off,
             uptime_ms: 0,
             outbox: Outbox {
-                msgs: [[0; MSG_LEN_MAX]; OUTBOX_MAX],
                 lens: [0; OUTBOX_MAX],
                 head: 0,
                 len: 0,
             },
             tx_seq: [0; SPACES],
-            batch: [0; BATCH_LEN_MAX],
+            mem,
             batch_len: 0,
             batch_count: 0,
             ctrl_toggle: false,
@@ -418,7 +453,9 @@ impl Chip {
             return false;
         }
         let seq = self.tx_seq[space];
-        let ok = self.outbox.push_with(|b| f(b, seq));
+        let ok = self
+            .outbox
+            .push_with(&mut self.mem[..OUTBOX_MAX * MSG_LEN_MAX], |b| f(b, seq));
         if ok {
             self.tx_seq[space] = (seq + 1) % 8;
             self.irq = true;
@@ -492,8 +529,9 @@ impl Chip {
         if self.batch_count != 0 || self.power == Power::Off {
             return;
         }
-        let mut rx = wire::RxBatch::new(&mut self.batch);
-        while let Some(m) = self.outbox.front() {
+        let (msgs, batch) = self.mem.split_at_mut(OUTBOX_MAX * MSG_LEN_MAX);
+        let mut rx = wire::RxBatch::new(&mut batch[..BATCH_LEN_MAX]);
+        while let Some(m) = self.outbox.front(msgs) {
             if !rx.push(m) {
                 break;
             }
@@ -581,7 +619,8 @@ impl Chip {
         if every(f.data_crc_every, self.data_reads) {
             return Err(ChipBusError::Crc);
         }
-        buf[..self.batch_len].copy_from_slice(&self.batch[..self.batch_len]);
+        let at = OUTBOX_MAX * MSG_LEN_MAX;
+        buf[..self.batch_len].copy_from_slice(&self.mem[at..at + self.batch_len]);
         buf[self.batch_len..].fill(0);
         self.stats.rx_batches += 1;
         self.stats.rx_msgs += u64::from(self.batch_count);
