@@ -58,7 +58,22 @@ pub struct Observed {
     pub dmesg: String,
     /// `/proc/modules`
     pub modules: String,
+    /// `vendor device` of every SDIO function (`/sys/bus/sdio/devices/*`),
+    /// one per line.
+    pub sdio_ids: String,
+    /// `/sys/module/bes2600/srcversion`, empty if absent.
+    pub driver_srcversion: String,
+    /// `dmesg` after `rmmod bes2600` (and the simulated host), empty if the
+    /// image has no driver.
+    pub dmesg_after_rmmod: String,
 }
+
+/// What the MMC core prints when it enumerates an SDIO card.
+pub const SDIO_CARD_MARKER: &str = ": new SDIO card at address";
+/// What bes2600.ko prints once the firmware's startup indication arrived.
+pub const DRIVER_UP_MARKER: &str = "bes2600: firmware up,";
+/// The BES2600's SDIO ids as sysfs prints them.
+pub const BES2600_SDIO_IDS: &str = "0xbe57 0x2002";
 
 /// The line of dmesg the kernel's `rust_minimal` sample prints when loaded.
 pub const RUST_SAMPLE_MODULE: &str = "rust_minimal";
@@ -120,6 +135,9 @@ pub fn evaluate(m: &Manifest, image_config: &str, o: &Observed) -> Vec<Check> {
             "{RUST_SAMPLE_MODULE} in /proc/modules: {loaded}; `{RUST_SAMPLE_MARKER}` in dmesg: {said}"
         ),
     });
+    if let Some(d) = &m.driver {
+        driver_checks(d, o, &mut checks);
+    }
     let prove = m.flavour == "prove-locking";
     if prove {
         let dl = debug_locks(&o.lockdep_stats);
@@ -201,5 +219,57 @@ mod tests {
         assert_eq!(got, [1, 3, 4, 5, 6]);
         let lab: Vec<&str> = d.lines().collect();
         assert_eq!(besser_lab::analysis::find_splats(&lab).len(), got.len());
+    }
+}
+
+/// The driver's part of the boot test: the card enumerated by the real MMC
+/// core, bes2600.ko bound to it with the manifest's srcversion, the firmware
+/// up, and a clean `rmmod`.
+fn driver_checks(d: &crate::manifest::DriverModule, o: &Observed, checks: &mut Vec<Check>) {
+    if d.sdio_sim.is_some() {
+        let card = o.dmesg.lines().find(|l| l.contains(SDIO_CARD_MARKER));
+        checks.push(Check {
+            name: "the MMC core enumerates the SDIO card",
+            ok: card.is_some(),
+            detail: card.map_or_else(|| format!("no `{SDIO_CARD_MARKER}` in dmesg"), |l| l.trim().to_string()),
+        });
+        let ids: Vec<&str> = o.sdio_ids.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        checks.push(Check {
+            name: "the card is a BES2600 (vendor 0xbe57, device 0x2002)",
+            ok: ids.contains(&BES2600_SDIO_IDS),
+            detail: format!("/sys/bus/sdio/devices: {ids:?}"),
+        });
+        let up = o.dmesg.lines().find(|l| l.contains(DRIVER_UP_MARKER));
+        checks.push(Check {
+            name: "bes2600.ko binds and its firmware starts",
+            ok: up.is_some(),
+            detail: up.map_or_else(|| format!("no `{DRIVER_UP_MARKER}` in dmesg"), |l| l.trim().to_string()),
+        });
+    }
+    let sv = o.driver_srcversion.trim();
+    checks.push(Check {
+        name: "the running bes2600 is the manifest's (srcversion)",
+        ok: sv == d.srcversion,
+        detail: format!("guest `{sv}`, manifest `{}`", d.srcversion),
+    });
+    if d.sdio_sim.is_some() {
+        let before = o.dmesg.lines().count();
+        let tail: String = o
+            .dmesg_after_rmmod
+            .lines()
+            .skip(before)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let splats = find_splats(&tail);
+        let removed = o.dmesg_after_rmmod.contains("card 0001 removed");
+        checks.push(Check {
+            name: "rmmod bes2600 and the simulated host: clean",
+            ok: removed && splats.is_empty(),
+            detail: if splats.is_empty() {
+                format!("card removed: {removed}, no splat")
+            } else {
+                format!("{}", splats.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join("; "))
+            },
+        });
     }
 }

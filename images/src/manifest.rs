@@ -38,6 +38,29 @@ pub struct Manifest {
     /// of the image except the manifest itself.
     pub sha256: BTreeMap<String, String>,
     pub build: BuildInfo,
+    /// The Rust BES2600 driver built against this kernel (absent in images
+    /// from before the driver existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<DriverModule>,
+}
+
+/// `bes2600.ko` in the image, and what it was built from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriverModule {
+    /// The module, relative to the image directory.
+    pub module: String,
+    /// `modinfo -F srcversion` (modpost's hash of the sources; the running
+    /// module shows it in `/sys/module/bes2600/srcversion`).
+    pub srcversion: String,
+    /// SHA-256 of the module file.
+    pub sha256: String,
+    /// SHA-256 over the driver's sources (`driver/kmod`, `driver/core/src`,
+    /// and for QEMU boards `driver/sdiosim`, `driver/sim/src`): decides
+    /// whether an image is up to date.
+    pub sources_sha256: String,
+    /// The simulated SDIO host with the chip model (QEMU boards only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdio_sim: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

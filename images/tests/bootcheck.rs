@@ -46,6 +46,7 @@ fn manifest(flavour: &str, release: &str) -> Manifest {
             build_time_s: 0.0,
             kind: "cold".into(),
         },
+        driver: None,
     }
 }
 
@@ -57,6 +58,7 @@ fn release_observed() -> Observed {
         lockdep_stats: String::new(),
         dmesg: data("release-dmesg.txt"),
         modules: data("release-proc-modules.txt"),
+        ..Observed::default()
     }
 }
 
@@ -124,5 +126,70 @@ fn prove_locking_needs_live_lockdep_and_no_splat() {
             .find(|c| c.name == "lockdep is active")
             .unwrap()
             .ok
+    );
+}
+
+fn with_driver() -> (Manifest, Observed) {
+    let mut m = manifest("release", "6.12.117-besser");
+    m.driver = Some(DriverModule {
+        module: "modules/lib/modules/6.12.117-besser/extra/bes2600.ko".into(),
+        srcversion: "ABCA431F69A2193DF6F46F4".into(),
+        sha256: "0".into(),
+        sources_sha256: "0".into(),
+        sdio_sim: Some("modules/lib/modules/6.12.117-besser/extra/besser_sdio_sim.ko".into()),
+    });
+    let mut o = release_observed();
+    // Lines as a besser qemu-x86_64 image printed them (2026-12-01).
+    o.dmesg.push_str(
+        "[    9.185902] mmc0: new SDIO card at address 0001\n\
+         [   14.299388] bes2600: probing be57:2002\n\
+         [   14.309103] bes2600: firmware loaded (98304 bytes at 0x20000000, 15124 DPD bytes)\n\
+         [   14.309993] bes2600: firmware up, 30 input buffers\n",
+    );
+    o.sdio_ids = "0xbe57 0x2002\n".into();
+    o.driver_srcversion = "ABCA431F69A2193DF6F46F4\n".into();
+    o.dmesg_after_rmmod = format!(
+        "{}[   23.852833] bes2600: removed\n[   23.866479] mmc0: card 0001 removed\n",
+        o.dmesg
+    );
+    (m, o)
+}
+
+fn failed(checks: &[Check]) -> Vec<&'static str> {
+    checks.iter().filter(|c| !c.ok).map(|c| c.name).collect()
+}
+
+#[test]
+fn the_driver_checks_pass_on_what_a_good_boot_printed() {
+    let (m, o) = with_driver();
+    let checks = evaluate(&m, &data("release-config-excerpt.txt"), &o);
+    assert_eq!(failed(&checks), Vec::<&str>::new(), "{}", render(&checks));
+    for name in [
+        "the MMC core enumerates the SDIO card",
+        "the card is a BES2600 (vendor 0xbe57, device 0x2002)",
+        "bes2600.ko binds and its firmware starts",
+        "the running bes2600 is the manifest's (srcversion)",
+        "rmmod bes2600 and the simulated host: clean",
+    ] {
+        assert!(checks.iter().any(|c| c.name == name), "{name} not checked");
+    }
+}
+
+#[test]
+fn the_driver_checks_name_what_is_missing() {
+    let (m, mut o) = with_driver();
+    o.dmesg = o.dmesg.replace("firmware up", "firmware download failed");
+    o.sdio_ids = "0x02d0 0x4329\n".into();
+    o.driver_srcversion = "0000\n".into();
+    o.dmesg_after_rmmod.push_str("[   24.0] WARNING: CPU: 0 PID: 1 at drivers/mmc/core/sdio_irq.c:300 sdio_release_irq+0x1/0x2\n");
+    let checks = evaluate(&m, &data("release-config-excerpt.txt"), &o);
+    assert_eq!(
+        failed(&checks),
+        vec![
+            "the card is a BES2600 (vendor 0xbe57, device 0x2002)",
+            "bes2600.ko binds and its firmware starts",
+            "the running bes2600 is the manifest's (srcversion)",
+            "rmmod bes2600 and the simulated host: clean",
+        ]
     );
 }

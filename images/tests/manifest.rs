@@ -41,6 +41,7 @@ fn sample() -> Manifest {
             build_time_s: 300.5,
             kind: "cold".into(),
         },
+        driver: None,
     }
 }
 

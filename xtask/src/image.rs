@@ -779,7 +779,11 @@ pub fn build_image_with(
     let image_dir = paths.images.join(&name);
     if kind == "cached" {
         if let Ok(m) = Manifest::load(&image_dir) {
-            if m.build_key == stamp_now.build_key && m.verify(&image_dir).is_empty() {
+            let driver_now = driver_sources_sha256(spec.qemu_bootable)?;
+            if m.build_key == stamp_now.build_key
+                && m.verify(&image_dir).is_empty()
+                && m.driver.as_ref().map(|d| d.sources_sha256.as_str()) == Some(driver_now.as_str())
+            {
                 pb.finish_and_clear();
                 eprintln!("{name}: up to date ({})", image_dir.display());
                 return Ok((image_dir, "up-to-date".into()));
@@ -872,8 +876,23 @@ pub fn build_image_with(
             .with_context(|| format!("copying {}", from.display()))?;
         dtbs.push(format!("dtbs/{}", base.to_string_lossy()));
     }
+    let driver = build_driver(&make, &pb, &out, &modules_dir, &release, spec.qemu_bootable)
+        .with_context(|| format!("{name}: building bes2600.ko"))?;
+    let mut boot_modules = vec![DRIVER_MODULE];
+    let mut firmware = Vec::new();
+    if spec.qemu_bootable {
+        // The simulated SDIO host loads first; its card then probes bes2600.
+        boot_modules.insert(0, SDIO_SIM_MODULE);
+        for (path, bytes) in besser_image::testfw::images() {
+            firmware.push(besser_lab::appliance::ExtraFile {
+                guest_path: format!("/{path}"),
+                mode: 0o644,
+                contents: bytes,
+            });
+        }
+    }
     let initramfs = "initramfs.cpio";
-    make_initramfs(sh, spec.arch, &modules_dir, &[], &image_dir.join(initramfs))
+    make_initramfs(sh, spec.arch, &modules_dir, &boot_modules, firmware, &image_dir.join(initramfs))
         .with_context(|| format!("{name}: building the lab appliance initramfs"))?;
     fs::copy(&log, image_dir.join("build.log"))?;
     let config_sha256 = besser_image::sha256_file(&image_dir.join("config"))?;
@@ -911,6 +930,13 @@ pub fn build_image_with(
             build_log: "build.log".into(),
         },
         sha256: manifest::hash_tree(&image_dir, &[manifest::MANIFEST_FILE])?,
+        driver: Some(manifest::DriverModule {
+            module: rel_to(&image_dir, &driver.module)?,
+            srcversion: driver.srcversion,
+            sha256: besser_image::sha256_file(&driver.module)?,
+            sources_sha256: driver.sources_sha256,
+            sdio_sim: driver.sdio_sim.map(|p| rel_to(&image_dir, &p)).transpose()?,
+        }),
         build: BuildInfo {
             finished_utc: utc_now(sh),
             build_time_s: (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0,
@@ -927,6 +953,130 @@ pub fn build_image_with(
     );
     drop(lock);
     Ok((image_dir, kind.to_string()))
+}
+
+/// The Rust driver module, and the test-only simulated SDIO host (QEMU boards).
+const DRIVER_MODULE: &str = "bes2600";
+const SDIO_SIM_MODULE: &str = "besser_sdio_sim";
+
+/// The driver's sources, relative to the repository: what bes2600.ko (and on
+/// QEMU boards the simulated host) is built from, copied as they lie so the
+/// modules' `#[path]` mounts resolve.
+fn driver_source_dirs(sim: bool) -> Vec<&'static str> {
+    let mut v = vec!["driver/kmod", "driver/core/src"];
+    if sim {
+        v.extend(["driver/sdiosim", "driver/sim/src"]);
+    }
+    v
+}
+
+fn driver_files(sim: bool) -> Result<Vec<PathBuf>> {
+    let root = crate::project_root();
+    let mut files = Vec::new();
+    for d in driver_source_dirs(sim) {
+        for e in walkdir(&root.join(d))? {
+            files.push(e.strip_prefix(&root).expect("under the root").to_path_buf());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn walkdir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).with_context(|| format!("{}", dir.display()))? {
+        let p = e?.path();
+        if p.is_dir() {
+            out.extend(walkdir(&p)?);
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// SHA-256 over the driver's source files (path and contents).
+fn driver_sources_sha256(sim: bool) -> Result<String> {
+    let root = crate::project_root();
+    let mut all = Vec::new();
+    for f in driver_files(sim)? {
+        all.extend_from_slice(f.to_string_lossy().as_bytes());
+        all.push(0);
+        all.extend_from_slice(&fs::read(root.join(&f))?);
+        all.push(0);
+    }
+    Ok(besser_image::sha256_hex(&all))
+}
+
+struct BuiltDriver {
+    module: PathBuf,
+    srcversion: String,
+    sources_sha256: String,
+    sdio_sim: Option<PathBuf>,
+}
+
+/// Builds bes2600.ko (and on QEMU boards the simulated SDIO host) against
+/// the kernel tree `out`, and installs them into the image's modules tree
+/// under `extra/`, with a fresh `depmod`.
+fn build_driver(
+    make: &Make<'_>,
+    pb: &ProgressBar,
+    out: &Path,
+    modules_dir: &Path,
+    release: &str,
+    sim: bool,
+) -> Result<BuiltDriver> {
+    let root = crate::project_root();
+    // Kbuild writes objects next to the sources: build in a copy.
+    let staging = out.join("besser-driver");
+    let _ = fs::remove_dir_all(&staging);
+    for f in driver_files(sim)? {
+        let to = staging.join(&f);
+        fs::create_dir_all(to.parent().expect("a file has a parent"))?;
+        fs::copy(root.join(&f), &to)?;
+    }
+    let mut dirs = vec![("bes2600.ko", staging.join("driver/kmod"))];
+    if sim {
+        dirs.push(("the simulated SDIO host", staging.join("driver/sdiosim")));
+    }
+    for (what, dir) in &dirs {
+        let m = format!("M={}", dir.display());
+        make.run(pb, &format!("building {what}"), &[m.clone(), "modules".into()])?;
+        make.run(
+            pb,
+            &format!("installing {what}"),
+            &[
+                m,
+                format!("INSTALL_MOD_PATH={}", modules_dir.display()),
+                "INSTALL_MOD_DIR=extra".into(),
+                "INSTALL_MOD_STRIP=1".into(),
+                "modules_install".into(),
+            ],
+        )?;
+    }
+    let sh = Shell::new()?;
+    let base = modules_dir.display().to_string();
+    cmd!(sh, "depmod -b {base} {release}").quiet().run()?;
+    let extra = modules_dir.join("lib/modules").join(release).join("extra");
+    let module = extra.join("bes2600.ko");
+    let path = module.display().to_string();
+    let srcversion = cmd!(sh, "modinfo -F srcversion {path}").quiet().read()?.trim().to_string();
+    if srcversion.is_empty() {
+        bail!("{path}: no srcversion in its modinfo (CONFIG_MODULE_SRCVERSION_ALL off?)");
+    }
+    Ok(BuiltDriver {
+        module,
+        srcversion,
+        sources_sha256: driver_sources_sha256(sim)?,
+        sdio_sim: sim.then(|| extra.join("besser_sdio_sim.ko")),
+    })
+}
+
+fn rel_to(base: &Path, p: &Path) -> Result<String> {
+    Ok(p.strip_prefix(base)
+        .with_context(|| format!("{} is not under {}", p.display(), base.display()))?
+        .to_string_lossy()
+        .into_owned())
 }
 
 /// Modules the appliance loads at boot on a besser kernel: the Rust sample
@@ -1047,6 +1197,7 @@ fn make_initramfs(
     arch: Arch,
     modules: &Path,
     extra_modules: &[&str],
+    extra_files: Vec<besser_lab::appliance::ExtraFile>,
     out: &Path,
 ) -> Result<()> {
     use besser_lab::appliance::{ApplianceSpec, Dropbear, ExtraFile};
@@ -1093,6 +1244,8 @@ fn make_initramfs(
             }
         }
     };
+    let mut spec = spec;
+    spec.extra_files.extend(extra_files);
     besser_lab::appliance::build_initramfs(&spec, out)
 }
 
@@ -1161,6 +1314,13 @@ pub fn boot_test(sh: &Shell, dir: &Path) -> Result<()> {
         lockdep_stats: run("cat /proc/lockdep_stats 2>/dev/null")?,
         dmesg: run("dmesg")?,
         modules: run("cat /proc/modules")?,
+        sdio_ids: run("for d in /sys/bus/sdio/devices/*; do [ -e $d/vendor ] && echo $(cat $d/vendor) $(cat $d/device); done")?,
+        driver_srcversion: run("cat /sys/module/bes2600/srcversion 2>/dev/null")?,
+        dmesg_after_rmmod: if m.driver.as_ref().is_some_and(|d| d.sdio_sim.is_some()) {
+            run("rmmod bes2600; rmmod besser_sdio_sim; sleep 1; dmesg")?
+        } else {
+            String::new()
+        },
     };
     drop(vm);
     let log = vm_dir.join("dmesg.txt");
@@ -1382,7 +1542,7 @@ fn bench_module_loop(
         );
     }
     let t1 = Instant::now();
-    make_initramfs(&sh, spec.arch, &root, &[BENCH_MODULE], &initrd)?;
+    make_initramfs(&sh, spec.arch, &root, &[BENCH_MODULE], Vec::new(), &initrd)?;
     let image = besser_lab::assets::VmImage {
         arch: lab_arch(spec.arch),
         kernel: image_dir.join(&m.artifacts.kernel),

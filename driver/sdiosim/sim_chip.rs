@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The chip model of `driver/sim` (`chip.rs`, `wire.rs`, `ap.rs`, mounted by
+//! path, unchanged) inside the kernel, behind the simulated SDIO host of
+//! `sim_host.c`. Test-only: it is built into QEMU boards' images alone.
+//!
+//! This file is the C ABI between the two halves. `sim_host.c` owns the MMC
+//! host, the SDIO card's function 0 (CCCR, FBR, CIS) and the locking (one
+//! mutex around every call here); this side owns function 1, i.e. the chip.
+//! The only `unsafe` is turning the C side's pointers back into the chip and
+//! into byte slices.
+
+#[path = "../sim/src/ap.rs"]
+#[allow(dead_code, missing_docs, unreachable_pub)]
+mod ap;
+#[path = "../sim/src/chip.rs"]
+#[allow(dead_code, missing_docs, unreachable_pub)]
+mod chip;
+#[path = "../sim/src/wire.rs"]
+#[allow(dead_code, missing_docs, unreachable_pub)]
+mod wire;
+
+use chip::{Chip, ChipBusError, ChipConfig};
+use kernel::{ffi::c_void, prelude::*};
+
+type KChip = Chip<VVec<u8>>;
+
+/// What a chip call returns to C: 0, or a negative errno as the MMC core
+/// expects it from a host (`-EILSEQ` CRC, `-ETIMEDOUT` no response, `-EIO`).
+fn errno(r: core::result::Result<(), ChipBusError>) -> i32 {
+    match r {
+        Ok(()) => 0,
+        // Not in 6.12's `kernel::error::code`.
+        Err(ChipBusError::Crc) => -(kernel::bindings::EILSEQ as i32),
+        Err(ChipBusError::Timeout) => -(kernel::bindings::ETIMEDOUT as i32),
+        Err(ChipBusError::Other) => EIO.to_errno(),
+    }
+}
+
+/// A chip in its boot ROM, as at power-on: the driver downloads the
+/// firmware (two stages and the DPD readback, as on a PineTab2). The AP
+/// beacons every 102 ms (100 TU). Returns NULL when memory is short.
+#[no_mangle]
+pub extern "C" fn besser_chip_new() -> *mut c_void {
+    let Ok(mem) = VVec::from_elem(0u8, chip::MEM_LEN, GFP_KERNEL) else {
+        return core::ptr::null_mut();
+    };
+    let cfg = ChipConfig {
+        boot_stages: 2,
+        beacon_interval_ms: Some(102),
+        ..ChipConfig::default()
+    };
+    let Ok(mut c) = KBox::new(Chip::with_mem(cfg, mem), GFP_KERNEL) else {
+        return core::ptr::null_mut();
+    };
+    c.power_on_boot_rom();
+    KBox::into_raw(c).cast()
+}
+
+/// # Safety
+///
+/// `c` must come from [`besser_chip_new`] and not be used again.
+#[no_mangle]
+pub unsafe extern "C" fn besser_chip_free(c: *mut c_void) {
+    if !c.is_null() {
+        // SAFETY: The caller's promise: `c` is ours, from `KBox::into_raw`.
+        drop(unsafe { KBox::from_raw(c.cast::<KChip>()) });
+    }
+}
+
+/// # Safety
+///
+/// `c` must come from [`besser_chip_new`], with no other call on it running.
+unsafe fn chip<'a>(c: *mut c_void) -> &'a mut KChip {
+    // SAFETY: The caller's promise; `sim_host.c` serialises calls with its mutex.
+    unsafe { &mut *c.cast::<KChip>() }
+}
+
+/// CMD52 read of function-1 register `addr` into `*out`.
+///
+/// # Safety
+///
+/// As for [`chip`]; `out` must be valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn besser_chip_readb(c: *mut c_void, addr: u32, out: *mut u8) -> i32 {
+    // SAFETY: The caller's promise.
+    let chip = unsafe { chip(c) };
+    match chip.readb(addr) {
+        Ok(v) => {
+            // SAFETY: The caller's promise.
+            unsafe { out.write(v) };
+            0
+        }
+        Err(e) => errno(Err(e)),
+    }
+}
+
+/// CMD52 write of function-1 register `addr`.
+///
+/// # Safety
+///
+/// As for [`chip`].
+#[no_mangle]
+pub unsafe extern "C" fn besser_chip_writeb(c: *mut c_void, addr: u32, val: u8) -> i32 {
+    // SAFETY: The caller's promise.
+    errno(unsafe { chip(c) }.writeb(addr, val))
+}
+
+/// CMD53 with the raw argument `arg` on `len` bytes at `buf` (read or
+/// write, as bit 31 of `arg` says).
+///
+/// # Safety
+///
+/// As for [`chip`]; `buf` must be valid for reads and writes of `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn besser_chip_cmd53(c: *mut c_void, arg: u32, buf: *mut u8, len: usize) -> i32 {
+    // SAFETY: The caller's promise.
+    let (chip, buf) = unsafe { (chip(c), core::slice::from_raw_parts_mut(buf, len)) };
+    errno(if arg & (1 << 31) != 0 {
+        chip.cmd53_write(arg, buf)
+    } else {
+        chip.cmd53_read(arg, buf)
+    })
+}
+
+/// Advances the chip's clock to `now_ms` (beacons, timed faults).
+///
+/// # Safety
+///
+/// As for [`chip`].
+#[no_mangle]
+pub unsafe extern "C" fn besser_chip_tick(c: *mut c_void, now_ms: u64) {
+    // SAFETY: The caller's promise.
+    unsafe { chip(c) }.tick(now_ms);
+}
+
+/// Whether the chip raised its interrupt since the last call.
+///
+/// # Safety
+///
+/// As for [`chip`].
+#[no_mangle]
+pub unsafe extern "C" fn besser_chip_take_irq(c: *mut c_void) -> bool {
+    // SAFETY: The caller's promise.
+    unsafe { chip(c) }.take_irq()
+}
