@@ -11,7 +11,12 @@
 //!   nothing, so the model's side of the protocol is its own;
 //! - the core's modules carry `#![forbid(unsafe_code)]` each (they are
 //!   mounted into the kernel crate without `lib.rs`) and name each other
-//!   through `super::`, never `crate::`.
+//!   through `super::`, never `crate::`;
+//! - `unsafe` lives in the kernel abstractions (`kernel-patches/`, counted
+//!   in the Rust files the patches add or change) and the test-only SDIO
+//!   simulator, never in the driver: the driver crate (`driver/kmod`) has 0
+//!   unsafe lines. The per-file count is printed on every run; the rust
+//!   files the patches carry get the `// SAFETY:` check too.
 
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
@@ -60,6 +65,7 @@ pub fn run(sh: &Shell) -> Result<()> {
             }
         }
     }
+    problems.extend(unsafe_report(&root, &files)?);
     let arch =
         std::fs::read_to_string(root.join("ARCHITECTURE.md")).context("reading ARCHITECTURE.md")?;
     problems.extend(code_map_gaps(&files, &arch));
@@ -70,6 +76,73 @@ pub fn run(sh: &Shell) -> Result<()> {
         eprintln!("tidy: {p}");
     }
     bail!("tidy found {} problem(s)", problems.len())
+}
+
+/// Lines whose code (not a comment) names `unsafe`.
+fn unsafe_lines(text: &str) -> usize {
+    text.lines()
+        .filter(|l| {
+            let code = l.split("//").next().unwrap_or("");
+            code.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .any(|w| w == "unsafe")
+        })
+        .count()
+}
+
+/// The Rust a patch adds: per `rust/...rs` file, its `+` lines (a new file's
+/// whole text; a changed file's added lines).
+fn patch_rust_additions(patch: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for l in patch.lines() {
+        if let Some(path) = l.strip_prefix("+++ b/") {
+            let path = path.split_whitespace().next().unwrap_or("").to_string();
+            out.push((path, String::new()));
+        } else if let (Some(added), Some((path, text))) = (l.strip_prefix('+'), out.last_mut()) {
+            if path.ends_with(".rs") {
+                text.push_str(added);
+                text.push('\n');
+            }
+        }
+    }
+    out.retain(|(p, t)| p.ends_with(".rs") && !t.is_empty());
+    out
+}
+
+/// Prints unsafe lines per file (abstractions, simulator, driver) and fails
+/// on any in the driver crate.
+fn unsafe_report(root: &std::path::Path, files: &[&str]) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let mut rows: Vec<(String, usize)> = Vec::new();
+    for f in files {
+        let is_patch = f.starts_with("kernel-patches/") && f.ends_with(".patch");
+        if is_patch {
+            let text = std::fs::read_to_string(root.join(f)).with_context(|| f.to_string())?;
+            for (path, added) in patch_rust_additions(&text) {
+                let name = format!("{f}: {path}");
+                problems.extend(unsafe_without_safety(&name, &added));
+                rows.push((name, unsafe_lines(&added)));
+            }
+        } else if (f.starts_with("driver/kmod/") || f.starts_with("driver/sdiosim/")) && f.ends_with(".rs") {
+            let text = std::fs::read_to_string(root.join(f)).with_context(|| f.to_string())?;
+            let n = unsafe_lines(&text);
+            if f.starts_with("driver/kmod/") && n > 0 {
+                problems.push(format!("{f}: {n} unsafe line(s): the driver crate has none; add an abstraction in kernel-patches/"));
+            }
+            rows.push((f.to_string(), n));
+        }
+    }
+    let sum = |pre: &str| rows.iter().filter(|(f, _)| f.starts_with(pre)).map(|(_, n)| n).sum::<usize>();
+    println!("unsafe lines per file:");
+    for (f, n) in &rows {
+        println!("  {n:5}  {f}");
+    }
+    println!(
+        "  totals: abstractions (kernel-patches) {}, test-only SDIO simulator {}, driver (driver/kmod) {}",
+        sum("kernel-patches/"),
+        sum("driver/sdiosim/"),
+        sum("driver/kmod/")
+    );
+    Ok(problems)
 }
 
 fn stubs(file: &str, text: &str) -> Vec<String> {
@@ -226,6 +299,15 @@ mod tests {
         let imp =
             "// SAFETY: Counting forwards to System.\n#[allow(x)]\nunsafe impl Sync for T {}\n";
         assert!(unsafe_without_safety("i.rs", imp).is_empty());
+    }
+
+    #[test]
+    fn unsafe_is_counted_in_code_not_comments_and_in_patch_additions() {
+        assert_eq!(unsafe_lines("let x = unsafe { 1 };\n// unsafe here\nlet unsafe_ok = 1;\n"), 1);
+        let patch = "--- a/rust/kernel/x.rs\n+++ b/rust/kernel/x.rs\n@@ -1 +1,2 @@\n keep unsafe\n+    unsafe { f() };\n--- a/rust/helpers/y.c\n+++ b/rust/helpers/y.c\n+int unsafe;\n";
+        let adds = patch_rust_additions(patch);
+        assert_eq!(adds.len(), 1);
+        assert_eq!(unsafe_lines(&adds[0].1), 1);
     }
 
     #[test]
