@@ -13,6 +13,7 @@ pub mod cache;
 pub mod kconfig;
 pub mod manifest;
 pub mod series;
+pub mod stackcheck;
 pub mod testfw;
 
 pub use board::{Arch, Board, Flavour};

@@ -1055,6 +1055,24 @@ fn build_driver(
         )?;
     }
     let sh = Shell::new()?;
+    // No Rust stack frame over C's CONFIG_FRAME_WARN (see stackcheck).
+    for (obj, dir) in [("bes2600.o", staging.join("driver/kmod")), ("besser_sdio_sim.o", staging.join("driver/sdiosim"))] {
+        let o = dir.join(obj);
+        if !o.exists() {
+            continue;
+        }
+        let o_s = o.display().to_string();
+        let dis = cmd!(sh, "llvm-objdump -d --no-show-raw-insn {o_s}").quiet().read()?;
+        let big = besser_image::stackcheck::frames_over(&dis, besser_image::stackcheck::FRAME_MAX);
+        if !big.is_empty() {
+            let list: Vec<String> = big.iter().map(|(n, f)| format!("{f}: {n} bytes")).collect();
+            bail!(
+                "{obj}: stack frames over {} bytes (a 16 KiB kernel stack overflows silently): {}",
+                besser_image::stackcheck::FRAME_MAX,
+                list.join("; ")
+            );
+        }
+    }
     let base = modules_dir.display().to_string();
     cmd!(sh, "depmod -b {base} {release}").quiet().run()?;
     let extra = modules_dir.join("lib/modules").join(release).join("extra");

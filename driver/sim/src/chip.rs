@@ -985,15 +985,19 @@ impl<M: core::ops::DerefMut<Target = [u8]>> Chip<M> {
                         && addr == b.load_addr.wrapping_add(b.received as u32)
                         && b.received + (p.len() - 4) <= b.code_len =>
                 {
-                    let mut chunk = [0u8; BOOT_CHUNK_MAX];
                     let n = (p.len() - 4).min(BOOT_CHUNK_MAX);
-                    chunk[..n].copy_from_slice(&p[4..4 + n]);
-                    if let Some(at) = self.cfg.faults.fw_corrupt_at {
-                        if (b.received..b.received + n).contains(&at) {
-                            chunk[at - b.received] ^= 0xff;
+                    let chunk = &p[4..4 + n];
+                    // The CRC over what arrived, with the injected flip (no
+                    // copy: this runs on a 16 KiB kernel stack, too).
+                    match self.cfg.faults.fw_corrupt_at {
+                        Some(at) if (b.received..b.received + n).contains(&at) => {
+                            let i = at - b.received;
+                            b.crc = wire::crc32_update(b.crc, &chunk[..i]);
+                            b.crc = wire::crc32_update(b.crc, &[chunk[i] ^ 0xff]);
+                            b.crc = wire::crc32_update(b.crc, &chunk[i + 1..]);
                         }
+                        _ => b.crc = wire::crc32_update(b.crc, chunk),
                     }
-                    b.crc = wire::crc32_update(b.crc, &chunk[..n]);
                     b.received += n;
                     if b.code_len == 4 && b.received == 4 && b.n_regs < b.regs.len() {
                         // A register write (`bes_firmware_download_write_reg`):
