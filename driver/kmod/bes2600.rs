@@ -17,9 +17,10 @@ use kernel::{
     c_str,
     firmware::Firmware,
     kthread,
+    net::mac80211::{self, BandSpec, Hw, RxStatus, SkBuff},
     prelude::*,
     sdio,
-    sync::{new_spinlock_bh, new_wait_queue, Arc, SpinLockBh, WaitQueue, Woken},
+    sync::{new_mutex, new_spinlock_bh, new_wait_queue, Arc, Mutex, SpinLockBh, WaitQueue, Woken},
     time,
     types::ARef,
 };
@@ -30,7 +31,7 @@ use kernel::{
 #[allow(unreachable_pub, dead_code, missing_docs)]
 mod bes2600_core;
 
-use bes2600_core::{bh, fwload, queue};
+use bes2600_core::{bh, fwload, queue, scan, wsm};
 
 module! {
     type: Bes2600Module,
@@ -92,13 +93,134 @@ struct Shared {
     tx: SpinLockBh<TxShared>,
     /// Set once the driver data is reachable from the IRQ callback.
     bound: core::sync::atomic::AtomicBool,
+    /// mac80211 started the hw (an interface is up): RX before that is
+    /// dropped here, as mac80211 warns about it.
+    started: core::sync::atomic::AtomicBool,
+    /// The scan in progress: mac80211's `hw_scan` (process context) and the
+    /// bh thread; never taken with the TX lock held, nor the other way round.
+    #[pin]
+    scan: Mutex<ScanState>,
 }
+
+/// One mac80211 scan, run as the chip wants it: one leg per band, the
+/// core's scan guard deciding each leg first (Patch I v2).
+struct ScanState {
+    guard: scan::ScanGuard,
+    legs: [Leg; 2],
+    n_legs: usize,
+    next: usize,
+    /// A scan is in progress (mac80211's view).
+    active: bool,
+    /// The band of the leg the chip is running.
+    running: Option<wsm::Band>,
+    /// All legs are done: the bh reports the scan complete.
+    finish: bool,
+}
+
+#[derive(Clone, Copy)]
+struct Leg {
+    band: wsm::Band,
+    channels: [u16; wsm::SCAN_CHANNELS_MAX],
+    n: usize,
+}
+
+const NO_LEG: Leg = Leg {
+    band: wsm::Band::Ghz2,
+    channels: [0; wsm::SCAN_CHANNELS_MAX],
+    n: 0,
+};
 
 impl Shared {
     fn irq(&self) {
         if self.line.irq() {
             self.wake.wake_up();
         }
+    }
+
+    fn kick(&self) {
+        if self.line.kick_tx() {
+            self.wake.wake_up();
+        }
+    }
+
+    /// `hw_scan`: split per band, guard each leg, start the first.
+    fn start_scan(&self, req: &mac80211::ScanRequest) -> Result {
+        let mut chans = [scan::Channel { band: wsm::Band::Ghz2, number: 0 }; 2 * wsm::SCAN_CHANNELS_MAX];
+        let mut n = 0;
+        for c in req.channels() {
+            if n == chans.len() {
+                break;
+            }
+            chans[n] = scan::Channel {
+                band: match c.band {
+                    mac80211::Band::Ghz2 => wsm::Band::Ghz2,
+                    mac80211::Band::Ghz5 => wsm::Band::Ghz5,
+                },
+                number: c.hw_value,
+            };
+            n += 1;
+        }
+        {
+            let mut st = self.scan.lock();
+            if st.active {
+                return Err(EBUSY);
+            }
+            let now = now_ms();
+            let mut scratch = [0u16; wsm::SCAN_CHANNELS_MAX];
+            let ScanState { guard, legs, n_legs, .. } = &mut *st;
+            *n_legs = 0;
+            scan::split_per_band(&chans[..n], &mut scratch, |band, list| {
+                match guard.check(band, list.len(), now) {
+                    Ok(()) => {
+                        let mut leg = Leg { band, n: list.len(), ..NO_LEG };
+                        leg.channels[..list.len()].copy_from_slice(list);
+                        legs[*n_legs] = leg;
+                        *n_legs += 1;
+                    }
+                    Err(why) => pr_info!("scan: {:?} leg refused ({:?})\n", band, why),
+                }
+            });
+            st.next = 0;
+            st.active = true;
+            st.finish = false;
+        }
+        self.next_leg();
+        Ok(())
+    }
+
+    /// Puts the next leg's start-scan in the command slot, or marks the
+    /// scan finished; the bh does the rest.
+    fn next_leg(&self) {
+        let mut st = self.scan.lock();
+        st.running = None;
+        if st.next < st.n_legs {
+            let leg = st.legs[st.next];
+            st.next += 1;
+            let mut chs = [wsm::ScanChannel::default(); wsm::SCAN_CHANNELS_MAX];
+            for (c, &number) in chs.iter_mut().zip(&leg.channels[..leg.n]) {
+                *c = wsm::ScanChannel { number, min_chan_time: 10, max_chan_time: 40 };
+            }
+            let req = wsm::Request::StartScan(wsm::ScanReq {
+                band: leg.band,
+                scan_type: 0,
+                flags: 0,
+                max_tx_rate: 0,
+                auto_scan_interval: 0,
+                num_probes: 2,
+                probe_delay: 0,
+                channels: &chs[..leg.n],
+                ssids: &[],
+            });
+            if self.tx.lock().cmd.put(&req, 0).is_ok() {
+                st.running = Some(leg.band);
+            } else {
+                st.finish = true;
+            }
+        } else {
+            st.finish = true;
+        }
+        drop(st);
+        self.kick();
     }
 }
 
@@ -153,6 +275,16 @@ impl sdio::Driver for Bes2600 {
                 wake <- new_wait_queue!("bes2600_bh"),
                 tx <- new_spinlock_bh!(tx, "bes2600_tx"),
                 bound: core::sync::atomic::AtomicBool::new(false),
+                started: core::sync::atomic::AtomicBool::new(false),
+                scan <- new_mutex!(ScanState {
+                    guard: scan::ScanGuard::default(),
+                    legs: [NO_LEG; 2],
+                    n_legs: 0,
+                    next: 0,
+                    active: false,
+                    running: None,
+                    finish: false,
+                }, "bes2600_scan"),
             }),
             GFP_KERNEL,
         )?;
@@ -185,6 +317,85 @@ impl sdio::Driver for Bes2600 {
 
     fn remove(_func: &sdio::Function, _dev: Pin<&Device>) {
         pr_info!("removed\n");
+    }
+}
+
+/// The address the interface gets. The simulated AP knows its station by
+/// it; on a PineTab2 the chip's own address (factory data) is not read yet.
+const MAC: [u8; 6] = [0x02, 0xbe, 0x57, 0x00, 0x00, 0x02];
+
+const fn ch(hw_value: u16, center_freq: u16) -> mac80211::Channel {
+    mac80211::Channel { center_freq, hw_value }
+}
+const fn rate(bitrate: u16, hw_value: u16) -> mac80211::Rate {
+    mac80211::Rate { bitrate, hw_value }
+}
+
+/// 2.4 GHz channels 1-13 and the 802.11b/g rates (cw1200 `main.c`,
+/// `cw1200_channels`, `cw1200_rates`).
+static CH_2GHZ: [mac80211::Channel; 13] = [
+    ch(1, 2412), ch(2, 2417), ch(3, 2422), ch(4, 2427), ch(5, 2432), ch(6, 2437), ch(7, 2442),
+    ch(8, 2447), ch(9, 2452), ch(10, 2457), ch(11, 2462), ch(12, 2467), ch(13, 2472),
+];
+static RATES_2GHZ: [mac80211::Rate; 12] = [
+    rate(10, 0), rate(20, 1), rate(55, 2), rate(110, 3), rate(60, 6), rate(90, 7), rate(120, 8),
+    rate(180, 9), rate(240, 10), rate(360, 11), rate(480, 12), rate(540, 13),
+];
+/// 5 GHz channels 36-64 and 149-165 with the OFDM rates.
+static CH_5GHZ: [mac80211::Channel; 13] = [
+    ch(36, 5180), ch(40, 5200), ch(44, 5220), ch(48, 5240), ch(52, 5260), ch(56, 5280),
+    ch(60, 5300), ch(64, 5320), ch(149, 5745), ch(153, 5765), ch(157, 5785), ch(161, 5805),
+    ch(165, 5825),
+];
+static RATES_5GHZ: [mac80211::Rate; 8] = [
+    rate(60, 6), rate(90, 7), rate(120, 8), rate(180, 9), rate(240, 10), rate(360, 11),
+    rate(480, 12), rate(540, 13),
+];
+
+/// The mac80211 side of the driver.
+struct Radio;
+
+#[vtable]
+impl mac80211::Operations for Radio {
+    type Data = Arc<Shared>;
+    const BANDS: &'static [BandSpec] = &[
+        BandSpec { band: mac80211::Band::Ghz2, channels: &CH_2GHZ, rates: &RATES_2GHZ },
+        BandSpec { band: mac80211::Band::Ghz5, channels: &CH_5GHZ, rates: &RATES_5GHZ },
+    ];
+
+    /// cw1200 `main.c`: `max_scan_ssids = 2`.
+    const MAX_SCAN_SSIDS: u8 = 2;
+
+    fn tx(hw: &Hw<Self>, skb: SkBuff) {
+        // The data path comes with association; until then nothing is sent.
+        hw.free_tx(skb);
+    }
+    fn start(hw: &Hw<Self>) -> Result {
+        hw.data().started.store(true, core::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+    fn stop(hw: &Hw<Self>, _suspend: bool) {
+        hw.data().started.store(false, core::sync::atomic::Ordering::Release);
+    }
+    fn add_interface(_hw: &Hw<Self>, _vif: &mac80211::Vif) -> Result {
+        Ok(())
+    }
+    fn remove_interface(_hw: &Hw<Self>, _vif: &mac80211::Vif) {}
+    fn config(_hw: &Hw<Self>, _changed: u32) -> Result {
+        Ok(())
+    }
+    fn hw_scan(hw: &Hw<Self>, _vif: &mac80211::Vif, req: &mac80211::ScanRequest) -> Result {
+        hw.data().start_scan(req)
+    }
+    fn cancel_hw_scan(hw: &Hw<Self>, _vif: &mac80211::Vif) {
+        let shared = hw.data();
+        let mut st = shared.scan.lock();
+        if st.active {
+            st.active = false;
+            st.n_legs = 0;
+            st.finish = false;
+            hw.scan_completed(true);
+        }
     }
 }
 
@@ -243,18 +454,64 @@ impl queue::TxAccess<Frame, Slots> for TxLock<'_> {
     }
 }
 
-/// What the core hands up. Until mac80211 is wired in, frames are counted.
-struct Upper {
+/// What the core hands up: RX batches go to mac80211 as they come; scan
+/// events are noted for the bh loop, which acts on them outside the core.
+struct Upper<'a> {
+    hw: &'a Hw<Radio>,
     rx_frames: u64,
+    rx_dropped: u64,
     started: bool,
+    /// A scan leg ended: the firmware's start status (0 if it ran).
+    leg_done: Option<u32>,
 }
 
-impl bh::Upper<Frame> for Upper {
+/// MHz of a channel number as the chip reports it (2.4 GHz: 1-14, 5 GHz above).
+fn chan_freq(ch: u16) -> (u16, mac80211::Band) {
+    match ch {
+        14 => (2484, mac80211::Band::Ghz2),
+        1..=13 => (2407 + 5 * ch, mac80211::Band::Ghz2),
+        _ => (5000 + 5 * ch, mac80211::Band::Ghz5),
+    }
+}
+
+impl bh::Upper<Frame> for Upper<'_> {
     fn rx_batch(&mut self, batch: &bh::RxDelivery<'_>) {
-        self.rx_frames += batch.len() as u64;
+        if !self.hw.data().started.load(core::sync::atomic::Ordering::Acquire) {
+            self.rx_dropped += batch.len() as u64;
+            return;
+        }
+        // Allocate first: the delivery runs with bottom halves disabled.
+        let Ok(mut rx) = KVec::<(SkBuff, RxStatus)>::with_capacity(batch.len(), GFP_KERNEL) else {
+            self.rx_dropped += batch.len() as u64;
+            return;
+        };
+        for (meta, frame) in batch.iter() {
+            let skb = SkBuff::alloc(frame.len() as u32).and_then(|mut s| s.put_slice(frame).map(|()| s));
+            let Ok(skb) = skb else {
+                self.rx_dropped += 1;
+                continue;
+            };
+            let (freq, band) = chan_freq(meta.channel);
+            let st = RxStatus { freq, band, signal: meta.rcpi_rssi as i8, rate_idx: 0 };
+            if rx.push((skb, st), GFP_KERNEL).is_err() {
+                self.rx_dropped += 1;
+            }
+        }
+        self.rx_frames += self.hw.rx_batch(|b| {
+            for (skb, st) in rx {
+                b.push(skb, &st);
+            }
+        }) as u64;
     }
     fn tx_done(&mut self, _frame: Frame, _confirm: &bes2600_core::wsm::TxConfirm) {}
     fn cmd_done(&mut self, req: u16, status: u32, _body: &[u8]) {
+        if req == wsm::id::START_SCAN_REQ {
+            if status != 0 {
+                // No scan-complete will follow: the leg ends here.
+                self.leg_done = Some(status);
+            }
+            return;
+        }
         if status != 0 {
             pr_warn!("command {:#06x} status {}\n", req, status);
         }
@@ -267,6 +524,9 @@ impl bh::Upper<Frame> for Upper {
             }
             bh::Indication::FirmwareException { .. } => {
                 pr_err!("firmware exception\n");
+            }
+            bh::Indication::ScanComplete { .. } => {
+                self.leg_done.get_or_insert(0);
             }
             _ => {}
         }
@@ -329,6 +589,31 @@ impl Bh {
     }
 }
 
+impl Bh {
+    /// After a bh pass: a finished scan leg starts the next one; when all
+    /// are done, mac80211 hears of it (never from inside `hw_scan`).
+    fn scan_events(&self, upper: &mut Upper<'_>) {
+        if let Some(status) = upper.leg_done.take() {
+            {
+                let mut st = self.shared.scan.lock();
+                if let Some(band) = st.running.take() {
+                    st.guard.on_start_confirm(band, status, now_ms());
+                }
+            }
+            self.shared.next_leg();
+        }
+        let mut st = self.shared.scan.lock();
+        if st.finish {
+            st.finish = false;
+            if st.active {
+                st.active = false;
+                drop(st);
+                upper.hw.scan_completed(false);
+            }
+        }
+    }
+}
+
 impl kthread::Runnable for Bh {
     fn run(&self) {
         use core::sync::atomic::Ordering;
@@ -351,9 +636,20 @@ impl kthread::Runnable for Bh {
             self.park();
             return;
         };
+        let reg = match mac80211::Registration::<Radio>::new(self.func.device(), MAC, 4, self.shared.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                pr_err!("registering with mac80211 failed: {:?}\n", e);
+                self.park();
+                return;
+            }
+        };
         let mut upper = Upper {
+            hw: reg.hw(),
             rx_frames: 0,
+            rx_dropped: 0,
             started: false,
+            leg_done: None,
         };
         // The chip raised its startup indication before our first wait.
         let mut wake = bh::Wake::RX;
@@ -374,6 +670,7 @@ impl kthread::Runnable for Bh {
                 pr_err!("bh halted: {:?}\n", why);
                 break;
             }
+            self.scan_events(&mut upper);
             let idle = match ctx.next_deadline() {
                 Some(t) => t.saturating_sub(now_ms()).min(u64::from(BH_IDLE_MS)) as u32,
                 None => BH_IDLE_MS,
@@ -381,6 +678,9 @@ impl kthread::Runnable for Bh {
             self.sleep(idle, || self.shared.line.pending());
             wake = self.shared.line.take();
         }
+        drop(upper);
+        // Unregistering calls back into `Radio`, which never waits for the bh.
+        drop(reg);
         self.park();
     }
 }

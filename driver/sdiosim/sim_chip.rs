@@ -144,3 +144,62 @@ pub unsafe extern "C" fn besser_chip_take_irq(c: *mut c_void) -> bool {
     // SAFETY: The caller's promise.
     unsafe { chip(c) }.take_irq()
 }
+
+/// Writes into a byte slice, cutting off what does not fit.
+struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl core::fmt::Write for SliceWriter<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        if n < s.len() {
+            Err(core::fmt::Error)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The chip model's oracle counters as `name value` lines (debugfs
+/// `besser_sdio_sim/chip`, which the tests read). Returns the bytes written.
+///
+/// # Safety
+///
+/// As for [`chip`]; `buf` must be valid for writes of `cap` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn besser_chip_stats(c: *mut c_void, buf: *mut u8, cap: usize) -> usize {
+    use core::fmt::Write;
+    // SAFETY: The caller's promise.
+    let (chip, buf) = unsafe { (chip(c), core::slice::from_raw_parts_mut(buf, cap)) };
+    let s = chip.stats;
+    let mut w = SliceWriter { buf, len: 0 };
+    let _ = write!(
+        w,
+        "boots {}\nrequests {}\nscan_requests {}\nscan_rejects {}\nscan_rejects_5ghz_multi {}\n\
+         tx_frames {}\nrx_batches {}\nrx_msgs {}\noverruns {}\ntx_toggle_errors {}\n\
+         rx_toggle_errors {}\nbad_writes {}\nbad_reads {}\nslot_mismatches {}\nmcu_not_alone {}\n\
+         keys_by_type {:?}\nap_associated {}\n",
+        chip.boots(),
+        s.requests,
+        s.scan_requests,
+        s.scan_rejects,
+        s.scan_rejects_5ghz_multi,
+        s.tx_frames,
+        s.rx_batches,
+        s.rx_msgs,
+        s.overruns,
+        s.tx_toggle_errors,
+        s.rx_toggle_errors,
+        s.bad_writes,
+        s.bad_reads,
+        s.slot_mismatches,
+        s.mcu_not_alone,
+        s.keys_by_type,
+        chip.ap.associated,
+    );
+    w.len
+}

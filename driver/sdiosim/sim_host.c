@@ -16,6 +16,7 @@
  * cistpl_funce_common/func), sdio_ops.c (CMD5, CMD52, CMD53 arguments).
  */
 
+#include <linux/debugfs.h>
 #include <linux/delay.h>
 #include <linux/jiffies.h>
 #include <linux/mmc/card.h>
@@ -27,6 +28,7 @@
 #include <linux/mutex.h>
 #include <linux/platform_device.h>
 #include <linux/scatterlist.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/workqueue.h>
@@ -39,6 +41,7 @@ int besser_chip_writeb(void *chip, u32 addr, u8 val);
 int besser_chip_cmd53(void *chip, u32 arg, u8 *buf, size_t len);
 void besser_chip_tick(void *chip, u64 now_ms);
 bool besser_chip_take_irq(void *chip);
+size_t besser_chip_stats(void *chip, u8 *buf, size_t cap);
 
 #define SIM_VENDOR 0xbe57
 #define SIM_DEVICE 0x2002
@@ -68,6 +71,7 @@ struct sim_host {
 	u8 ioe, ien, bus_if;
 	u16 blksz[SIM_FUNCS + 1];
 	u8 *bounce;
+	struct dentry *debugfs;
 	struct delayed_work tick;
 	spinlock_t irq_lock; /* the two flags below: enable_sdio_irq may not sleep */
 	bool irq_enabled;
@@ -392,6 +396,24 @@ static const struct mmc_host_ops sim_ops = {
 
 static struct sim_host *the_host;
 
+/* debugfs besser_sdio_sim/chip: the chip model's counters, for tests. */
+static int sim_chip_show(struct seq_file *m, void *v)
+{
+	struct sim_host *h = m->private;
+	size_t n;
+	u8 *buf = kmalloc(1024, GFP_KERNEL);
+
+	if (!buf)
+		return -ENOMEM;
+	mutex_lock(&h->lock);
+	n = besser_chip_stats(h->chip, buf, 1024);
+	mutex_unlock(&h->lock);
+	seq_write(m, buf, n);
+	kfree(buf);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(sim_chip);
+
 static int __init sim_init(void)
 {
 	struct platform_device *pdev;
@@ -435,6 +457,8 @@ static int __init sim_init(void)
 	if (err)
 		goto err_mem;
 	the_host = h;
+	h->debugfs = debugfs_create_dir("besser_sdio_sim", NULL);
+	debugfs_create_file("chip", 0444, h->debugfs, h, &sim_chip_fops);
 	schedule_delayed_work(&h->tick, msecs_to_jiffies(tick_ms));
 	dev_info(&pdev->dev, "simulated SDIO host: card %04x:%04x (besser chip model)\n",
 		 SIM_VENDOR, SIM_DEVICE);
@@ -454,6 +478,7 @@ static void __exit sim_exit(void)
 	struct sim_host *h = the_host;
 	struct platform_device *pdev = h->pdev;
 
+	debugfs_remove_recursive(h->debugfs);
 	mmc_remove_host(h->mmc);
 	cancel_delayed_work_sync(&h->tick);
 	besser_chip_free(h->chip);

@@ -63,10 +63,29 @@ pub struct Observed {
     pub sdio_ids: String,
     /// `/sys/module/bes2600/srcversion`, empty if absent.
     pub driver_srcversion: String,
+    /// `iw dev <wlan> scan` through the driver (QEMU boards).
+    pub scan_2ghz: String,
+    /// The chip model's counters (debugfs `besser_sdio_sim/chip`) before and
+    /// after a multi-channel 5 GHz scan, and after a single-channel one.
+    pub chip_before: String,
+    pub chip_after_5ghz_multi: String,
+    pub chip_after_5ghz_single: String,
     /// `dmesg` after `rmmod bes2600` (and the simulated host), empty if the
     /// image has no driver.
     pub dmesg_after_rmmod: String,
 }
+
+/// A counter of the chip model's debugfs dump (`name value` lines).
+pub fn chip_counter(dump: &str, name: &str) -> Option<u64> {
+    dump.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == name).then(|| v.trim().parse().ok())?
+    })
+}
+
+/// The simulated AP (`driver/sim/src/ap.rs`): its SSID and channel 6.
+pub const SIM_AP_SSID: &str = "SSID: besser";
+pub const SIM_AP_FREQ: &str = "freq: 2437";
 
 /// What the MMC core prints when it enumerates an SDIO card.
 pub const SDIO_CARD_MARKER: &str = ": new SDIO card at address";
@@ -244,6 +263,33 @@ fn driver_checks(d: &crate::manifest::DriverModule, o: &Observed, checks: &mut V
             name: "bes2600.ko binds and its firmware starts",
             ok: up.is_some(),
             detail: up.map_or_else(|| format!("no `{DRIVER_UP_MARKER}` in dmesg"), |l| l.trim().to_string()),
+        });
+    }
+    if d.sdio_sim.is_some() {
+        let seen = o.scan_2ghz.contains(SIM_AP_SSID) && o.scan_2ghz.contains(SIM_AP_FREQ);
+        checks.push(Check {
+            name: "iw scan lists the simulated AP on 2.4 GHz",
+            ok: seen,
+            detail: if seen {
+                format!("`{SIM_AP_SSID}`, `{SIM_AP_FREQ}`")
+            } else {
+                format!("scan output: {:?}", o.scan_2ghz.lines().take(4).collect::<Vec<_>>())
+            },
+        });
+        let c = |dump: &str, k: &str| chip_counter(dump, k);
+        let (r0, j0) = (c(&o.chip_before, "scan_requests"), c(&o.chip_before, "scan_rejects"));
+        let (r1, j1) = (c(&o.chip_after_5ghz_multi, "scan_requests"), c(&o.chip_after_5ghz_multi, "scan_rejects"));
+        let (r2, j2) = (c(&o.chip_after_5ghz_single, "scan_requests"), c(&o.chip_after_5ghz_single, "scan_rejects"));
+        let guard_said = o.dmesg_after_rmmod.contains("Ghz5 leg refused") || o.dmesg.contains("Ghz5 leg refused");
+        checks.push(Check {
+            name: "a multi-channel 5 GHz scan is refused before the chip (no firmware reject)",
+            ok: r0.is_some() && r1 == r0 && j1 == j0 && guard_said,
+            detail: format!("chip scan requests {r0:?} -> {r1:?}, rejects {j0:?} -> {j1:?}, guard logged: {guard_said}"),
+        });
+        checks.push(Check {
+            name: "a single-channel 5 GHz scan reaches the chip and passes",
+            ok: matches!((r1, r2), (Some(a), Some(b)) if b == a + 1) && j2 == j1,
+            detail: format!("chip scan requests {r1:?} -> {r2:?}, rejects {j1:?} -> {j2:?}"),
         });
     }
     let sv = o.driver_srcversion.trim();

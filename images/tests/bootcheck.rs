@@ -147,6 +147,12 @@ fn with_driver() -> (Manifest, Observed) {
          [   14.309993] bes2600: firmware up, 30 input buffers\n",
     );
     o.sdio_ids = "0xbe57 0x2002\n".into();
+    // What `iw` and the chip model's debugfs file printed on that boot.
+    o.scan_2ghz = "BSS 02:be:57:00:00:01(on wlan1)\n\tfreq: 2437\n\tsignal: -60.00 dBm\n\tSSID: besser\n".into();
+    o.chip_before = "boots 1\nrequests 3\nscan_requests 1\nscan_rejects 0\n".into();
+    o.chip_after_5ghz_multi = "boots 1\nrequests 3\nscan_requests 1\nscan_rejects 0\n".into();
+    o.chip_after_5ghz_single = "boots 1\nrequests 4\nscan_requests 2\nscan_rejects 0\n".into();
+    o.dmesg.push_str("[   13.250270] bes2600: scan: Ghz5 leg refused (NotSupported)\n");
     o.driver_srcversion = "ABCA431F69A2193DF6F46F4\n".into();
     o.dmesg_after_rmmod = format!(
         "{}[   23.852833] bes2600: removed\n[   23.866479] mmc0: card 0001 removed\n",
@@ -170,6 +176,9 @@ fn the_driver_checks_pass_on_what_a_good_boot_printed() {
         "bes2600.ko binds and its firmware starts",
         "the running bes2600 is the manifest's (srcversion)",
         "rmmod bes2600 and the simulated host: clean",
+        "iw scan lists the simulated AP on 2.4 GHz",
+        "a multi-channel 5 GHz scan is refused before the chip (no firmware reject)",
+        "a single-channel 5 GHz scan reaches the chip and passes",
     ] {
         assert!(checks.iter().any(|c| c.name == name), "{name} not checked");
     }
@@ -190,6 +199,23 @@ fn the_driver_checks_name_what_is_missing() {
             "bes2600.ko binds and its firmware starts",
             "the running bes2600 is the manifest's (srcversion)",
             "rmmod bes2600 and the simulated host: clean",
+        ]
+    );
+}
+
+#[test]
+fn a_5ghz_scan_the_firmware_rejects_fails_the_guard_check() {
+    let (m, mut o) = with_driver();
+    // Without the guard the multi-channel leg reaches the chip, which rejects it.
+    o.chip_after_5ghz_multi = "scan_requests 2\nscan_rejects 1\n".into();
+    o.chip_after_5ghz_single = "scan_requests 3\nscan_rejects 1\n".into();
+    o.scan_2ghz = "command failed: Invalid argument (-22)\n".into();
+    let checks = evaluate(&m, &data("release-config-excerpt.txt"), &o);
+    assert_eq!(
+        failed(&checks),
+        vec![
+            "iw scan lists the simulated AP on 2.4 GHz",
+            "a multi-channel 5 GHz scan is refused before the chip (no firmware reject)",
         ]
     );
 }

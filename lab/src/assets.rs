@@ -27,6 +27,7 @@ pub const HOST_DEBS: &[&str] = &[
     "xz-utils",
     "cpio",
     "iproute2",
+    "iw",
 ];
 /// Modules the default appliance loads (dependencies are added): virtio, and
 /// the traffic-control pieces a test uses to degrade the data link on purpose
@@ -43,8 +44,11 @@ pub const VM_MODULES: &[&str] = &[
 pub const GUEST_TC: &str = "/usr/lib/besser/tc";
 /// iproute2's `tc` on the host, copied into the appliance with its libraries.
 const HOST_TC: &str = "/sbin/tc";
+/// `iw` (Debian's), for the Rust driver's wlan interface: scan, connect.
+pub const GUEST_IW: &str = "/usr/sbin/iw";
+const HOST_IW: &str = "/usr/sbin/iw";
 /// Bump when the appliance's contents change in a way the cache must see.
-pub const APPLIANCE_VERSION: u32 = 2;
+pub const APPLIANCE_VERSION: u32 = 3;
 
 /// What a VM boots.
 #[derive(Clone, Debug)]
@@ -221,15 +225,18 @@ pub fn host_appliance_spec(
         bail!("/usr/sbin/dropbear missing: install dropbear-bin");
     }
     let mut extra_files = Vec::new();
-    let tc = PathBuf::from(HOST_TC);
-    if tc.exists() {
-        // same layout as dropbear: the binary off PATH, libraries at their host paths
+    for (host, guest) in [(HOST_TC, GUEST_TC), (HOST_IW, GUEST_IW)] {
+        let tool = PathBuf::from(host);
+        if !tool.exists() {
+            continue;
+        }
+        // same layout as dropbear: the binary where the guest looks, libraries at their host paths
         extra_files.push(appliance::ExtraFile {
-            guest_path: GUEST_TC.into(),
+            guest_path: guest.into(),
             mode: 0o755,
-            contents: fs::read(&tc).with_context(|| format!("reading {HOST_TC}"))?,
+            contents: fs::read(&tool).with_context(|| format!("reading {host}"))?,
         });
-        for lib in shared_libs(&tc)? {
+        for lib in shared_libs(&tool)? {
             extra_files.push(appliance::ExtraFile {
                 guest_path: lib.to_string_lossy().into_owned(),
                 mode: 0o755,

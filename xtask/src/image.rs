@@ -1104,6 +1104,10 @@ const APPLIANCE_MODULES: &[&str] = &[
     "sch_tbf",
     "sch_netem",
 ];
+/// The driver's interface (the first that mac80211's phy has), in `$w`.
+const WLAN: &str = "w=$(iw dev | awk '/Interface/ {print $2; exit}')";
+/// The chip model's counters (the simulated host's debugfs file).
+const CHIP_STATS: &str = "mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null; cat /sys/kernel/debug/besser_sdio_sim/chip";
 /// Per remote command of the boot test.
 const BOOT_TEST_CMD_TIMEOUT_S: u64 = 30;
 
@@ -1325,6 +1329,7 @@ pub fn boot_test(sh: &Shell, dir: &Path) -> Result<()> {
     let mut t = Transport::connect(&dev.wired)?;
     let to = Duration::from_secs(BOOT_TEST_CMD_TIMEOUT_S);
     let mut run = |c: &str| -> Result<String> { Ok(t.exec(c, to)?.stdout_str()) };
+    let sim = m.driver.as_ref().is_some_and(|d| d.sdio_sim.is_some());
     let obs = Observed {
         uname_r: run("uname -r")?,
         proc_config: run("zcat /proc/config.gz")?,
@@ -1334,7 +1339,19 @@ pub fn boot_test(sh: &Shell, dir: &Path) -> Result<()> {
         modules: run("cat /proc/modules")?,
         sdio_ids: run("for d in /sys/bus/sdio/devices/*; do [ -e $d/vendor ] && echo $(cat $d/vendor) $(cat $d/device); done")?,
         driver_srcversion: run("cat /sys/module/bes2600/srcversion 2>/dev/null")?,
-        dmesg_after_rmmod: if m.driver.as_ref().is_some_and(|d| d.sdio_sim.is_some()) {
+        scan_2ghz: if sim { run(&format!("{WLAN}; ip link set $w up; sleep 1; iw dev $w scan 2>&1"))? } else { String::new() },
+        chip_before: if sim { run(CHIP_STATS)? } else { String::new() },
+        chip_after_5ghz_multi: if sim {
+            run(&format!("{WLAN}; iw dev $w scan freq 5180 5200 >/dev/null 2>&1; {CHIP_STATS}"))?
+        } else {
+            String::new()
+        },
+        chip_after_5ghz_single: if sim {
+            run(&format!("{WLAN}; iw dev $w scan freq 5180 >/dev/null 2>&1; {CHIP_STATS}"))?
+        } else {
+            String::new()
+        },
+        dmesg_after_rmmod: if sim {
             run("rmmod bes2600; rmmod besser_sdio_sim; sleep 1; dmesg")?
         } else {
             String::new()
