@@ -17,7 +17,7 @@ use kernel::{
     c_str,
     firmware::Firmware,
     kthread,
-    net::mac80211::{self, BandSpec, Hw, RxStatus, SkBuff},
+    net::mac80211::{self, BandSpec, Hw, KeyCmd, RxStatus, SkBuff},
     prelude::*,
     sdio,
     sync::{new_mutex, new_spinlock_bh, new_wait_queue, Arc, Mutex, SpinLockBh, WaitQueue, Woken},
@@ -53,17 +53,17 @@ const FW_WIFI: &CStr = c_str!("bes2600/best2002_fw_sdio.bin");
 const BLOCK_SIZE: u32 = 512;
 /// The boot ROM's reply wait (`bes_slave_tx_ready`: HZ).
 const FW_IRQ_WAIT_MS: u32 = 1000;
+/// Waits for a busy command slot: 20 x 100 ms.
+const CMD_SLOT_WAITS: u32 = 20;
+const CMD_SLOT_WAIT_MS: u32 = 100;
+/// Key table entries: group/WEP keys by index 0-3, the pairwise key at 4.
+const PAIRWISE_KEY_ENTRY: u8 = 4;
 /// How long the bh sleeps when the core has no deadline.
 const BH_IDLE_MS: u32 = 1000;
 
-/// A frame on its way to the chip (owned bytes until mac80211 is wired in).
-struct Frame(KVec<u8>);
-
-impl AsRef<[u8]> for Frame {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
+/// A frame on its way to the chip: mac80211's skb, owned by the queue
+/// until its confirm comes back.
+type Frame = SkBuff;
 type Slots = KVec<queue::Slot<Frame>>;
 type TxShared = queue::TxShared<Frame, Slots>;
 
@@ -93,6 +93,10 @@ struct Shared {
     tx: SpinLockBh<TxShared>,
     /// Set once the driver data is reachable from the IRQ callback.
     bound: core::sync::atomic::AtomicBool,
+    /// Woken after every bh pass: process context waiting for the command
+    /// slot to be free sleeps here.
+    #[pin]
+    cmd_free: WaitQueue,
     /// mac80211 started the hw (an interface is up): RX before that is
     /// dropped here, as mac80211 warns about it.
     started: core::sync::atomic::AtomicBool,
@@ -141,6 +145,27 @@ impl Shared {
         if self.line.kick_tx() {
             self.wake.wake_up();
         }
+    }
+
+    /// Queues a command for the bh, waiting (process context only) while
+    /// another one is in the slot. It does not wait for the confirm: the bh
+    /// sends the command before any frame queued after it, as bes2600 does.
+    fn send_cmd(&self, req: &wsm::Request<'_>) -> Result {
+        for _ in 0..CMD_SLOT_WAITS {
+            match self.tx.lock().cmd.put(req, 0) {
+                Ok(()) => {
+                    self.kick();
+                    return Ok(());
+                }
+                Err(queue::CmdError::Busy) => {}
+                Err(queue::CmdError::Encode(_)) => return Err(EINVAL),
+            }
+            self.cmd_free.wait_interruptible_timeout(
+                || self.tx.lock().cmd.is_empty(),
+                time::msecs_to_jiffies(CMD_SLOT_WAIT_MS),
+            );
+        }
+        Err(EBUSY)
     }
 
     /// `hw_scan`: split per band, guard each leg, start the first.
@@ -273,6 +298,7 @@ impl sdio::Driver for Bes2600 {
             pin_init!(Shared {
                 line: bh::IrqLine::new(),
                 wake <- new_wait_queue!("bes2600_bh"),
+                cmd_free <- new_wait_queue!("bes2600_cmd"),
                 tx <- new_spinlock_bh!(tx, "bes2600_tx"),
                 bound: core::sync::atomic::AtomicBool::new(false),
                 started: core::sync::atomic::AtomicBool::new(false),
@@ -367,8 +393,15 @@ impl mac80211::Operations for Radio {
     const MAX_SCAN_SSIDS: u8 = 2;
 
     fn tx(hw: &Hw<Self>, skb: SkBuff) {
-        // The data path comes with association; until then nothing is sent.
-        hw.free_tx(skb);
+        let shared = hw.data();
+        let ac = queue::Ac::from_index(usize::from(skb.queue_mapping())).unwrap_or(queue::Ac::Be);
+        let meta = queue::TxMeta::default();
+        let full = shared.tx.lock().queues.put_with(ac, meta, skb);
+        match full {
+            Ok(()) => shared.kick(),
+            // The queue is full: dropped (mac80211's queues are not stopped yet).
+            Err(skb) => hw.free_tx(skb),
+        }
     }
     fn start(hw: &Hw<Self>) -> Result {
         hw.data().started.store(true, core::sync::atomic::Ordering::Release);
@@ -387,6 +420,70 @@ impl mac80211::Operations for Radio {
     fn hw_scan(hw: &Hw<Self>, _vif: &mac80211::Vif, req: &mac80211::ScanRequest) -> Result {
         hw.data().start_scan(req)
     }
+    fn bss_info_changed(hw: &Hw<Self>, _vif: &mac80211::Vif, info: &mac80211::BssConf, changed: u64) {
+        if changed & mac80211::BSS_CHANGED_BSSID == 0 {
+            return;
+        }
+        let (Some(bssid), Some(chan)) = (info.bssid(), hw.channel()) else {
+            return;
+        };
+        // Join the BSS before mac80211 sends the authentication frame
+        // (cw1200 `sta.c`, `cw1200_do_join`), on the channel mac80211 set.
+        let join = wsm::Request::Join(wsm::JoinReq {
+            mode: 0,
+            band: match chan.band {
+                mac80211::Band::Ghz2 => wsm::Band::Ghz2,
+                mac80211::Band::Ghz5 => wsm::Band::Ghz5,
+            },
+            channel: chan.hw_value,
+            bssid,
+            atim_window: 0,
+            preamble: 0,
+            probe_for_join: 1,
+            dtim_period: 1,
+            flags: 0,
+            ssid: wsm::Ssid { len: 0, bytes: [0; 32] },
+            beacon_interval: u32::from(info.beacon_int()),
+            basic_rate_set: 0xf,
+        });
+        if let Err(e) = hw.data().send_cmd(&join) {
+            pr_warn!("join {:02x?}: {:?}\n", bssid, e);
+        }
+    }
+
+    fn set_key(
+        hw: &Hw<Self>,
+        cmd: KeyCmd,
+        _vif: &mac80211::Vif,
+        sta: Option<&mac80211::Sta>,
+        key: &mac80211::KeyConf,
+    ) -> Result {
+        use mac80211::cipher;
+        let entry = if key.pairwise() { PAIRWISE_KEY_ENTRY } else { key.keyidx() };
+        if cmd == KeyCmd::Disable {
+            return hw.data().send_cmd(&wsm::Request::RemoveKey { entry_index: entry });
+        }
+        // The chip's key types (bes2600 `wsm.h` 334-339): WEP default 0,
+        // AES group 4, AES pairwise 5. TKIP is left to software.
+        let req = match key.cipher() {
+            cipher::WEP40 | cipher::WEP104 => {
+                wsm::AddKeyReq::wep_default(entry, key.keyidx(), key.key()).map_err(|_| EINVAL)?
+            }
+            cipher::CCMP => {
+                let k: [u8; 16] = key.key().try_into().map_err(|_| EINVAL)?;
+                match (key.pairwise(), sta) {
+                    (true, Some(sta)) => wsm::AddKeyReq::aes_pairwise(entry, sta.addr(), k),
+                    (true, None) => return Err(EINVAL),
+                    (false, _) => wsm::AddKeyReq::aes_group(entry, key.keyidx(), k, [0; 8]),
+                }
+            }
+            _ => return Err(Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32))),
+        };
+        hw.data().send_cmd(&wsm::Request::AddKey(req))?;
+        key.set_hw_index(entry);
+        Ok(())
+    }
+
     fn cancel_hw_scan(hw: &Hw<Self>, _vif: &mac80211::Vif) {
         let shared = hw.data();
         let mut st = shared.scan.lock();
@@ -503,7 +600,9 @@ impl bh::Upper<Frame> for Upper<'_> {
             }
         }) as u64;
     }
-    fn tx_done(&mut self, _frame: Frame, _confirm: &bes2600_core::wsm::TxConfirm) {}
+    fn tx_done(&mut self, frame: Frame, confirm: &wsm::TxConfirm) {
+        self.hw.tx_status(frame, confirm.status == 0);
+    }
     fn cmd_done(&mut self, req: u16, status: u32, _body: &[u8]) {
         if req == wsm::id::START_SCAN_REQ {
             if status != 0 {
@@ -671,6 +770,7 @@ impl kthread::Runnable for Bh {
                 break;
             }
             self.scan_events(&mut upper);
+            self.shared.cmd_free.wake_up();
             let idle = match ctx.next_deadline() {
                 Some(t) => t.saturating_sub(now_ms()).min(u64::from(BH_IDLE_MS)) as u32,
                 None => BH_IDLE_MS,

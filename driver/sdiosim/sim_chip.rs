@@ -203,3 +203,15 @@ pub unsafe extern "C" fn besser_chip_stats(c: *mut c_void, buf: *mut u8, cap: us
     );
     w.len
 }
+
+/// Makes the simulated AP advertise privacy (or not), for a static-key
+/// association (debugfs `besser_sdio_sim/ap_privacy`).
+///
+/// # Safety
+///
+/// As for [`chip`].
+#[no_mangle]
+pub unsafe extern "C" fn besser_chip_set_ap_privacy(c: *mut c_void, on: bool) {
+    // SAFETY: The caller's promise.
+    unsafe { chip(c) }.ap.privacy = on;
+}

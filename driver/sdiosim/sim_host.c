@@ -42,6 +42,7 @@ int besser_chip_cmd53(void *chip, u32 arg, u8 *buf, size_t len);
 void besser_chip_tick(void *chip, u64 now_ms);
 bool besser_chip_take_irq(void *chip);
 size_t besser_chip_stats(void *chip, u8 *buf, size_t cap);
+void besser_chip_set_ap_privacy(void *chip, bool on);
 
 #define SIM_VENDOR 0xbe57
 #define SIM_DEVICE 0x2002
@@ -414,6 +415,18 @@ static int sim_chip_show(struct seq_file *m, void *v)
 }
 DEFINE_SHOW_ATTRIBUTE(sim_chip);
 
+/* debugfs besser_sdio_sim/ap_privacy: write 1 to make the AP a WEP network. */
+static int sim_privacy_set(void *data, u64 val)
+{
+	struct sim_host *h = data;
+
+	mutex_lock(&h->lock);
+	besser_chip_set_ap_privacy(h->chip, val != 0);
+	mutex_unlock(&h->lock);
+	return 0;
+}
+DEFINE_DEBUGFS_ATTRIBUTE(sim_privacy_fops, NULL, sim_privacy_set, "%llu\n");
+
 static int __init sim_init(void)
 {
 	struct platform_device *pdev;
@@ -459,6 +472,7 @@ static int __init sim_init(void)
 	the_host = h;
 	h->debugfs = debugfs_create_dir("besser_sdio_sim", NULL);
 	debugfs_create_file("chip", 0444, h->debugfs, h, &sim_chip_fops);
+	debugfs_create_file_unsafe("ap_privacy", 0200, h->debugfs, h, &sim_privacy_fops);
 	schedule_delayed_work(&h->tick, msecs_to_jiffies(tick_ms));
 	dev_info(&pdev->dev, "simulated SDIO host: card %04x:%04x (besser chip model)\n",
 		 SIM_VENDOR, SIM_DEVICE);

@@ -70,6 +70,12 @@ pub struct Observed {
     pub chip_before: String,
     pub chip_after_5ghz_multi: String,
     pub chip_after_5ghz_single: String,
+    /// `iw dev <wlan> link` after `iw … connect besser` (open network).
+    pub link_open: String,
+    /// `iw dev <wlan> link` after connecting with a static WEP key to the
+    /// AP made a privacy network, and the chip's counters then.
+    pub link_wep: String,
+    pub chip_after_wep: String,
     /// `dmesg` after `rmmod bes2600` (and the simulated host), empty if the
     /// image has no driver.
     pub dmesg_after_rmmod: String,
@@ -82,6 +88,20 @@ pub fn chip_counter(dump: &str, name: &str) -> Option<u64> {
         (k == name).then(|| v.trim().parse().ok())?
     })
 }
+
+/// `keys_by_type [a, b, …]` of the chip's dump: keys installed per WSM type.
+pub fn chip_keys(dump: &str) -> Option<Vec<u64>> {
+    let l = dump.lines().find_map(|l| l.strip_prefix("keys_by_type "))?;
+    l.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(',')
+        .map(|v| v.trim().parse().ok())
+        .collect()
+}
+
+/// What `iw … link` prints when associated with the simulated AP.
+pub const SIM_AP_LINK: &str = "Connected to 02:be:57:00:00:01";
 
 /// The simulated AP (`driver/sim/src/ap.rs`): its SSID and channel 6.
 pub const SIM_AP_SSID: &str = "SSID: besser";
@@ -250,9 +270,17 @@ fn driver_checks(d: &crate::manifest::DriverModule, o: &Observed, checks: &mut V
         checks.push(Check {
             name: "the MMC core enumerates the SDIO card",
             ok: card.is_some(),
-            detail: card.map_or_else(|| format!("no `{SDIO_CARD_MARKER}` in dmesg"), |l| l.trim().to_string()),
+            detail: card.map_or_else(
+                || format!("no `{SDIO_CARD_MARKER}` in dmesg"),
+                |l| l.trim().to_string(),
+            ),
         });
-        let ids: Vec<&str> = o.sdio_ids.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let ids: Vec<&str> = o
+            .sdio_ids
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
         checks.push(Check {
             name: "the card is a BES2600 (vendor 0xbe57, device 0x2002)",
             ok: ids.contains(&BES2600_SDIO_IDS),
@@ -262,7 +290,10 @@ fn driver_checks(d: &crate::manifest::DriverModule, o: &Observed, checks: &mut V
         checks.push(Check {
             name: "bes2600.ko binds and its firmware starts",
             ok: up.is_some(),
-            detail: up.map_or_else(|| format!("no `{DRIVER_UP_MARKER}` in dmesg"), |l| l.trim().to_string()),
+            detail: up.map_or_else(
+                || format!("no `{DRIVER_UP_MARKER}` in dmesg"),
+                |l| l.trim().to_string(),
+            ),
         });
     }
     if d.sdio_sim.is_some() {
@@ -273,14 +304,27 @@ fn driver_checks(d: &crate::manifest::DriverModule, o: &Observed, checks: &mut V
             detail: if seen {
                 format!("`{SIM_AP_SSID}`, `{SIM_AP_FREQ}`")
             } else {
-                format!("scan output: {:?}", o.scan_2ghz.lines().take(4).collect::<Vec<_>>())
+                format!(
+                    "scan output: {:?}",
+                    o.scan_2ghz.lines().take(4).collect::<Vec<_>>()
+                )
             },
         });
         let c = |dump: &str, k: &str| chip_counter(dump, k);
-        let (r0, j0) = (c(&o.chip_before, "scan_requests"), c(&o.chip_before, "scan_rejects"));
-        let (r1, j1) = (c(&o.chip_after_5ghz_multi, "scan_requests"), c(&o.chip_after_5ghz_multi, "scan_rejects"));
-        let (r2, j2) = (c(&o.chip_after_5ghz_single, "scan_requests"), c(&o.chip_after_5ghz_single, "scan_rejects"));
-        let guard_said = o.dmesg_after_rmmod.contains("Ghz5 leg refused") || o.dmesg.contains("Ghz5 leg refused");
+        let (r0, j0) = (
+            c(&o.chip_before, "scan_requests"),
+            c(&o.chip_before, "scan_rejects"),
+        );
+        let (r1, j1) = (
+            c(&o.chip_after_5ghz_multi, "scan_requests"),
+            c(&o.chip_after_5ghz_multi, "scan_rejects"),
+        );
+        let (r2, j2) = (
+            c(&o.chip_after_5ghz_single, "scan_requests"),
+            c(&o.chip_after_5ghz_single, "scan_rejects"),
+        );
+        let guard_said = o.dmesg_after_rmmod.contains("Ghz5 leg refused")
+            || o.dmesg.contains("Ghz5 leg refused");
         checks.push(Check {
             name: "a multi-channel 5 GHz scan is refused before the chip (no firmware reject)",
             ok: r0.is_some() && r1 == r0 && j1 == j0 && guard_said,
@@ -290,6 +334,31 @@ fn driver_checks(d: &crate::manifest::DriverModule, o: &Observed, checks: &mut V
             name: "a single-channel 5 GHz scan reaches the chip and passes",
             ok: matches!((r1, r2), (Some(a), Some(b)) if b == a + 1) && j2 == j1,
             detail: format!("chip scan requests {r1:?} -> {r2:?}, rejects {j1:?} -> {j2:?}"),
+        });
+    }
+    if d.sdio_sim.is_some() {
+        let open = o.link_open.contains(SIM_AP_LINK);
+        checks.push(Check {
+            name: "associates with the open network (iw connect)",
+            ok: open,
+            detail: o
+                .link_open
+                .lines()
+                .next()
+                .unwrap_or("no output")
+                .trim()
+                .to_string(),
+        });
+        let keys = chip_keys(&o.chip_after_wep);
+        let wep = o.link_wep.contains(SIM_AP_LINK);
+        let ok =
+            wep && matches!(&keys, Some(k) if k.len() >= 4 && k[0] >= 1 && k[2] == 0 && k[3] == 0);
+        checks.push(Check {
+            name: "a static WEP key reaches the chip as WSM type 0 (WEP default), no TKIP type",
+            ok,
+            detail: format!(
+                "associated: {wep}; chip keys by type: {keys:?} (0 WEP default, 1 WEP pairwise, 2/3 TKIP, 4/5 AES)"
+            ),
         });
     }
     let sv = o.driver_srcversion.trim();
@@ -314,7 +383,14 @@ fn driver_checks(d: &crate::manifest::DriverModule, o: &Observed, checks: &mut V
             detail: if splats.is_empty() {
                 format!("card removed: {removed}, no splat")
             } else {
-                format!("{}", splats.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join("; "))
+                format!(
+                    "{}",
+                    splats
+                        .iter()
+                        .map(|(_, s)| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
             },
         });
     }

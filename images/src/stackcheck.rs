@@ -15,16 +15,29 @@ pub fn frames_over(objdump: &str, limit: u64) -> Vec<(u64, String)> {
     let mut out = Vec::new();
     for l in objdump.lines() {
         let t = l.trim();
-        if let Some(name) = t.strip_suffix(">:").and_then(|h| h.split_once(" <")).map(|(_, n)| n) {
+        if let Some(name) = t
+            .strip_suffix(">:")
+            .and_then(|h| h.split_once(" <"))
+            .map(|(_, n)| n)
+        {
             func = name.to_string();
             continue;
         }
-        let ins: Vec<&str> = t.split_once(':').map_or(t, |(_, r)| r).split_whitespace().collect();
+        let ins: Vec<&str> = t
+            .split_once(':')
+            .map_or(t, |(_, r)| r)
+            .split_whitespace()
+            .collect();
         let ins = ins.join(" ");
-        let imm = if let Some(r) = ins.strip_prefix("subq ").or_else(|| ins.strip_prefix("sub ")) {
+        let imm = if let Some(r) = ins
+            .strip_prefix("subq ")
+            .or_else(|| ins.strip_prefix("sub "))
+        {
             let r = r.trim();
             if r.ends_with("%rsp") {
-                r.strip_prefix('$').and_then(|v| v.split(',').next()).and_then(parse_num)
+                r.strip_prefix('$')
+                    .and_then(|v| v.split(',').next())
+                    .and_then(parse_num)
             } else if let Some(v) = r.strip_prefix("sp, sp, #") {
                 parse_num(v.split_whitespace().next().unwrap_or(""))
             } else {
@@ -56,7 +69,10 @@ mod tests {
     fn finds_big_frames_on_both_architectures() {
         let x86 = "0000000000000010 <besser_chip_cmd53>:\n      10:      \tsubq\t$32872, %rsp\n\
                    0000000000000090 <small>:\n      90:      \tsubq\t$24, %rsp\n";
-        assert_eq!(frames_over(x86, FRAME_MAX), vec![(32872, "besser_chip_cmd53".into())]);
+        assert_eq!(
+            frames_over(x86, FRAME_MAX),
+            vec![(32872, "besser_chip_cmd53".into())]
+        );
         let arm = "0000000000000000 <f>:\n       0: \tsub\tsp, sp, #0x2010\n       4: \tsub\tsp, sp, #16\n";
         assert_eq!(frames_over(arm, FRAME_MAX), vec![(0x2010, "f".into())]);
         assert!(frames_over(x86, 40_000).is_empty());

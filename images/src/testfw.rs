@@ -48,7 +48,11 @@ mod tests {
         for (path, img) in images() {
             let n = img.len();
             assert_eq!(img[12..16], img[n - 4..], "{path}");
-            assert_ne!(u32::from_le_bytes(img[12..16].try_into().unwrap()), 0, "{path}");
+            assert_ne!(
+                u32::from_le_bytes(img[12..16].try_into().unwrap()),
+                0,
+                "{path}"
+            );
         }
         assert_ne!(images()[0].1, images()[1].1);
     }
@@ -56,7 +60,8 @@ mod tests {
     #[test]
     fn the_driver_core_reads_them_as_images() {
         for (path, img) in images() {
-            let info = bes2600_core::fwload::parse_image(&img).unwrap_or_else(|e| panic!("{path}: {e:?}"));
+            let info =
+                bes2600_core::fwload::parse_image(&img).unwrap_or_else(|e| panic!("{path}: {e:?}"));
             assert_eq!(info.code_len, img.len() - 4, "{path}");
         }
     }

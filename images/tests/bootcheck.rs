@@ -148,11 +148,18 @@ fn with_driver() -> (Manifest, Observed) {
     );
     o.sdio_ids = "0xbe57 0x2002\n".into();
     // What `iw` and the chip model's debugfs file printed on that boot.
-    o.scan_2ghz = "BSS 02:be:57:00:00:01(on wlan1)\n\tfreq: 2437\n\tsignal: -60.00 dBm\n\tSSID: besser\n".into();
+    o.scan_2ghz =
+        "BSS 02:be:57:00:00:01(on wlan1)\n\tfreq: 2437\n\tsignal: -60.00 dBm\n\tSSID: besser\n"
+            .into();
     o.chip_before = "boots 1\nrequests 3\nscan_requests 1\nscan_rejects 0\n".into();
     o.chip_after_5ghz_multi = "boots 1\nrequests 3\nscan_requests 1\nscan_rejects 0\n".into();
     o.chip_after_5ghz_single = "boots 1\nrequests 4\nscan_requests 2\nscan_rejects 0\n".into();
-    o.dmesg.push_str("[   13.250270] bes2600: scan: Ghz5 leg refused (NotSupported)\n");
+    o.dmesg
+        .push_str("[   13.250270] bes2600: scan: Ghz5 leg refused (NotSupported)\n");
+    o.link_open = "Connected to 02:be:57:00:00:01 (on wlan1)\n\tSSID: besser\n".into();
+    o.link_wep = o.link_open.clone();
+    o.chip_after_wep =
+        "scan_requests 4\nkeys_by_type [1, 0, 0, 0, 0, 0, 0, 0]\nap_associated true\n".into();
     o.driver_srcversion = "ABCA431F69A2193DF6F46F4\n".into();
     o.dmesg_after_rmmod = format!(
         "{}[   23.852833] bes2600: removed\n[   23.866479] mmc0: card 0001 removed\n",
@@ -179,6 +186,8 @@ fn the_driver_checks_pass_on_what_a_good_boot_printed() {
         "iw scan lists the simulated AP on 2.4 GHz",
         "a multi-channel 5 GHz scan is refused before the chip (no firmware reject)",
         "a single-channel 5 GHz scan reaches the chip and passes",
+        "associates with the open network (iw connect)",
+        "a static WEP key reaches the chip as WSM type 0 (WEP default), no TKIP type",
     ] {
         assert!(checks.iter().any(|c| c.name == name), "{name} not checked");
     }
@@ -216,6 +225,22 @@ fn a_5ghz_scan_the_firmware_rejects_fails_the_guard_check() {
         vec![
             "iw scan lists the simulated AP on 2.4 GHz",
             "a multi-channel 5 GHz scan is refused before the chip (no firmware reject)",
+        ]
+    );
+}
+
+#[test]
+fn a_key_with_the_wrong_type_fails_the_key_check() {
+    let (m, mut o) = with_driver();
+    // A TKIP-typed key (the pre-finding bug) and no association.
+    o.chip_after_wep = "keys_by_type [0, 0, 0, 1, 0, 0, 0, 0]\n".into();
+    o.link_open = "Not connected.\n".into();
+    let checks = evaluate(&m, &data("release-config-excerpt.txt"), &o);
+    assert_eq!(
+        failed(&checks),
+        vec![
+            "associates with the open network (iw connect)",
+            "a static WEP key reaches the chip as WSM type 0 (WEP default), no TKIP type",
         ]
     );
 }

@@ -892,8 +892,15 @@ pub fn build_image_with(
         }
     }
     let initramfs = "initramfs.cpio";
-    make_initramfs(sh, spec.arch, &modules_dir, &boot_modules, firmware, &image_dir.join(initramfs))
-        .with_context(|| format!("{name}: building the lab appliance initramfs"))?;
+    make_initramfs(
+        sh,
+        spec.arch,
+        &modules_dir,
+        &boot_modules,
+        firmware,
+        &image_dir.join(initramfs),
+    )
+    .with_context(|| format!("{name}: building the lab appliance initramfs"))?;
     fs::copy(&log, image_dir.join("build.log"))?;
     let config_sha256 = besser_image::sha256_file(&image_dir.join("config"))?;
     let version = release.split('-').next().unwrap_or(&release).to_string();
@@ -935,7 +942,10 @@ pub fn build_image_with(
             srcversion: driver.srcversion,
             sha256: besser_image::sha256_file(&driver.module)?,
             sources_sha256: driver.sources_sha256,
-            sdio_sim: driver.sdio_sim.map(|p| rel_to(&image_dir, &p)).transpose()?,
+            sdio_sim: driver
+                .sdio_sim
+                .map(|p| rel_to(&image_dir, &p))
+                .transpose()?,
         }),
         build: BuildInfo {
             finished_utc: utc_now(sh),
@@ -1041,7 +1051,11 @@ fn build_driver(
     }
     for (what, dir) in &dirs {
         let m = format!("M={}", dir.display());
-        make.run(pb, &format!("building {what}"), &[m.clone(), "modules".into()])?;
+        make.run(
+            pb,
+            &format!("building {what}"),
+            &[m.clone(), "modules".into()],
+        )?;
         make.run(
             pb,
             &format!("installing {what}"),
@@ -1056,13 +1070,18 @@ fn build_driver(
     }
     let sh = Shell::new()?;
     // No Rust stack frame over C's CONFIG_FRAME_WARN (see stackcheck).
-    for (obj, dir) in [("bes2600.o", staging.join("driver/kmod")), ("besser_sdio_sim.o", staging.join("driver/sdiosim"))] {
+    for (obj, dir) in [
+        ("bes2600.o", staging.join("driver/kmod")),
+        ("besser_sdio_sim.o", staging.join("driver/sdiosim")),
+    ] {
         let o = dir.join(obj);
         if !o.exists() {
             continue;
         }
         let o_s = o.display().to_string();
-        let dis = cmd!(sh, "llvm-objdump -d --no-show-raw-insn {o_s}").quiet().read()?;
+        let dis = cmd!(sh, "llvm-objdump -d --no-show-raw-insn {o_s}")
+            .quiet()
+            .read()?;
         let big = besser_image::stackcheck::frames_over(&dis, besser_image::stackcheck::FRAME_MAX);
         if !big.is_empty() {
             let list: Vec<String> = big.iter().map(|(n, f)| format!("{f}: {n} bytes")).collect();
@@ -1078,7 +1097,11 @@ fn build_driver(
     let extra = modules_dir.join("lib/modules").join(release).join("extra");
     let module = extra.join("bes2600.ko");
     let path = module.display().to_string();
-    let srcversion = cmd!(sh, "modinfo -F srcversion {path}").quiet().read()?.trim().to_string();
+    let srcversion = cmd!(sh, "modinfo -F srcversion {path}")
+        .quiet()
+        .read()?
+        .trim()
+        .to_string();
     if srcversion.is_empty() {
         bail!("{path}: no srcversion in its modinfo (CONFIG_MODULE_SRCVERSION_ALL off?)");
     }
@@ -1351,6 +1374,20 @@ pub fn boot_test(sh: &Shell, dir: &Path) -> Result<()> {
         } else {
             String::new()
         },
+        link_open: if sim {
+            run(&format!("{WLAN}; iw dev $w connect besser; sleep 4; iw dev $w link"))?
+        } else {
+            String::new()
+        },
+        link_wep: if sim {
+            run(&format!(
+                "{WLAN}; iw dev $w disconnect; {CHIP_STATS} >/dev/null; echo 1 > /sys/kernel/debug/besser_sdio_sim/ap_privacy; \
+                 sleep 1; iw dev $w scan >/dev/null 2>&1; iw dev $w connect besser key 0:abcde; sleep 4; iw dev $w link"
+            ))?
+        } else {
+            String::new()
+        },
+        chip_after_wep: if sim { run(CHIP_STATS)? } else { String::new() },
         dmesg_after_rmmod: if sim {
             run("rmmod bes2600; rmmod besser_sdio_sim; sleep 1; dmesg")?
         } else {

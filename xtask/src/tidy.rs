@@ -122,7 +122,9 @@ fn unsafe_report(root: &std::path::Path, files: &[&str]) -> Result<Vec<String>> 
                 problems.extend(unsafe_without_safety(&name, &added));
                 rows.push((name, unsafe_lines(&added)));
             }
-        } else if (f.starts_with("driver/kmod/") || f.starts_with("driver/sdiosim/")) && f.ends_with(".rs") {
+        } else if (f.starts_with("driver/kmod/") || f.starts_with("driver/sdiosim/"))
+            && f.ends_with(".rs")
+        {
             let text = std::fs::read_to_string(root.join(f)).with_context(|| f.to_string())?;
             let n = unsafe_lines(&text);
             if f.starts_with("driver/kmod/") && n > 0 {
@@ -131,7 +133,12 @@ fn unsafe_report(root: &std::path::Path, files: &[&str]) -> Result<Vec<String>> 
             rows.push((f.to_string(), n));
         }
     }
-    let sum = |pre: &str| rows.iter().filter(|(f, _)| f.starts_with(pre)).map(|(_, n)| n).sum::<usize>();
+    let sum = |pre: &str| {
+        rows.iter()
+            .filter(|(f, _)| f.starts_with(pre))
+            .map(|(_, n)| n)
+            .sum::<usize>()
+    };
     println!("unsafe lines per file:");
     for (f, n) in &rows {
         println!("  {n:5}  {f}");
@@ -303,7 +310,10 @@ mod tests {
 
     #[test]
     fn unsafe_is_counted_in_code_not_comments_and_in_patch_additions() {
-        assert_eq!(unsafe_lines("let x = unsafe { 1 };\n// unsafe here\nlet unsafe_ok = 1;\n"), 1);
+        assert_eq!(
+            unsafe_lines("let x = unsafe { 1 };\n// unsafe here\nlet unsafe_ok = 1;\n"),
+            1
+        );
         let patch = "--- a/rust/kernel/x.rs\n+++ b/rust/kernel/x.rs\n@@ -1 +1,2 @@\n keep unsafe\n+    unsafe { f() };\n--- a/rust/helpers/y.c\n+++ b/rust/helpers/y.c\n+int unsafe;\n";
         let adds = patch_rust_additions(patch);
         assert_eq!(adds.len(), 1);

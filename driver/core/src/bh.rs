@@ -422,7 +422,11 @@ impl BhContext {
     /// their queues (their old packet ids become stale), a waiting command
     /// is dropped with a timeout status. The caller power-cycles / reloads
     /// the chip.
-    pub fn reset<F, S: SlotStore<F>>(&mut self, tx: &mut impl TxAccess<F, S>, upper: &mut impl Upper<F>) -> usize {
+    pub fn reset<F, S: SlotStore<F>>(
+        &mut self,
+        tx: &mut impl TxAccess<F, S>,
+        upper: &mut impl Upper<F>,
+    ) -> usize {
         self.ledger.clear();
         self.ctrl_toggle = false;
         self.rx_data_toggle = false;

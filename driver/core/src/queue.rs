@@ -227,11 +227,20 @@ impl<F, S: SlotStore<F>> TxQueues<F, S> {
     /// Queues over `slots`, which must hold exactly [`SLOTS`] free slots
     /// (else they are given back).
     pub fn with_slots(slots: S) -> Result<Self, S> {
-        if slots.len() != SLOTS || slots.iter().any(|s| s.state != SlotState::Free || s.frame.is_some()) {
+        if slots.len() != SLOTS
+            || slots
+                .iter()
+                .any(|s| s.state != SlotState::Free || s.frame.is_some())
+        {
             return Err(slots);
         }
         Ok(TxQueues {
-            queues: [AcQueue::new(), AcQueue::new(), AcQueue::new(), AcQueue::new()],
+            queues: [
+                AcQueue::new(),
+                AcQueue::new(),
+                AcQueue::new(),
+                AcQueue::new(),
+            ],
             slots,
             generation: 0,
             _frames: core::marker::PhantomData,
@@ -239,7 +248,10 @@ impl<F, S: SlotStore<F>> TxQueues<F, S> {
     }
 
     fn ac_slots(&mut self, ai: usize) -> (&mut AcQueue, &mut [Slot<F>]) {
-        (&mut self.queues[ai], &mut self.slots[ai * QUEUE_DEPTH..(ai + 1) * QUEUE_DEPTH])
+        (
+            &mut self.queues[ai],
+            &mut self.slots[ai * QUEUE_DEPTH..(ai + 1) * QUEUE_DEPTH],
+        )
     }
 
     /// Queues a frame; gives it back when the queue is full (the caller

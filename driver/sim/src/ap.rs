@@ -20,8 +20,17 @@ pub mod fc {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reply {
     Auth,
+    /// An authentication algorithm the AP does not do (shared key, SAE):
+    /// status 13, so a station falls back to open system.
+    AuthRefused {
+        alg: u16,
+    },
     Assoc,
 }
+
+/// Supported Rates element: 1, 2, 5.5, 11 Mbit/s basic, 6-18 Mbit/s
+/// (IEEE 802.11-2020 9.4.2.3). mac80211 builds the station's rate set from it.
+const RATES_IE: [u8; 10] = [0x01, 0x08, 0x82, 0x84, 0x8b, 0x96, 0x0c, 0x12, 0x18, 0x24];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ap {
@@ -31,6 +40,8 @@ pub struct Ap {
     pub rssi: u8,
     pub authenticated: bool,
     pub associated: bool,
+    /// Advertise privacy (capability bit 4): a network for static WEP keys.
+    pub privacy: bool,
     pub uplink_data_frames: u64,
     seq: u16,
 }
@@ -44,6 +55,7 @@ impl Default for Ap {
             rssi: 0xc4,
             authenticated: false,
             associated: false,
+            privacy: false,
             uplink_data_frames: 0,
             seq: 0,
         }
@@ -59,6 +71,12 @@ impl Ap {
         }
         match f0 {
             fc::AUTH => {
+                let alg = frame
+                    .get(HDR_LEN..HDR_LEN + 2)
+                    .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+                if alg != 0 {
+                    return Some(Reply::AuthRefused { alg });
+                }
                 self.authenticated = true;
                 Some(Reply::Auth)
             }
@@ -95,7 +113,8 @@ pub fn data_frame(ap: &Ap, len: usize, out: &mut [u8]) -> usize {
     len
 }
 
-/// A probe response carrying the SSID "besser".
+/// A probe response carrying the SSID "besser", the supported rates and
+/// the channel (DS Parameter Set).
 pub fn probe_response(ap: &Ap, out: &mut [u8]) -> usize {
     header(ap, fc::PROBE_RESP, 0, ap.sta, out);
     let body: [u8; 20] = [
@@ -104,8 +123,20 @@ pub fn probe_response(ap: &Ap, out: &mut [u8]) -> usize {
         0x01, 0x04, // capabilities
         0x00, 0x06, b'b', b'e', b's', b's', b'e', b'r', // SSID element
     ];
-    out[HDR_LEN..HDR_LEN + body.len()].copy_from_slice(&body);
-    HDR_LEN + body.len()
+    let mut body = body;
+    if ap.privacy {
+        body[10] |= 0x10;
+    }
+    let mut n = HDR_LEN;
+    for part in [
+        &body[..],
+        &RATES_IE[..],
+        &[0x03, 0x01, ap.channel as u8][..],
+    ] {
+        out[n..n + part.len()].copy_from_slice(part);
+        n += part.len();
+    }
+    n
 }
 
 /// A beacon (same body as the probe response).
@@ -125,11 +156,19 @@ pub fn mgmt_reply(ap: &Ap, reply: Reply, out: &mut [u8]) -> usize {
             out[HDR_LEN..HDR_LEN + 6].copy_from_slice(&[0, 0, 2, 0, 0, 0]);
             HDR_LEN + 6
         }
+        Reply::AuthRefused { alg } => {
+            header(ap, fc::AUTH, 0, ap.sta, out);
+            // the station's algorithm, transaction 2, status 13 (unsupported algorithm)
+            let a = alg.to_le_bytes();
+            out[HDR_LEN..HDR_LEN + 6].copy_from_slice(&[a[0], a[1], 2, 0, 13, 0]);
+            HDR_LEN + 6
+        }
         Reply::Assoc => {
             header(ap, fc::ASSOC_RESP, 0, ap.sta, out);
             // capabilities, status success, AID 1
             out[HDR_LEN..HDR_LEN + 6].copy_from_slice(&[0x01, 0x04, 0, 0, 0x01, 0xc0]);
-            HDR_LEN + 6
+            out[HDR_LEN + 6..HDR_LEN + 6 + RATES_IE.len()].copy_from_slice(&RATES_IE);
+            HDR_LEN + 6 + RATES_IE.len()
         }
     }
 }
@@ -146,6 +185,10 @@ pub fn sta_frame(ap: &Ap, f0: u8, payload_len: usize, out: &mut [u8]) -> usize {
     let len = (HDR_LEN + payload_len).min(out.len());
     for b in &mut out[HDR_LEN..len] {
         *b = 0xa5;
+    }
+    if f0 == fc::AUTH && len >= HDR_LEN + 6 {
+        // open system, transaction 1, status 0
+        out[HDR_LEN..HDR_LEN + 6].copy_from_slice(&[0, 0, 1, 0, 0, 0]);
     }
     len
 }

@@ -295,7 +295,11 @@ impl<M: core::ops::DerefMut<Target = [u8]>> Chip<M> {
     /// # Panics
     /// If `mem` is shorter than [`MEM_LEN`].
     pub fn with_mem(cfg: ChipConfig, mem: M) -> Self {
-        assert!(mem.len() >= MEM_LEN, "chip memory: {} of {MEM_LEN} bytes", mem.len());
+        assert!(
+            mem.len() >= MEM_LEN,
+            "chip memory: {} of {MEM_LEN} bytes",
+            mem.len()
+        );
         Chip {
             cfg,
             ap: Ap::default(),
