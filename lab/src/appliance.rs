@@ -134,6 +134,11 @@ setup_if() {{
     [ "$(cat $d/address)" = "$mac" ] || continue
     n=${{d##*/}}
     ip link set "$n" down
+    # A Wi-Fi interface (bes2600 on besser images) may have taken the name
+    # first: the lab's link keeps it, the Wi-Fi one moves to wlan1.
+    if [ "$n" != "$want" ] && [ -e "/sys/class/net/$want/phy80211" ]; then
+      ip link set "$want" down; ip link set "$want" name wlan1
+    fi
     [ "$n" = "$want" ] || ip link set "$n" name "$want"
     ip addr add "$addr" dev "$want"
     ip link set "$want" up
