@@ -225,24 +225,8 @@ pub fn host_appliance_spec(
         bail!("/usr/sbin/dropbear missing: install dropbear-bin");
     }
     let mut extra_files = Vec::new();
-    for (host, guest) in [(HOST_TC, GUEST_TC), (HOST_IW, GUEST_IW)] {
-        let tool = PathBuf::from(host);
-        if !tool.exists() {
-            continue;
-        }
-        // same layout as dropbear: the binary where the guest looks, libraries at their host paths
-        extra_files.push(appliance::ExtraFile {
-            guest_path: guest.into(),
-            mode: 0o755,
-            contents: fs::read(&tool).with_context(|| format!("reading {host}"))?,
-        });
-        for lib in shared_libs(&tool)? {
-            extra_files.push(appliance::ExtraFile {
-                guest_path: lib.to_string_lossy().into_owned(),
-                mode: 0o755,
-                contents: fs::read(&lib).with_context(|| format!("reading {}", lib.display()))?,
-            });
-        }
+    if Path::new(HOST_TC).exists() {
+        extra_files.extend(host_tool_files(HOST_TC, GUEST_TC)?);
     }
     Ok(ApplianceSpec {
         arch,
@@ -257,6 +241,34 @@ pub fn host_appliance_spec(
         modules,
         extra_files,
     })
+}
+
+/// A host binary for the appliance at `guest`, with its shared libraries at
+/// their host paths (dropbear's layout).
+pub fn host_tool_files(host: &str, guest: &str) -> Result<Vec<appliance::ExtraFile>> {
+    let tool = PathBuf::from(host);
+    let mut out = vec![appliance::ExtraFile {
+        guest_path: guest.into(),
+        mode: 0o755,
+        contents: fs::read(&tool).with_context(|| format!("reading {host}"))?,
+    }];
+    for lib in shared_libs(&tool)? {
+        out.push(appliance::ExtraFile {
+            guest_path: lib.to_string_lossy().into_owned(),
+            mode: 0o755,
+            contents: fs::read(&lib).with_context(|| format!("reading {}", lib.display()))?,
+        });
+    }
+    Ok(out)
+}
+
+/// `iw` for a besser image's appliance (the driver's interface); the
+/// default VM's Debian kernel has no cfg80211, so it gets none.
+pub fn host_iw_files() -> Result<Vec<appliance::ExtraFile>> {
+    if !Path::new(HOST_IW).exists() {
+        bail!("{HOST_IW} missing: install iw");
+    }
+    host_tool_files(HOST_IW, GUEST_IW)
 }
 
 /// Builds (or finds in the cache) the default virtual device: Debian kernel +

@@ -1152,8 +1152,13 @@ const ARM64_APPLIANCE_DEBS: &[&str] = &[
     "libtommath1",
     "zlib1g",
     "libgmp10",
+    "iw",
+    "libnl-3-200",
+    "libnl-genl-3-200",
 ];
 /// What arm64 dropbear needs at run time (sonames, and the interpreter).
+/// What arm64 `iw` needs besides dropbear's libraries.
+const ARM64_IW_LIBS: &[&str] = &["libnl-3.so.200", "libnl-genl-3.so.200"];
 const ARM64_DROPBEAR_LIBS: &[&str] = &[
     "ld-linux-aarch64.so.1",
     "libc.so.6",
@@ -1254,16 +1259,21 @@ fn make_initramfs(
         .map(|m| m.to_string())
         .collect();
     let spec = match arch {
-        Arch::X86_64 => besser_lab::assets::host_appliance_spec(
-            &keys,
-            lab_arch(arch),
-            Some(modules.to_path_buf()),
-            wanted,
-        )?,
+        Arch::X86_64 => {
+            let mut spec = besser_lab::assets::host_appliance_spec(
+                &keys,
+                lab_arch(arch),
+                Some(modules.to_path_buf()),
+                wanted,
+            )?;
+            spec.extra_files
+                .extend(besser_lab::assets::host_iw_files()?);
+            spec
+        }
         Arch::Aarch64 => {
             let root = arm64_sysroot(sh)?;
             let mut libs = Vec::new();
-            for l in ARM64_DROPBEAR_LIBS {
+            for l in ARM64_DROPBEAR_LIBS.iter().chain(ARM64_IW_LIBS) {
                 let p = find_in(&root, l).ok_or_else(|| {
                     anyhow!("arm64 appliance: {l} not found under {}", root.display())
                 })?;
@@ -1274,6 +1284,12 @@ fn make_initramfs(
                     contents: fs::read(&p)?,
                 });
             }
+            libs.push(ExtraFile {
+                guest_path: besser_lab::assets::GUEST_IW.into(),
+                mode: 0o755,
+                contents: fs::read(root.join("usr/sbin/iw"))
+                    .context("arm64 appliance: usr/sbin/iw (Debian's iw:arm64)")?,
+            });
             ApplianceSpec {
                 arch: lab_arch(arch),
                 busybox: root.join("bin/busybox"),
