@@ -1156,9 +1156,9 @@ const ARM64_APPLIANCE_DEBS: &[&str] = &[
     "libnl-3-200",
     "libnl-genl-3-200",
 ];
-/// What arm64 dropbear needs at run time (sonames, and the interpreter).
 /// What arm64 `iw` needs besides dropbear's libraries.
 const ARM64_IW_LIBS: &[&str] = &["libnl-3.so.200", "libnl-genl-3.so.200"];
+/// What arm64 dropbear needs at run time (sonames, and the interpreter).
 const ARM64_DROPBEAR_LIBS: &[&str] = &[
     "ld-linux-aarch64.so.1",
     "libc.so.6",
