@@ -223,19 +223,9 @@ impl Shared {
             st.next += 1;
             let mut chs = [wsm::ScanChannel::default(); wsm::SCAN_CHANNELS_MAX];
             for (c, &number) in chs.iter_mut().zip(&leg.channels[..leg.n]) {
-                *c = wsm::ScanChannel { number, min_chan_time: 10, max_chan_time: 40 };
+                *c = wsm::ScanChannel::dwell(number);
             }
-            let req = wsm::Request::StartScan(wsm::ScanReq {
-                band: leg.band,
-                scan_type: 0,
-                flags: 0,
-                max_tx_rate: 0,
-                auto_scan_interval: 0,
-                num_probes: 2,
-                probe_delay: 0,
-                channels: &chs[..leg.n],
-                ssids: &[],
-            });
+            let req = wsm::Request::StartScan(wsm::ScanReq::foreground(leg.band, &chs[..leg.n]));
             if self.tx.lock().cmd.put(&req, 0).is_ok() {
                 st.running = Some(leg.band);
             } else {

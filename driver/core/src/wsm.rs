@@ -348,6 +348,36 @@ pub struct ScanReq<'a> {
     pub ssids: &'a [Ssid],
 }
 
+impl<'a> ScanReq<'a> {
+    /// The foreground active scan a `hw_scan` leg sends: two probes per
+    /// channel, broadcast SSID (cw1200 `scan.c`, `cw1200_scan_work`:
+    /// `numOfProbeRequests = 2`, no SSID list for a wildcard scan).
+    pub fn foreground(band: Band, channels: &'a [ScanChannel]) -> Self {
+        ScanReq {
+            band,
+            scan_type: 0,
+            flags: 0,
+            max_tx_rate: 0,
+            auto_scan_interval: 0,
+            num_probes: 2,
+            probe_delay: 0,
+            channels,
+            ssids: &[],
+        }
+    }
+}
+
+impl ScanChannel {
+    /// A channel with the dwell times the driver uses (10-40 ms).
+    pub const fn dwell(number: u16) -> Self {
+        ScanChannel {
+            number,
+            min_chan_time: 10,
+            max_chan_time: 40,
+        }
+    }
+}
+
 /// Join (`0x000B`) arguments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JoinReq {

@@ -305,25 +305,9 @@ impl Harness {
                 }
                 Ok(()) => {}
             }
-            let chs: Vec<wsm::ScanChannel> = chans
-                .iter()
-                .map(|&number| wsm::ScanChannel {
-                    number,
-                    min_chan_time: 10,
-                    max_chan_time: 40,
-                })
-                .collect();
-            let req = Request::StartScan(wsm::ScanReq {
-                band,
-                scan_type: 0,
-                flags: 0,
-                max_tx_rate: 0,
-                auto_scan_interval: 0,
-                num_probes: 2,
-                probe_delay: 0,
-                channels: &chs,
-                ssids: &[],
-            });
+            let chs: Vec<wsm::ScanChannel> =
+                chans.iter().map(|&n| wsm::ScanChannel::dwell(n)).collect();
+            let req = Request::StartScan(wsm::ScanReq::foreground(band, &chs));
             let before = self.up.indications.len();
             out.legs_sent += 1;
             match self.command_sync(&req)? {
