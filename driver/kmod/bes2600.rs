@@ -768,7 +768,6 @@ impl kthread::Runnable for Bh {
             self.sleep(idle, || self.shared.line.pending());
             wake = self.shared.line.take();
         }
-        drop(upper);
         // Unregistering calls back into `Radio`, which never waits for the bh.
         drop(reg);
         self.park();

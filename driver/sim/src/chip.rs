@@ -503,7 +503,7 @@ impl<M: core::ops::DerefMut<Target = [u8]>> Chip<M> {
             self.downlink_seen += 1;
             if self.degraded() {
                 let keep = self.cfg.faults.degraded_keep_one_in.max(1);
-                if !self.downlink_seen.is_multiple_of(u64::from(keep)) {
+                if self.downlink_seen % u64::from(keep) != 0 {
                     // Lost on the chip: the AP sent it, the host never sees it.
                     self.stats.downlink_dropped += 1;
                     taken += 1;
@@ -1053,7 +1053,7 @@ impl<M: core::ops::DerefMut<Target = [u8]>> Chip<M> {
 /// Fault schedule: the `count`-th event is hit when `n` divides it (`n` =
 /// 0: never).
 fn every(n: u32, count: u64) -> bool {
-    n != 0 && count.is_multiple_of(u64::from(n))
+    n != 0 && count % u64::from(n) == 0
 }
 
 /// Largest data frame the model takes (bytes).

@@ -13,6 +13,8 @@
 //!   with simulated time; [`replay`] (std): recorded WSM traces.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
+// The chip model also builds inside the kernel (MSRV 1.78): no `is_multiple_of`.
+#![allow(unknown_lints, clippy::manual_is_multiple_of)]
 
 pub mod ap;
 pub mod bus;

@@ -82,7 +82,7 @@ pub fn tx_slots(coded: u32) -> Option<(usize, usize)> {
     } else {
         (code as usize + 1) * BLOCK
     };
-    if total == 0 || !total.is_multiple_of(slot) || total / slot > BATCH_MAX {
+    if total == 0 || total % slot != 0 || total / slot > BATCH_MAX {
         return None;
     }
     Some((slot, total / slot))
