@@ -589,6 +589,45 @@ fn sync_series(src: &Source, series: &[Patch], pb: &ProgressBar) -> Result<()> {
 struct Stamp {
     tree_key: String,
     build_key: String,
+    /// Size and mtime of the build's outputs when besser last finished
+    /// `make` in this tree. A tree touched behind besser's back (a hand-run
+    /// `make CLIPPY=1 rust/` rebuilds `rust/kernel.o` without relinking
+    /// `vmlinux`, so modules then link against symbols `vmlinux` does not
+    /// export) no longer matches and gets an incremental build, not trust.
+    #[serde(default)]
+    outputs: String,
+}
+
+/// The files whose change means `make` must run again before modules are
+/// built against this tree.
+const TREE_OUTPUTS: &[&str] = &[
+    ".config",
+    "vmlinux",
+    "Module.symvers",
+    "rust/libkernel.rmeta",
+    "rust/kernel.o",
+];
+
+/// Size and mtime (ns) of each of `TREE_OUTPUTS` plus the kernel image;
+/// a missing file is recorded as missing.
+fn tree_outputs(out: &Path, kernel_image: &str) -> String {
+    let mut s = String::new();
+    for f in TREE_OUTPUTS.iter().copied().chain([kernel_image]) {
+        let md = fs::metadata(out.join(f));
+        let line = match md {
+            Ok(md) => {
+                let mtime = md
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                format!("{f} {} {mtime}\n", md.len())
+            }
+            Err(_) => format!("{f} missing\n"),
+        };
+        s.push_str(&line);
+    }
+    s
 }
 
 /// A make invocation whose output goes to the build log, with the current
@@ -762,17 +801,25 @@ pub fn build_image_with(
             .collect(),
         toolchain: tc.versions.clone(),
     };
-    let stamp_now = Stamp {
+    let out = paths.cache.join("build").join(&name);
+    let mut stamp_now = Stamp {
         tree_key: inputs.tree_key(),
         build_key: inputs.build_key(),
+        outputs: tree_outputs(&out, spec.kernel_image),
     };
-    let out = paths.cache.join("build").join(&name);
     let stamp_path = out.join("besser-stamp.json");
     let old: Option<Stamp> = fs::read_to_string(&stamp_path)
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok());
     let kind = match &old {
         Some(s) if *s == stamp_now && out.join(spec.kernel_image).exists() => "cached",
+        Some(s) if s.tree_key == stamp_now.tree_key && s.build_key == stamp_now.build_key => {
+            step(
+                &pb,
+                "build tree changed since besser's last make: rebuilding",
+            );
+            "incremental"
+        }
         Some(s) if s.tree_key == stamp_now.tree_key => "incremental",
         _ => "cold",
     };
@@ -835,6 +882,7 @@ pub fn build_image_with(
         })?;
         let targets: Vec<String> = spec.make_targets.iter().map(|s| s.to_string()).collect();
         make.run(&pb, "make", &targets)?;
+        stamp_now.outputs = tree_outputs(&out, spec.kernel_image);
         fs::write(&stamp_path, serde_json::to_string_pretty(&stamp_now)?)?;
     }
 
@@ -1740,6 +1788,31 @@ pub fn test_steps() -> Vec<Step> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A build tree's output rewritten after besser's last `make` (what a
+    /// hand-run `make CLIPPY=1 rust/` does to `rust/kernel.o`) changes the
+    /// fingerprint the stamp keeps; an untouched tree keeps it.
+    #[test]
+    fn a_tree_touched_behind_bessers_back_is_not_cached() -> Result<()> {
+        let root = std::env::temp_dir().join(format!("besser-tree-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("rust"))?;
+        for f in TREE_OUTPUTS {
+            fs::write(root.join(f), b"built")?;
+        }
+        let before = tree_outputs(&root, "bzImage");
+        assert!(before.contains("bzImage missing"), "{before}");
+        assert_eq!(tree_outputs(&root, "bzImage"), before);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(root.join("rust/kernel.o"), b"built")?;
+        assert_ne!(
+            tree_outputs(&root, "bzImage"),
+            before,
+            "same size, new mtime"
+        );
+        fs::remove_dir_all(&root)?;
+        Ok(())
+    }
 
     /// A board's pinned source, from a local `file://` URL and a plain path:
     /// the right sha256 puts it in the cache (and a second fetch reuses it),
