@@ -113,6 +113,78 @@ pub fn data_frame(ap: &Ap, len: usize, out: &mut [u8]) -> usize {
     len
 }
 
+/// RFC 1042 (IEEE 802.1H) LLC/SNAP header that carries an EtherType
+/// in an 802.11 data frame: `rfc1042_header` of net/wireless/util.c
+/// (Linux 6.12, line 2689), the encapsulation `ieee80211_data_to_8023_exthdr`
+/// strips and `ieee80211_subif_start_xmit` adds.
+pub const RFC1042: [u8; 6] = [0xaa, 0xaa, 0x03, 0x00, 0x00, 0x00];
+/// Ethernet header: destination, source, EtherType.
+pub const ETH_HLEN: usize = 14;
+
+/// Whether `frame` is a data frame that carries data (subtype Data or QoS
+/// Data; not Null, which a station sends for power management).
+pub fn is_data(frame: &[u8]) -> bool {
+    matches!(frame.first(), Some(0x08 | 0x88))
+}
+
+/// The AP's wired side: a station's data frame (ToDS: addr1 BSSID, addr2
+/// source, addr3 destination; IEEE 802.11-2020 Table 9-30) as the Ethernet
+/// frame the AP bridges on. `None` when it is not ToDS to this BSS from
+/// the station, protected (this AP does no crypto), not RFC 1042, or does
+/// not fit `out`.
+pub fn to_ethernet(ap: &Ap, frame: &[u8], out: &mut [u8]) -> Option<usize> {
+    let hdr = match frame.first()? {
+        0x08 => HDR_LEN,
+        0x88 => HDR_LEN + 2, // QoS Control
+        _ => return None,
+    };
+    let f1 = *frame.get(1)?;
+    // ToDS only (bit 0), not FromDS (bit 1), not Protected (bit 6), no
+    // HT Control (Order, bit 7, in a QoS frame).
+    if f1 & 0xc3 != 0x01 || frame.get(4..10)? != ap.bssid || frame.get(10..16)? != ap.sta {
+        return None;
+    }
+    let body = frame.get(hdr..)?;
+    if body.get(..6)? != RFC1042 {
+        return None;
+    }
+    let payload = body.get(8..)?;
+    let n = ETH_HLEN + payload.len();
+    let out = out.get_mut(..n)?;
+    out[0..6].copy_from_slice(&frame[16..22]);
+    out[6..12].copy_from_slice(&frame[10..16]);
+    out[12..14].copy_from_slice(&body[6..8]);
+    out[ETH_HLEN..].copy_from_slice(payload);
+    Some(n)
+}
+
+/// The AP's air side: an Ethernet frame from the wired side as the data
+/// frame the AP sends to its station (FromDS: addr1 destination, addr2
+/// BSSID, addr3 source), RFC 1042 encapsulated. `None` when it is for
+/// neither the station nor a group address (the AP has one station), too
+/// short, or too long for a frame.
+pub fn from_ethernet(ap: &Ap, eth: &[u8], out: &mut [u8]) -> Option<usize> {
+    if eth.len() < ETH_HLEN {
+        return None;
+    }
+    let (da, sa, ty) = (&eth[0..6], &eth[6..12], &eth[12..14]);
+    if da != ap.sta && da[0] & 1 == 0 {
+        return None;
+    }
+    let payload = &eth[ETH_HLEN..];
+    let n = HDR_LEN + RFC1042.len() + 2 + payload.len();
+    if n > FRAME_LEN_MAX || n > out.len() {
+        return None;
+    }
+    header(ap, fc::DATA, 0x02, [0; 6], out); // FromDS
+    out[4..10].copy_from_slice(da);
+    out[16..22].copy_from_slice(sa);
+    out[HDR_LEN..HDR_LEN + 6].copy_from_slice(&RFC1042);
+    out[HDR_LEN + 6..HDR_LEN + 8].copy_from_slice(ty);
+    out[HDR_LEN + 8..n].copy_from_slice(payload);
+    Some(n)
+}
+
 /// A probe response carrying the SSID "besser", the supported rates and
 /// the channel (DS Parameter Set).
 pub fn probe_response(ap: &Ap, out: &mut [u8]) -> usize {

@@ -177,6 +177,13 @@ pub struct ChipStats {
     pub rx_msgs: u64,
     pub downlink_offered: u64,
     pub downlink_dropped: u64,
+    /// Ethernet frames from the AP's wired side sent on air to the station.
+    pub downlink_ethernet: u64,
+    /// Station data frames the AP handed to its wired side as Ethernet.
+    pub uplink_ethernet: u64,
+    /// Station data frames the AP could not hand on: not associated, not
+    /// RFC 1042 encapsulated, protected, or the wired side full.
+    pub uplink_ethernet_dropped: u64,
     pub outbox_full: u64,
     pub confirms_dropped: u64,
 }
@@ -195,7 +202,15 @@ enum Power {
 /// RX batch. [`Chip::with_mem`] takes them from the caller, so the chip
 /// itself stays small enough to build by value (a kernel module hands in a
 /// `vmalloc` buffer; [`Chip::new`] uses [`InlineMem`]).
-pub const MEM_LEN: usize = OUTBOX_MAX * MSG_LEN_MAX + BATCH_LEN_MAX;
+pub const MEM_LEN: usize = OUTBOX_MAX * MSG_LEN_MAX + BATCH_LEN_MAX + WIRED_SLOTS * WIRED_LEN;
+
+/// Ethernet frames the AP's wired side holds for the host to take
+/// ([`Chip::take_ethernet`]); more are dropped and counted.
+pub const WIRED_SLOTS: usize = 8;
+/// Largest Ethernet frame on the AP's wired side (DA, SA, type, 1500 bytes
+/// of payload, and room for a VLAN tag).
+pub const WIRED_LEN: usize = 1518;
+const WIRED_AT: usize = OUTBOX_MAX * MSG_LEN_MAX + BATCH_LEN_MAX;
 
 /// [`MEM_LEN`] bytes held inline (host tests box the whole chip).
 pub struct InlineMem(pub [u8; MEM_LEN]);
@@ -213,21 +228,27 @@ impl core::ops::DerefMut for InlineMem {
     }
 }
 
-/// The firmware's queue of messages for the host; the bytes live in the
-/// chip's memory, message `i` at `i * MSG_LEN_MAX`.
-struct Outbox {
-    lens: [u16; OUTBOX_MAX],
+/// A bounded queue of messages whose bytes live in the chip's memory,
+/// message `i` at `i * SLOT`: the firmware's queue for the host
+/// (`Outbox<OUTBOX_MAX, MSG_LEN_MAX>`) and the AP's wired side.
+struct Outbox<const N: usize = OUTBOX_MAX, const SLOT: usize = MSG_LEN_MAX> {
+    lens: [u16; N],
     head: usize,
     len: usize,
 }
 
-impl Outbox {
+impl<const N: usize, const SLOT: usize> Outbox<N, SLOT> {
+    const EMPTY: Self = Outbox {
+        lens: [0; N],
+        head: 0,
+        len: 0,
+    };
     fn push_with(&mut self, msgs: &mut [u8], f: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
-        if self.len == OUTBOX_MAX {
+        if self.len == N {
             return false;
         }
-        let i = (self.head + self.len) % OUTBOX_MAX;
-        match f(&mut msgs[i * MSG_LEN_MAX..(i + 1) * MSG_LEN_MAX]) {
+        let i = (self.head + self.len) % N;
+        match f(&mut msgs[i * SLOT..(i + 1) * SLOT]) {
             Some(n) => {
                 self.lens[i] = n as u16;
                 self.len += 1;
@@ -238,11 +259,11 @@ impl Outbox {
     }
     fn front<'m>(&self, msgs: &'m [u8]) -> Option<&'m [u8]> {
         let i = self.head;
-        (self.len > 0).then(|| &msgs[i * MSG_LEN_MAX..i * MSG_LEN_MAX + usize::from(self.lens[i])])
+        (self.len > 0).then(|| &msgs[i * SLOT..i * SLOT + usize::from(self.lens[i])])
     }
     fn pop(&mut self) {
         if self.len > 0 {
-            self.head = (self.head + 1) % OUTBOX_MAX;
+            self.head = (self.head + 1) % N;
             self.len -= 1;
         }
     }
@@ -255,6 +276,8 @@ pub struct Chip<M = InlineMem> {
     power: Power,
     uptime_ms: u64,
     outbox: Outbox,
+    /// Ethernet frames from the station for the AP's wired side.
+    wired: Outbox<WIRED_SLOTS, WIRED_LEN>,
     tx_seq: [u8; SPACES],
     /// The outbox's messages, then the published batch (what the control
     /// byte announces, whole blocks).
@@ -305,11 +328,8 @@ impl<M: core::ops::DerefMut<Target = [u8]>> Chip<M> {
             ap: Ap::default(),
             power: Power::Off,
             uptime_ms: 0,
-            outbox: Outbox {
-                lens: [0; OUTBOX_MAX],
-                head: 0,
-                len: 0,
-            },
+            outbox: Outbox::EMPTY,
+            wired: Outbox::EMPTY,
             tx_seq: [0; SPACES],
             mem,
             batch_len: 0,
@@ -352,6 +372,8 @@ impl<M: core::ops::DerefMut<Target = [u8]>> Chip<M> {
         self.power = Power::Off;
         self.outbox.head = 0;
         self.outbox.len = 0;
+        self.wired.head = 0;
+        self.wired.len = 0;
         self.tx_seq = [0; SPACES];
         self.batch_len = 0;
         self.batch_count = 0;
@@ -496,32 +518,71 @@ impl<M: core::ops::DerefMut<Target = [u8]>> Chip<M> {
     pub fn offer_downlink(&mut self, n: usize, len: usize) -> usize {
         let mut taken = 0;
         for _ in 0..n {
-            if self.outbox_room() <= OUTBOX_CONTROL_RESERVE {
-                break;
-            }
-            self.stats.downlink_offered += 1;
-            self.downlink_seen += 1;
-            if self.degraded() {
-                let keep = self.cfg.faults.degraded_keep_one_in.max(1);
-                if self.downlink_seen % u64::from(keep) != 0 {
-                    // Lost on the chip: the AP sent it, the host never sees it.
-                    self.stats.downlink_dropped += 1;
-                    taken += 1;
-                    continue;
-                }
-            }
-            let ap = self.ap;
-            let ok = self.send(WSM, |b, s| {
-                let mut frame = [0u8; ap::FRAME_LEN_MAX];
-                let flen = ap::data_frame(&ap, len, &mut frame);
-                wire::rx(b, s, ap.channel, ap.rssi, &frame[..flen])
-            });
-            if !ok {
+            // Lost in the degraded mode still counts as taken off the air.
+            if self
+                .downlink(|ap, frame| Some(ap::data_frame(ap, len, frame)))
+                .is_none()
+            {
                 break;
             }
             taken += 1;
         }
         taken
+    }
+
+    /// An Ethernet frame from the AP's wired side (DA, SA, EtherType,
+    /// payload) for the station: the AP sends it on air as an RFC 1042
+    /// data frame ([`ap::from_ethernet`]). `false` when the outbox has no
+    /// room for it (the caller keeps it and offers it again), or when it is
+    /// not for the station (the AP drops it: counted in neither).
+    pub fn offer_ethernet(&mut self, eth: &[u8]) -> bool {
+        match self.downlink(|ap, frame| ap::from_ethernet(ap, eth, frame)) {
+            Some(true) => {
+                self.stats.downlink_ethernet += 1;
+                true
+            }
+            Some(false) => true,
+            None => false,
+        }
+    }
+
+    /// One downlink data frame, built by `build` (`None`: not for us):
+    /// `None` when the outbox is full, `Some(false)` when dropped on
+    /// purpose (not for the station, lost in the degraded mode),
+    /// `Some(true)` when queued for the host.
+    fn downlink(&mut self, build: impl FnOnce(&Ap, &mut [u8]) -> Option<usize>) -> Option<bool> {
+        if self.outbox_room() <= OUTBOX_CONTROL_RESERVE {
+            return None;
+        }
+        let mut frame = [0u8; ap::FRAME_LEN_MAX];
+        let ap = self.ap;
+        let Some(flen) = build(&ap, &mut frame) else {
+            return Some(false);
+        };
+        self.stats.downlink_offered += 1;
+        self.downlink_seen += 1;
+        if self.degraded() {
+            let keep = self.cfg.faults.degraded_keep_one_in.max(1);
+            if self.downlink_seen % u64::from(keep) != 0 {
+                // Lost on the chip: the AP sent it, the host never sees it.
+                self.stats.downlink_dropped += 1;
+                return Some(false);
+            }
+        }
+        let ok = self.send(WSM, |b, s| {
+            wire::rx(b, s, ap.channel, ap.rssi, &frame[..flen])
+        });
+        ok.then_some(true)
+    }
+
+    /// The oldest Ethernet frame the AP's wired side holds, copied into
+    /// `out` (at least [`WIRED_LEN`] bytes); its length, or `None`.
+    pub fn take_ethernet(&mut self, out: &mut [u8]) -> Option<usize> {
+        let f = self.wired.front(&self.mem[WIRED_AT..])?;
+        let n = f.len().min(out.len());
+        out[..n].copy_from_slice(&f[..n]);
+        self.wired.pop();
+        Some(n)
     }
 
     /// Room left in the firmware's outbox.
@@ -844,6 +905,20 @@ impl<M: core::ops::DerefMut<Target = [u8]>> Chip<M> {
 
     /// What the AP does with a frame the host transmitted.
     fn ap_uplink(&mut self, frame: &[u8]) {
+        if ap::is_data(frame) {
+            self.ap.on_uplink(frame);
+            let ap = self.ap;
+            let ok = ap.associated
+                && self.wired.push_with(&mut self.mem[WIRED_AT..], |out| {
+                    ap::to_ethernet(&ap, frame, out)
+                });
+            if ok {
+                self.stats.uplink_ethernet += 1;
+            } else {
+                self.stats.uplink_ethernet_dropped += 1;
+            }
+            return;
+        }
         if let Some(reply) = self.ap.on_uplink(frame) {
             let ap = self.ap;
             self.send(WSM, |b, s| {
