@@ -182,7 +182,8 @@ pub unsafe extern "C" fn besser_chip_stats(c: *mut c_void, buf: *mut u8, cap: us
         "boots {}\nrequests {}\nscan_requests {}\nscan_rejects {}\nscan_rejects_5ghz_multi {}\n\
          tx_frames {}\nrx_batches {}\nrx_msgs {}\noverruns {}\ntx_toggle_errors {}\n\
          rx_toggle_errors {}\nbad_writes {}\nbad_reads {}\nslot_mismatches {}\nmcu_not_alone {}\n\
-         keys_by_type {:?}\nap_associated {}\n",
+         keys_by_type {:?}\nap_associated {}\ndownlink_ethernet {}\ndownlink_dropped {}\n\
+         uplink_ethernet {}\nuplink_ethernet_dropped {}\nwired_full {}\noutbox_full {}\n",
         chip.boots(),
         s.requests,
         s.scan_requests,
@@ -200,6 +201,12 @@ pub unsafe extern "C" fn besser_chip_stats(c: *mut c_void, buf: *mut u8, cap: us
         s.mcu_not_alone,
         s.keys_by_type,
         chip.ap.associated,
+        s.downlink_ethernet,
+        s.downlink_dropped,
+        s.uplink_ethernet,
+        s.uplink_ethernet_dropped,
+        s.wired_full,
+        s.outbox_full,
     );
     w.len
 }
@@ -214,4 +221,30 @@ pub unsafe extern "C" fn besser_chip_stats(c: *mut c_void, buf: *mut u8, cap: us
 pub unsafe extern "C" fn besser_chip_set_ap_privacy(c: *mut c_void, on: bool) {
     // SAFETY: The caller's promise.
     unsafe { chip(c) }.ap.privacy = on;
+}
+
+/// An Ethernet frame from the AP's wired side (`besserap0`) for the air:
+/// `false` when the chip's outbox is full (the caller keeps the frame).
+///
+/// # Safety
+///
+/// As for [`chip`]; `buf` must be valid for reads of `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn besser_chip_offer_eth(c: *mut c_void, buf: *const u8, len: usize) -> bool {
+    // SAFETY: The caller's promise.
+    let (chip, eth) = unsafe { (chip(c), core::slice::from_raw_parts(buf, len)) };
+    chip.offer_ethernet(eth)
+}
+
+/// The oldest Ethernet frame the AP bridged off the air into `buf`
+/// (`cap` >= `chip::WIRED_LEN`); its length, or 0 when there is none.
+///
+/// # Safety
+///
+/// As for [`chip`]; `buf` must be valid for writes of `cap` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn besser_chip_take_eth(c: *mut c_void, buf: *mut u8, cap: usize) -> usize {
+    // SAFETY: The caller's promise.
+    let (chip, out) = unsafe { (chip(c), core::slice::from_raw_parts_mut(buf, cap)) };
+    chip.take_ethernet(out).unwrap_or(0)
 }

@@ -11,6 +11,11 @@
  * The card advertises vendor 0xbe57, device 0x2002 (bes2600's sdio ids,
  * cringeops/bes2600 bes2600_sdio.c, SDIO_VENDOR_ID_BES2600/SDIO_DEVICE_ID_BES2600).
  *
+ * The AP's wired side is a network device, besserap0: what the bridge
+ * (or anyone) sends on it goes on the simulated air to the station, and
+ * the station's data frames come out of it as Ethernet, so a bridge with
+ * the VM's data NIC carries host traffic to the driver's wlan0.
+ *
  * Layouts follow the SDIO Simplified Specification as the MMC core reads
  * them: drivers/mmc/core/sdio.c (sdio_read_cccr), sdio_cis.c (tuples,
  * cistpl_funce_common/func), sdio_ops.c (CMD5, CMD52, CMD53 arguments).
@@ -18,6 +23,7 @@
 
 #include <linux/debugfs.h>
 #include <linux/delay.h>
+#include <linux/etherdevice.h>
 #include <linux/jiffies.h>
 #include <linux/mmc/card.h>
 #include <linux/mmc/host.h>
@@ -26,9 +32,11 @@
 #include <linux/mmc/sdio.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/netdevice.h>
 #include <linux/platform_device.h>
 #include <linux/scatterlist.h>
 #include <linux/seq_file.h>
+#include <linux/skbuff.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/workqueue.h>
@@ -43,6 +51,8 @@ void besser_chip_tick(void *chip, u64 now_ms);
 bool besser_chip_take_irq(void *chip);
 size_t besser_chip_stats(void *chip, u8 *buf, size_t cap);
 void besser_chip_set_ap_privacy(void *chip, bool on);
+bool besser_chip_offer_eth(void *chip, const u8 *buf, size_t len);
+size_t besser_chip_take_eth(void *chip, u8 *buf, size_t cap);
 
 #define SIM_VENDOR 0xbe57
 #define SIM_DEVICE 0x2002
@@ -53,6 +63,8 @@ void besser_chip_set_ap_privacy(void *chip, bool on);
 #define SIM_COUNT_MAX 511 /* CMD53's 9-bit block count */
 #define SIM_XFER_MAX (SIM_BLKSZ_MAX * SIM_COUNT_MAX)
 #define SIM_TICK_MS 20
+#define SIM_ETH_MAX 1518 /* chip.rs WIRED_LEN */
+#define SIM_WIRE_QLEN 128 /* frames waiting for the air before besserap0 stops */
 /* CIS tuple codes (SDIO spec; the MMC core's private drivers/mmc/core/sdio_cis.c). */
 #define CISTPL_MANFID 0x20
 #define CISTPL_FUNCE 0x22
@@ -77,6 +89,10 @@ struct sim_host {
 	spinlock_t irq_lock; /* the two flags below: enable_sdio_irq may not sleep */
 	bool irq_enabled;
 	bool irq_latched;
+	struct net_device *ap_dev; /* besserap0, the AP's wired side */
+	struct sk_buff_head wire_q; /* from besserap0, waiting for room on air */
+	struct work_struct air_work;
+	u8 *eth_buf; /* one Ethernet frame off the air, under lock */
 };
 
 /* Common CIS: MANFID, FUNCE (function 0: max block size, 25 MHz), END. */
@@ -101,6 +117,105 @@ static const u8 func1_cis[] = {
 };
 
 static void sim_check_irq(struct sim_host *h);
+
+/* Station frames the AP bridged off the air go out of besserap0. */
+static void sim_wire_up(struct sim_host *h)
+{
+	struct net_device *dev = h->ap_dev;
+	struct sk_buff_head q;
+	struct sk_buff *skb;
+	size_t n;
+
+	__skb_queue_head_init(&q);
+	mutex_lock(&h->lock);
+	while ((n = besser_chip_take_eth(h->chip, h->eth_buf, SIM_ETH_MAX))) {
+		skb = netdev_alloc_skb(dev, n + NET_IP_ALIGN);
+		if (!skb) {
+			DEV_STATS_INC(dev, rx_dropped);
+			continue;
+		}
+		skb_reserve(skb, NET_IP_ALIGN);
+		skb_put_data(skb, h->eth_buf, n);
+		__skb_queue_tail(&q, skb);
+	}
+	mutex_unlock(&h->lock);
+	while ((skb = __skb_dequeue(&q))) {
+		if (!netif_running(dev)) {
+			DEV_STATS_INC(dev, rx_dropped);
+			kfree_skb(skb);
+			continue;
+		}
+		DEV_STATS_INC(dev, rx_packets);
+		DEV_STATS_ADD(dev, rx_bytes, skb->len);
+		skb->protocol = eth_type_trans(skb, dev);
+		netif_rx(skb);
+	}
+}
+
+/* Frames sent on besserap0 go on air while the chip has room. */
+static void sim_air(struct work_struct *work)
+{
+	struct sim_host *h = container_of(work, struct sim_host, air_work);
+	struct net_device *dev = h->ap_dev;
+	struct sk_buff *skb;
+	bool sent = false;
+	bool ok;
+
+	while ((skb = skb_dequeue(&h->wire_q))) {
+		if (skb->len > SIM_ETH_MAX || skb_linearize(skb)) {
+			DEV_STATS_INC(dev, tx_dropped);
+			kfree_skb(skb);
+			continue;
+		}
+		mutex_lock(&h->lock);
+		ok = besser_chip_offer_eth(h->chip, skb->data, skb->len);
+		mutex_unlock(&h->lock);
+		if (!ok) {
+			/* Outbox full: again after the host's next read. */
+			skb_queue_head(&h->wire_q, skb);
+			break;
+		}
+		DEV_STATS_INC(dev, tx_packets);
+		DEV_STATS_ADD(dev, tx_bytes, skb->len);
+		consume_skb(skb);
+		sent = true;
+	}
+	if (netif_queue_stopped(dev) && skb_queue_len(&h->wire_q) < SIM_WIRE_QLEN / 2)
+		netif_wake_queue(dev);
+	if (sent)
+		sim_check_irq(h);
+}
+
+static netdev_tx_t sim_ap_xmit(struct sk_buff *skb, struct net_device *dev)
+{
+	struct sim_host *h = *(struct sim_host **)netdev_priv(dev);
+
+	skb_queue_tail(&h->wire_q, skb);
+	if (skb_queue_len(&h->wire_q) >= SIM_WIRE_QLEN)
+		netif_stop_queue(dev);
+	queue_work(system_wq, &h->air_work);
+	return NETDEV_TX_OK;
+}
+
+static int sim_ap_open(struct net_device *dev)
+{
+	netif_start_queue(dev);
+	return 0;
+}
+
+static int sim_ap_stop(struct net_device *dev)
+{
+	netif_stop_queue(dev);
+	return 0;
+}
+
+static const struct net_device_ops sim_ap_ops = {
+	.ndo_open = sim_ap_open,
+	.ndo_stop = sim_ap_stop,
+	.ndo_start_xmit = sim_ap_xmit,
+	.ndo_set_mac_address = eth_mac_addr,
+	.ndo_validate_addr = eth_validate_addr,
+};
 
 static u64 sim_now_ms(struct sim_host *h)
 {
@@ -260,6 +375,10 @@ static void sim_cmd53(struct sim_host *h, struct mmc_request *mrq)
 	mutex_lock(&h->lock);
 	err = besser_chip_cmd53(h->chip, cmd->arg, h->bounce, len);
 	mutex_unlock(&h->lock);
+	if (write)
+		sim_wire_up(h);
+	else if (!skb_queue_empty(&h->wire_q))
+		queue_work(system_wq, &h->air_work); /* the read made room on air */
 	if (err == -ETIMEDOUT) {
 		cmd->error = err;
 		return;
@@ -368,6 +487,8 @@ static void sim_tick(struct work_struct *work)
 	mutex_lock(&h->lock);
 	besser_chip_tick(h->chip, sim_now_ms(h));
 	mutex_unlock(&h->lock);
+	if (!skb_queue_empty(&h->wire_q))
+		queue_work(system_wq, &h->air_work);
 	sim_check_irq(h);
 	schedule_delayed_work(&h->tick, msecs_to_jiffies(tick_ms));
 }
@@ -430,6 +551,7 @@ DEFINE_DEBUGFS_ATTRIBUTE(sim_privacy_fops, NULL, sim_privacy_set, "%llu\n");
 static int __init sim_init(void)
 {
 	struct platform_device *pdev;
+	struct net_device *dev;
 	struct mmc_host *mmc;
 	struct sim_host *h;
 	int err;
@@ -449,12 +571,24 @@ static int __init sim_init(void)
 	mutex_init(&h->lock);
 	spin_lock_init(&h->irq_lock);
 	INIT_DELAYED_WORK(&h->tick, sim_tick);
+	INIT_WORK(&h->air_work, sim_air);
+	skb_queue_head_init(&h->wire_q);
 	h->bounce = kmalloc(SIM_XFER_MAX, GFP_KERNEL);
+	h->eth_buf = kmalloc(SIM_ETH_MAX, GFP_KERNEL);
 	h->chip = besser_chip_new();
-	if (!h->bounce || !h->chip) {
+	dev = alloc_netdev(sizeof(h), "besserap%d", NET_NAME_ENUM, ether_setup);
+	h->ap_dev = dev;
+	if (!h->bounce || !h->eth_buf || !h->chip || !dev) {
 		err = -ENOMEM;
 		goto err_mem;
 	}
+	*(struct sim_host **)netdev_priv(dev) = h;
+	dev->netdev_ops = &sim_ap_ops;
+	eth_hw_addr_random(dev);
+	SET_NETDEV_DEV(dev, &pdev->dev);
+	err = register_netdev(dev);
+	if (err)
+		goto err_mem;
 	mmc->ops = &sim_ops;
 	mmc->f_min = 400000;
 	mmc->f_max = 50000000;
@@ -468,7 +602,7 @@ static int __init sim_init(void)
 	mmc->max_segs = 128;
 	err = mmc_add_host(mmc);
 	if (err)
-		goto err_mem;
+		goto err_netdev;
 	the_host = h;
 	h->debugfs = debugfs_create_dir("besser_sdio_sim", NULL);
 	debugfs_create_file("chip", 0444, h->debugfs, h, &sim_chip_fops);
@@ -478,8 +612,13 @@ static int __init sim_init(void)
 		 SIM_VENDOR, SIM_DEVICE);
 	return 0;
 
+err_netdev:
+	unregister_netdev(dev);
 err_mem:
+	if (dev)
+		free_netdev(dev);
 	besser_chip_free(h->chip);
+	kfree(h->eth_buf);
 	kfree(h->bounce);
 	mmc_free_host(mmc);
 err_pdev:
@@ -493,9 +632,14 @@ static void __exit sim_exit(void)
 	struct platform_device *pdev = h->pdev;
 
 	debugfs_remove_recursive(h->debugfs);
+	unregister_netdev(h->ap_dev);
 	mmc_remove_host(h->mmc);
 	cancel_delayed_work_sync(&h->tick);
+	cancel_work_sync(&h->air_work);
+	skb_queue_purge(&h->wire_q);
+	free_netdev(h->ap_dev);
 	besser_chip_free(h->chip);
+	kfree(h->eth_buf);
 	kfree(h->bounce);
 	mmc_free_host(h->mmc);
 	platform_device_unregister(pdev);

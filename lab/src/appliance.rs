@@ -11,6 +11,13 @@
 //! Network addresses are not baked in: the VM passes them on the kernel
 //! command line (`besser.wired=MAC,ADDR/PREFIX besser.data=MAC,ADDR/PREFIX`), so
 //! the one place that knows QEMU's user-net subnets is `vm.rs`.
+//!
+//! **The simulated air** (`besser.air=SSID`, images with bes2600 and the
+//! simulated SDIO host): the data NIC is not the data link but the AP's
+//! wired side: it becomes `apwire0`, bridged (`apbr0`) with the simulated
+//! AP's `besserap0`; the bes2600 interface becomes `wlan0`, associates with
+//! SSID and takes the data address. Host traffic then crosses the chip
+//! model's air and the Rust driver to reach `wlan0`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -145,10 +152,50 @@ setup_if() {{
     [ -n "$gw" ] && ip route add default via "$gw" dev "$want"
   done
 }}
+# besser.air=SSID: the data NIC is the simulated AP's wired side (see
+# besser_lab::appliance), the Wi-Fi interface is the data link.
+setup_air() {{
+  spec=$1; mac=${{spec%%,*}}; rest=${{spec#*,}}; addr=${{rest%%,*}}
+  wire=; wifi=; i=0
+  for d in /sys/class/net/*; do [ "$(cat $d/address)" = "$mac" ] && wire=${{d##*/}}; done
+  # bes2600 registers its radio from its bh thread, after the firmware is up.
+  while [ $i -lt 150 ]; do
+    for d in /sys/class/net/*; do [ -e $d/phy80211 ] && wifi=${{d##*/}}; done
+    [ -n "$wifi" ] && break
+    i=$((i+1)); sleep 0.1
+  done
+  if [ -z "$wire" ] || [ -z "$wifi" ] || [ ! -e /sys/class/net/besserap0 ] || ! command -v iw >/dev/null; then
+    echo "besser-appliance: no simulated air (data NIC '$wire', Wi-Fi '$wifi', besserap0 or iw missing)" > /dev/kmsg
+    return
+  fi
+  ip link set "$wire" down
+  [ "$wire" = apwire0 ] || ip link set "$wire" name apwire0
+  brctl addbr apbr0
+  brctl addif apbr0 apwire0
+  brctl addif apbr0 besserap0
+  for n in apwire0 besserap0 apbr0; do ip link set $n up; done
+  ip link set "$wifi" down
+  [ "$wifi" = {DATA_IFACE} ] || ip link set "$wifi" name {DATA_IFACE}
+  ip link set {DATA_IFACE} up
+  i=0
+  until iw dev {DATA_IFACE} link | grep -q Connected; do
+    [ $((i % 30)) = 0 ] && iw dev {DATA_IFACE} connect "$air"
+    i=$((i+1)); [ $i -gt 150 ] && break
+    sleep 0.1
+  done
+  ip addr add "$addr" dev {DATA_IFACE}
+  echo "besser-appliance: {DATA_IFACE} on the simulated air: $(iw dev {DATA_IFACE} link | head -1) after $i polls" > /dev/kmsg
+}}
+air=
+for kv in $(cat /proc/cmdline); do
+  case "$kv" in besser.air=*) air=${{kv#besser.air=}} ;; esac
+done
 for kv in $(cat /proc/cmdline); do
   case "$kv" in
     besser.wired=*) setup_if {WIRED_IFACE} "${{kv#besser.wired=}}" ;;
-    besser.data=*) setup_if {DATA_IFACE} "${{kv#besser.data=}}" ;;
+    besser.data=*)
+      if [ -n "$air" ]; then setup_air "${{kv#besser.data=}}"
+      else setup_if {DATA_IFACE} "${{kv#besser.data=}}"; fi ;;
   esac
 done
 echo "{READY_MARKER}" > /dev/kmsg
@@ -416,7 +463,27 @@ mod tests {
     fn rcs_configures_both_links_from_the_command_line() {
         let s = rcs();
         assert!(s.contains("besser.wired=*) setup_if enu1"));
-        assert!(s.contains("besser.data=*) setup_if wlan0"));
+        assert!(s.contains("else setup_if wlan0 \"${kv#besser.data=}\""));
+        assert!(s.contains("if [ -n \"$air\" ]; then setup_air \"${kv#besser.data=}\""));
+        assert!(s.contains("brctl addif apbr0 besserap0"));
         assert!(s.contains("mount -t tracefs"));
+    }
+
+    /// The boot script parses as POSIX sh (busybox's ash runs it).
+    #[test]
+    fn rcs_is_valid_shell() {
+        let p = std::env::temp_dir().join(format!("besser-rcs-{}.sh", std::process::id()));
+        fs::write(&p, rcs()).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-n")
+            .arg(&p)
+            .output()
+            .unwrap();
+        let _ = fs::remove_file(&p);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

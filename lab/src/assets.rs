@@ -48,7 +48,7 @@ const HOST_TC: &str = "/sbin/tc";
 pub const GUEST_IW: &str = "/usr/sbin/iw";
 const HOST_IW: &str = "/usr/sbin/iw";
 /// Bump when the appliance's contents change in a way the cache must see.
-pub const APPLIANCE_VERSION: u32 = 5;
+pub const APPLIANCE_VERSION: u32 = 6;
 
 /// What a VM boots.
 #[derive(Clone, Debug)]
@@ -58,7 +58,26 @@ pub struct VmImage {
     pub initrd: PathBuf,
     /// `uname -r` of the kernel, if known.
     pub kernel_release: Option<String>,
+    /// What carries the data link inside the guest.
+    pub data_link: DataLink,
 }
+
+/// What the guest's data link (`wlan0`) is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataLink {
+    /// The data NIC itself (virtio), renamed `wlan0`: no Wi-Fi driver.
+    #[default]
+    Virtio,
+    /// bes2600's interface, associated with the simulated AP of the
+    /// simulated SDIO host, whose wired side is bridged to the data NIC
+    /// (`besser.air=`, see [`crate::appliance`]). Images whose manifest
+    /// records the simulated host boot this way.
+    SimulatedAir,
+}
+
+/// The SSID of the chip model's AP (`driver/sim/src/ap.rs`).
+pub const SIM_AP_SSID: &str = "besser";
 
 /// The lab's SSH keys for virtual devices.
 #[derive(Clone, Debug)]
@@ -297,6 +316,7 @@ pub fn default_vm_image(target_dir: &Path) -> Result<VmImage> {
             kernel_release: fs::read_to_string(&release_file)
                 .ok()
                 .map(|s| s.trim().to_string()),
+            data_link: DataLink::Virtio,
         });
     }
     let pb = crate::progress::spinner(format!("building the virtual lab device ({key})"));
@@ -344,6 +364,7 @@ pub fn default_vm_image(target_dir: &Path) -> Result<VmImage> {
         kernel,
         initrd,
         kernel_release: Some(release),
+        data_link: DataLink::Virtio,
     })
 }
 
@@ -467,11 +488,19 @@ pub fn image_from_dir(dir: &Path) -> Result<VmImage> {
             );
         }
     }
+    // An image with the simulated SDIO host has the simulated AP: its
+    // data link goes through bes2600 over the simulated air.
+    let sim = v.pointer("/driver/sdio_sim").is_some_and(|x| !x.is_null());
     Ok(VmImage {
         arch,
         kernel,
         initrd,
         kernel_release: get("/kernel_release").ok(),
+        data_link: if sim {
+            DataLink::SimulatedAir
+        } else {
+            DataLink::Virtio
+        },
     })
 }
 

@@ -19,7 +19,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::appliance::{Arch, DATA_IFACE, GUEST_DATA_PORT, GUEST_SSH_PORT};
-use crate::assets::{LabKeys, VmImage};
+use crate::assets::{DataLink, LabKeys, VmImage, SIM_AP_SSID};
 use crate::inventory::{Auth, DataEndpoint, Device, HostKeyPolicy, Reboot, SshEndpoint};
 use crate::lock::VmLock;
 use crate::transport::{known_hosts_name, Transport};
@@ -119,7 +119,7 @@ fn qemu_command(image: &VmImage, ssh_port: u16, data_port: u16, console: &Path) 
             "ttyAMA0",
         ),
     };
-    let append = format!(
+    let mut append = format!(
         "console={console_dev} panic=5 quiet loglevel=4 besser.wired={},{}/{} besser.data={},{}/{}",
         net::WIRED_MAC,
         net::WIRED_GUEST_ADDR,
@@ -128,6 +128,9 @@ fn qemu_command(image: &VmImage, ssh_port: u16, data_port: u16, console: &Path) 
         net::DATA_GUEST_ADDR,
         net::PREFIX_LEN
     );
+    if image.data_link == DataLink::SimulatedAir {
+        append.push_str(&format!(" besser.air={SIM_AP_SSID}"));
+    }
     let mut c = Command::new(bin);
     c.args(machine)
         .args(["-accel", "tcg", "-smp", "1", "-m", &VM_MEM_MB.to_string()])

@@ -1421,7 +1421,11 @@ pub fn boot_test(sh: &Shell, dir: &Path) -> Result<()> {
         );
     }
     let image_config = fs::read_to_string(dir.join(&m.artifacts.config))?;
-    let image = besser_lab::assets::image_from_dir(dir)?;
+    let mut image = besser_lab::assets::image_from_dir(dir)?;
+    // The checks below scan, associate and re-key the radio themselves:
+    // boot with the data NIC as the data link (the 1-rep ramp step runs
+    // the data link over the simulated air).
+    image.data_link = besser_lab::assets::DataLink::Virtio;
     let keys = besser_lab::assets::lab_keys(&crate::lab::target_dir())?;
     let vm_dir = crate::lab::target_dir().join("image-boot-test").join(&name);
     fs::create_dir_all(&vm_dir)?;
@@ -1711,6 +1715,7 @@ fn bench_module_loop(
         kernel: image_dir.join(&m.artifacts.kernel),
         initrd,
         kernel_release: Some(m.kernel_release.clone()),
+        data_link: besser_lab::assets::DataLink::Virtio,
     };
     let keys = besser_lab::assets::lab_keys(&crate::lab::target_dir())?;
     let vm = besser_lab::vm::Vm::boot(&besser_lab::vm::VmOptions {

@@ -164,6 +164,7 @@ pub fn vm_image(sh: &Shell, a: &ImageArgs) -> Result<VmImage> {
             kernel: k.clone(),
             initrd: i.clone(),
             kernel_release: None,
+            data_link: besser_lab::assets::DataLink::Virtio,
         }
     } else {
         ensure_vm_deps(sh, Arch::X86_64)?;

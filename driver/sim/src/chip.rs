@@ -182,8 +182,11 @@ pub struct ChipStats {
     /// Station data frames the AP handed to its wired side as Ethernet.
     pub uplink_ethernet: u64,
     /// Station data frames the AP could not hand on: not associated, not
-    /// RFC 1042 encapsulated, protected, or the wired side full.
+    /// RFC 1042 encapsulated, protected.
     pub uplink_ethernet_dropped: u64,
+    /// Station data frames dropped because the wired side was full (the
+    /// host did not take them in time).
+    pub wired_full: u64,
     pub outbox_full: u64,
     pub confirms_dropped: u64,
 }
@@ -206,7 +209,7 @@ pub const MEM_LEN: usize = OUTBOX_MAX * MSG_LEN_MAX + BATCH_LEN_MAX + WIRED_SLOT
 
 /// Ethernet frames the AP's wired side holds for the host to take
 /// ([`Chip::take_ethernet`]); more are dropped and counted.
-pub const WIRED_SLOTS: usize = 8;
+pub const WIRED_SLOTS: usize = 32;
 /// Largest Ethernet frame on the AP's wired side (DA, SA, type, 1500 bytes
 /// of payload, and room for a VLAN tag).
 pub const WIRED_LEN: usize = 1518;
@@ -908,11 +911,13 @@ impl<M: core::ops::DerefMut<Target = [u8]>> Chip<M> {
         if ap::is_data(frame) {
             self.ap.on_uplink(frame);
             let ap = self.ap;
-            let ok = ap.associated
+            if ap.associated && self.wired.len == WIRED_SLOTS {
+                self.stats.wired_full += 1;
+            } else if ap.associated
                 && self.wired.push_with(&mut self.mem[WIRED_AT..], |out| {
                     ap::to_ethernet(&ap, frame, out)
-                });
-            if ok {
+                })
+            {
                 self.stats.uplink_ethernet += 1;
             } else {
                 self.stats.uplink_ethernet_dropped += 1;

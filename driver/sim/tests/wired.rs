@@ -175,7 +175,8 @@ fn a_full_wired_side_drops_and_counts() {
         h.chip.stats.uplink_ethernet as usize,
         bes2600_sim::chip::WIRED_SLOTS
     );
-    assert_eq!(h.chip.stats.uplink_ethernet_dropped, 3);
+    assert_eq!(h.chip.stats.wired_full, 3);
+    assert_eq!(h.chip.stats.uplink_ethernet_dropped, 0);
     let mut out = [0u8; 1600];
     assert_eq!(h.chip.take_ethernet(&mut out), Some(42));
 }
