@@ -36,6 +36,9 @@ pub const WIRED_IFACE: &str = "enu1";
 pub const GUEST_SSH_PORT: u16 = 22;
 /// TCP port the per-rep listener uses inside the guest.
 pub const GUEST_DATA_PORT: u16 = 5001;
+/// What the appliance writes to the kernel log once `wlan0` associated over
+/// the simulated air (`besser.air=`), followed by `iw`'s `Connected to …`.
+pub const AIR_MARKER: &str = "besser-appliance: wlan0 on the simulated air:";
 /// Line the appliance writes to the kernel log (and console) when it is up.
 pub const READY_MARKER: &str = "besser-appliance: ready";
 
@@ -184,7 +187,7 @@ setup_air() {{
     sleep 0.1
   done
   ip addr add "$addr" dev {DATA_IFACE}
-  echo "besser-appliance: {DATA_IFACE} on the simulated air: $(iw dev {DATA_IFACE} link | head -1) after $i polls" > /dev/kmsg
+  echo "{AIR_MARKER} $(iw dev {DATA_IFACE} link | head -1) after $i polls" > /dev/kmsg
 }}
 air=
 for kv in $(cat /proc/cmdline); do

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use besser_image::cache::{plan_series, CacheInputs};
 use besser_image::kconfig::{check_survived, merge, parse_fragment};
 use besser_image::manifest::{self, Artifacts, BuildInfo, FragmentEntry, Manifest, PatchEntry};
@@ -1772,9 +1772,26 @@ pub fn test_steps() -> Vec<Step> {
                 let dir =
                     build_image(sh, Board::QemuX86_64, Flavour::ProveLocking, default_jobs())?;
                 let image = besser_lab::assets::image_from_dir(&dir)?;
+                ensure!(
+                    image.data_link == besser_lab::assets::DataLink::SimulatedAir,
+                    "{}: no simulated SDIO host in the manifest, so no ramp through bes2600",
+                    dir.display()
+                );
                 let run =
                     besser_lab::e2e::fresh_boot_ramp(&crate::lab::target_dir(), &image, 1, 5.0)
                         .with_context(|| format!("lab ramp on {}", dir.display()))?;
+                // The bytes the e2e counted crossed bes2600: the rep's kernel
+                // log says wlan0 associated over the simulated air.
+                let dmesg = fs::read_to_string(run.join("rep-1").join("dmesg.txt"))?;
+                let air = dmesg
+                    .lines()
+                    .find(|l| l.contains(besser_lab::appliance::AIR_MARKER))
+                    .unwrap_or("");
+                ensure!(
+                    air.contains("Connected to 02:be:57:00:00:01 (on wlan0)"),
+                    "rep 1: wlan0 did not associate over the simulated air (kernel log: {air:?})"
+                );
+                eprintln!("{}", air.trim());
                 eprintln!(
                     "{}",
                     fs::read_to_string(run.join("report.md"))?

@@ -49,13 +49,19 @@ enum VmCmd {
     Status,
 }
 
-/// Which kernel + initramfs the virtual device boots (default: the Debian one).
+/// Which kernel + initramfs the virtual device boots. Default: besser's
+/// qemu-x86_64 release image (built and cached on first use), with the
+/// data link through bes2600 over the simulated air.
 #[derive(Parser, Clone, Default)]
 pub struct ImageArgs {
     /// An image directory with manifest.json (from `cargo xtask image`).
-    #[arg(long, conflicts_with_all = ["kernel", "initrd"])]
+    #[arg(long, conflicts_with_all = ["kernel", "initrd", "debian_kernel"])]
     image: Option<PathBuf>,
-    /// A kernel to boot (with --initrd).
+    /// Boot Debian's own kernel with the data NIC (virtio) as the data
+    /// link: no Rust driver (the lab's default before bes2600 ran in a kernel).
+    #[arg(long, conflicts_with_all = ["kernel", "initrd"])]
+    debian_kernel: bool,
+    /// A kernel to boot (with --initrd; the data NIC is the data link).
     #[arg(long, requires = "initrd")]
     kernel: Option<PathBuf>,
     /// An initramfs to boot (with --kernel).
@@ -154,10 +160,29 @@ pub fn ensure_vm_deps(sh: &Shell, arch: Arch) -> Result<()> {
     crate::deps::ensure_debs(sh, &debs)
 }
 
+impl ImageArgs {
+    /// Debian's kernel, virtio data link: what the lab's own tests boot
+    /// (they test the lab, not the driver).
+    pub fn debian() -> Self {
+        ImageArgs {
+            debian_kernel: true,
+            ..Default::default()
+        }
+    }
+}
+
 /// The image the VM boots, built/cached as needed.
 pub fn vm_image(sh: &Shell, a: &ImageArgs) -> Result<VmImage> {
     let img = if let Some(dir) = &a.image {
         assets::image_from_dir(dir)?
+    } else if !a.debian_kernel && a.kernel.is_none() {
+        let dir = crate::image::build_image(
+            sh,
+            besser_image::board::Board::QemuX86_64,
+            besser_image::board::Flavour::Release,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        )?;
+        assets::image_from_dir(&dir)?
     } else if let (Some(k), Some(i)) = (&a.kernel, &a.initrd) {
         VmImage {
             arch: Arch::parse(&a.arch)?,
@@ -374,7 +399,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     if a.overhead_reps == 0 {
         return Ok(());
     }
-    let image = vm_image(&sh, &ImageArgs::default())?;
+    let image = vm_image(&sh, &ImageArgs::debian())?;
     let dur = 10.0;
     eprintln!(
         "\nramp overhead: {} fresh-boot reps of {dur:.0} s on the virtual device ...",
@@ -427,7 +452,7 @@ pub fn test_steps() -> Vec<Step> {
         Step::new(
             "lab e2e: 3-rep fresh-boot ramp on the virtual device, bytes arrive, report re-made byte-identical",
             |sh| {
-                let image = vm_image(sh, &ImageArgs::default())?;
+                let image = vm_image(sh, &ImageArgs::debian())?;
                 let dir = besser_lab::e2e::fresh_boot_ramp(&target_dir(), &image, 3, 5.0)?;
                 eprintln!("{}", std::fs::read_to_string(dir.join("report.md"))?.lines().take(16).collect::<Vec<_>>().join("\n"));
                 let _ = std::fs::remove_dir_all(dir.parent().unwrap_or(&dir));
@@ -437,7 +462,7 @@ pub fn test_steps() -> Vec<Step> {
         Step::new(
             "lab faults: unwritable run dir, host keys, injected WARN, link cut -> wedged, device never comes back, resume",
             |sh| {
-                let image = vm_image(sh, &ImageArgs::default())?;
+                let image = vm_image(sh, &ImageArgs::debian())?;
                 besser_lab::e2e::faults(&target_dir(), &image)
             },
         ),

@@ -142,7 +142,7 @@ pub fn test_steps() -> Vec<Step> {
     vec![Step::new(
         "lab capture e2e: 2-min capture on the virtual device; injected scan failures, SSH cut and degraded link placed at the right uptimes",
         |sh| {
-            let image = vm_image(sh, &ImageArgs::default())?;
+            let image = vm_image(sh, &ImageArgs::debian())?;
             let runs = std::env::temp_dir().join(format!("besser-capture-e2e-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&runs);
             let dir = capture::e2e::compressed_capture(&target_dir(), &image, &runs)?;
