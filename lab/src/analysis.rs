@@ -242,6 +242,10 @@ pub struct TraceCounts {
     pub per_function: BTreeMap<String, u64>,
     pub events: u64,
     pub lost: u64,
+    /// `sched_wakeup` records per woken task name (the ramp arms the event
+    /// filtered to the driver's threads, see [`crate::ramp::event_filter`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub wakeups: BTreeMap<String, u64>,
     /// Records that could not be read (the capture's strict parser's verdicts).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bad_lines: Vec<ParseError>,
@@ -282,6 +286,26 @@ pub fn parse_trace(file: &str, text: &str) -> TraceCounts {
                 line: e.line,
                 what: format!(
                     "expected `function NAME` in a workqueue_execute_start record, found {:?}",
+                    e.detail
+                ),
+            }),
+        }
+    }
+    for e in stream.events.iter().filter(|e| e.event == "sched_wakeup") {
+        // `comm=NAME pid=N prio=N target_cpu=N` (include/trace/events/sched.h)
+        let comm = e
+            .detail
+            .strip_prefix("comm=")
+            .and_then(|r| r.split_once(" pid="))
+            .map(|(c, _)| c.trim())
+            .filter(|c| !c.is_empty());
+        match comm {
+            Some(c) => *t.wakeups.entry(c.to_string()).or_insert(0) += 1,
+            None => t.bad_lines.push(ParseError {
+                file: file.to_string(),
+                line: e.line,
+                what: format!(
+                    "expected `comm=NAME pid=N …` in a sched_wakeup record, found {:?}",
                     e.detail
                 ),
             }),
@@ -410,6 +434,9 @@ pub struct RepAnalysis {
     /// Throughput from the rx_bytes delta, MiB/s.
     pub mib_s_rx_counter: Option<f64>,
     pub dispatch: BTreeMap<String, u64>,
+    /// Wake-ups per task name (`sched:sched_wakeup`, the driver's threads).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub wakeups: BTreeMap<String, u64>,
     pub trace_events: u64,
     pub trace_lost: u64,
     pub marker_found: bool,
@@ -447,6 +474,13 @@ impl RepAnalysis {
         } else {
             0.0
         }
+    }
+    /// Wake-ups of task `comm` per 1000 RX packets of the data interface.
+    pub fn wakeups_per_1000_rx_packets(&self, comm: &str) -> Option<f64> {
+        let n = *self.wakeups.get(comm).unwrap_or(&0) as f64;
+        self.rx_packets_delta
+            .filter(|&p| p > 0)
+            .map(|p| n * 1000.0 / p as f64)
     }
     pub fn per_1000_rx_packets(&self, f: &str) -> Option<f64> {
         let n = *self.dispatch.get(f).unwrap_or(&0) as f64;
@@ -543,6 +577,7 @@ pub fn analyse_rep(r: &RepRaw<'_>) -> RepAnalysis {
         mib_s: bytes_received.map(|b| mib_per_s(b as f64, elapsed_s)),
         mib_s_rx_counter: rx_bytes_delta.map(|b| mib_per_s(b as f64, elapsed_s)),
         dispatch: trace.per_function,
+        wakeups: trace.wakeups,
         trace_events: trace.events,
         trace_lost: trace.lost,
         marker_found,
@@ -597,6 +632,20 @@ pub fn within_noise(candidate_mean: f64, baseline: &Stats) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bh kthread's wake-ups, as 6.12's `sched_wakeup` prints them.
+    #[test]
+    fn sched_wakeups_are_counted_per_task() {
+        let trace = "# tracer: nop\n\
+            <idle>-0 [000] d.h2. 10.000001: sched_wakeup: comm=bes2600_bh pid=95 prio=120 target_cpu=000\n\
+            kworker/0:1-12 [000] d..2. 10.000002: sched_wakeup: comm=bes2600_bh pid=95 prio=120 target_cpu=000\n\
+            kworker/0:1-12 [000] d..2. 10.000003: sched_wakeup: pid=95\n";
+        let t = parse_trace("trace.txt", trace);
+        assert_eq!(t.wakeups.get("bes2600_bh"), Some(&2));
+        assert_eq!(t.events, 0, "not workqueue events");
+        assert_eq!(t.bad_lines.len(), 1);
+        assert_eq!(t.bad_lines[0].line, 4);
+    }
 
     #[test]
     fn hung_tasks_and_lockdep_turning_off_are_splats() {

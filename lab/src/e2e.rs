@@ -123,7 +123,12 @@ pub fn fresh_boot_ramp(
         );
         ensure!(
             r.events_enabled.as_deref()
-                == Some(&["workqueue:workqueue_execute_start".to_string()][..])
+                == Some(
+                    &crate::ramp::DEFAULT_EVENTS
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()[..]
+                )
                 && r.events_missing.is_empty(),
             "rep {}: enabled events {:?}, missing {:?}",
             r.rep,

@@ -23,7 +23,18 @@ use crate::sender::{self, SendControl, SendParams, SendRecord};
 use crate::transport::{Transport, TransportError};
 
 /// ftrace events armed by default (the maintainers' instrumentation).
-pub const DEFAULT_EVENTS: &[&str] = &["workqueue:workqueue_execute_start"];
+pub const DEFAULT_EVENTS: &[&str] = &[
+    "workqueue:workqueue_execute_start",
+    "sched:sched_wakeup",
+];
+
+/// The ftrace filter an event is armed with (`events/SYS/EVENT/filter`), if
+/// any: `sched_wakeup` only for the driver's own threads (bes2600's bh
+/// kthread is `bes2600_bh`), so the ring buffer holds the bh's wake-ups and
+/// not every wake-up of the system.
+pub fn event_filter(path: &str) -> Option<&'static str> {
+    (path == "sched/sched_wakeup").then_some("comm ~ \"bes2600*\"")
+}
 /// No bytes for this long while sending = the data link is wedged.
 pub const STALL_TIMEOUT_S_DEFAULT: f64 = 10.0;
 /// Nap of the monitor loop between checks of the sender.

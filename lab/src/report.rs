@@ -2,7 +2,7 @@
 //! Phase 7 notes. Pure rendering over re-analysed raw data: running it twice
 //! on the same run directory gives the same bytes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -397,6 +397,15 @@ pub fn render(
         head.push_str(&format!(" {c} |"));
         sep.push_str("-:|");
     }
+    // The driver's threads (sched_wakeup, filtered on the device).
+    let wake_cols: BTreeSet<&str> = reps
+        .iter()
+        .flat_map(|r| r.wakeups.keys().map(String::as_str))
+        .collect();
+    for c in &wake_cols {
+        head.push_str(&format!(" {c} wake-ups |"));
+        sep.push_str("-:|");
+    }
     let _ = writeln!(w, "{head}\n{sep}");
     for r in reps {
         let mut line = format!(
@@ -420,6 +429,9 @@ pub fn render(
             } else {
                 line.push_str(" n/a |");
             }
+        }
+        for c in &wake_cols {
+            line.push_str(&format!(" {} |", r.wakeups.get(*c).copied().unwrap_or(0)));
         }
         let _ = writeln!(w, "{line}");
     }
@@ -571,6 +583,30 @@ pub fn render(
                 .collect();
             let pk = (!per_k.is_empty()).then(|| per_k.iter().sum::<f64>() / per_k.len() as f64);
             let _ = writeln!(w, "| {f} | {n} | {ps:.1} | {} |", f1(pk));
+        }
+    }
+    if !wake_cols.is_empty() {
+        let _ = writeln!(
+            w,
+            "\n## Driver thread wake-ups\n\n`sched:sched_wakeup` filtered on the device to `comm ~ \"bes2600*\"`: \
+             how often the driver's own threads (bes2600's bh kthread) were woken.\n"
+        );
+        let _ = writeln!(w, "| thread | total | per s (mean) | per 1000 RX packets (mean) |");
+        let _ = writeln!(w, "|---|---:|---:|---:|");
+        for c in &wake_cols {
+            let total: u64 = reps.iter().map(|r| r.wakeups.get(*c).copied().unwrap_or(0)).sum();
+            let per_s: Vec<f64> = reps
+                .iter()
+                .filter(|r| r.elapsed_s > 0.0)
+                .map(|r| r.wakeups.get(*c).copied().unwrap_or(0) as f64 / r.elapsed_s)
+                .collect();
+            let ps = (!per_s.is_empty()).then(|| per_s.iter().sum::<f64>() / per_s.len() as f64);
+            let per_k: Vec<f64> = reps
+                .iter()
+                .filter_map(|r| r.wakeups_per_1000_rx_packets(c))
+                .collect();
+            let pk = (!per_k.is_empty()).then(|| per_k.iter().sum::<f64>() / per_k.len() as f64);
+            let _ = writeln!(w, "| {c} | {total} | {} | {} |", f1(ps), f1(pk));
         }
     }
     let lost: u64 = reps.iter().map(|r| r.trace_lost).sum();

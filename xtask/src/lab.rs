@@ -107,7 +107,8 @@ pub struct RampArgs {
     /// Work functions to show as columns (default: the three most dispatched).
     #[arg(long = "work-fn")]
     work_fns: Vec<String>,
-    /// ftrace events to arm (default: workqueue:workqueue_execute_start).
+    /// ftrace events to arm (default: workqueue:workqueue_execute_start and
+    /// sched:sched_wakeup, the latter filtered to the driver's threads).
     #[arg(long = "event")]
     events: Vec<String>,
     /// No bytes for this long = wedged data link.

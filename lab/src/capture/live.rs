@@ -196,8 +196,12 @@ pub fn enable_events_cmd(events: &[String]) -> String {
     events
         .iter()
         .map(|e| {
+            let filter = match crate::ramp::event_filter(e) {
+                Some(f) => format!("echo '{f}' > $T/events/{e}/filter && "),
+                None => String::new(),
+            };
             format!(
-                "if [ -e $T/events/{e}/enable ]; then echo 1 > $T/events/{e}/enable && echo 'enabled {e}'; \
+                "if [ -e $T/events/{e}/enable ]; then {filter}echo 1 > $T/events/{e}/enable && echo 'enabled {e}'; \
                  else echo 'missing {e}'; fi; "
             )
         })
