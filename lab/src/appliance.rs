@@ -39,6 +39,9 @@ pub const GUEST_DATA_PORT: u16 = 5001;
 /// What the appliance writes to the kernel log once `wlan0` associated over
 /// the simulated air (`besser.air=`), followed by `iw`'s `Connected to …`.
 pub const AIR_MARKER: &str = "besser-appliance: wlan0 on the simulated air:";
+/// Where QEMU boards' besser images keep the test-only module that plants a
+/// SOFTIRQ-safe -> SOFTIRQ-unsafe lock inversion (`driver/sdiosim`).
+pub const LOCK_PLANT_KO: &str = "/lib/modules/besser/test/besser_lock_plant.ko";
 /// Line the appliance writes to the kernel log (and console) when it is up.
 pub const READY_MARKER: &str = "besser-appliance: ready";
 

@@ -67,6 +67,55 @@ fn opts(cfg: RampConfig, runs: &Path, image: &VmImage, target: &Path) -> RampOpt
     }
 }
 
+/// One 5-s fresh-boot rep during which the device loads `plant_ko` (a
+/// module that plants a SOFTIRQ-safe -> SOFTIRQ-unsafe lock inversion):
+/// the rep's analysis must name lockdep's splat and its module, and the
+/// report must leave the no-splat receipt unticked. Returns the run dir.
+pub fn planted_inversion_is_reported(
+    target: &Path,
+    image: &VmImage,
+    plant_ko: &str,
+) -> Result<PathBuf> {
+    let runs = scratch("plant")?;
+    let mut cfg = RampConfig::new("lock-plant");
+    cfg.reps = 1;
+    cfg.duration_s = 5.0;
+    cfg.fault_cmd = Some(format!("insmod {plant_ko}"));
+    let out = session::run_ramp(opts(cfg, &runs, image, target))?;
+    out.result
+        .with_context(|| format!("ramp in {}", out.run_dir.display()))?;
+    let dir = out.run_dir;
+    let run = ramp::load_run(&dir)?;
+    let reps = ramp::finished_reps(&dir, &run)?;
+    let r = reps.first().context("no rep finished")?;
+    ensure!(r.bytes_received.unwrap_or(0) > 0, "no bytes arrived");
+    let hit = r.splats.iter().find(|s| {
+        s.kind == crate::analysis::SplatKind::Lockdep
+            && s.first_line
+                .contains("SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected")
+    });
+    let hit =
+        hit.with_context(|| format!("no SOFTIRQ inversion among the splats {:?}", r.splats))?;
+    ensure!(
+        hit.call_site
+            .as_deref()
+            .unwrap_or("")
+            .contains("besser_lock_plant"),
+        "the splat's call site {:?} does not name the planting module",
+        hit.call_site
+    );
+    let md = fs::read_to_string(dir.join("report.md"))?;
+    ensure!(
+        md.contains("- [ ] no WARN/BUG/oops/lockdep splat under stress (1 found)"),
+        "report.md does not untick the no-splat receipt"
+    );
+    ensure!(
+        md.contains("SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected"),
+        "report.md does not name the splat"
+    );
+    Ok(dir)
+}
+
 /// 3 reps of `duration_s`, each on a fresh boot: bytes really arrive, the
 /// report is complete, and `lab report` re-makes it byte for byte.
 pub fn fresh_boot_ramp(

@@ -23,10 +23,7 @@ use crate::sender::{self, SendControl, SendParams, SendRecord};
 use crate::transport::{Transport, TransportError};
 
 /// ftrace events armed by default (the maintainers' instrumentation).
-pub const DEFAULT_EVENTS: &[&str] = &[
-    "workqueue:workqueue_execute_start",
-    "sched:sched_wakeup",
-];
+pub const DEFAULT_EVENTS: &[&str] = &["workqueue:workqueue_execute_start", "sched:sched_wakeup"];
 
 /// The ftrace filter an event is armed with (`events/SYS/EVENT/filter`), if
 /// any: `sched_wakeup` only for the driver's own threads (bes2600's bh

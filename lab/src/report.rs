@@ -591,10 +591,16 @@ pub fn render(
             "\n## Driver thread wake-ups\n\n`sched:sched_wakeup` filtered on the device to `comm ~ \"bes2600*\"`: \
              how often the driver's own threads (bes2600's bh kthread) were woken.\n"
         );
-        let _ = writeln!(w, "| thread | total | per s (mean) | per 1000 RX packets (mean) |");
+        let _ = writeln!(
+            w,
+            "| thread | total | per s (mean) | per 1000 RX packets (mean) |"
+        );
         let _ = writeln!(w, "|---|---:|---:|---:|");
         for c in &wake_cols {
-            let total: u64 = reps.iter().map(|r| r.wakeups.get(*c).copied().unwrap_or(0)).sum();
+            let total: u64 = reps
+                .iter()
+                .map(|r| r.wakeups.get(*c).copied().unwrap_or(0))
+                .sum();
             let per_s: Vec<f64> = reps
                 .iter()
                 .filter(|r| r.elapsed_s > 0.0)

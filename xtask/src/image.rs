@@ -931,6 +931,18 @@ pub fn build_image_with(
     if spec.qemu_bootable {
         // The simulated SDIO host loads first; its card then probes bes2600.
         boot_modules.insert(0, SDIO_SIM_MODULE);
+        // Test-only, never loaded at boot: the lab's lockdep receipt test
+        // loads it during a rep.
+        let plant = modules_dir
+            .join("lib/modules")
+            .join(&release)
+            .join("extra")
+            .join(format!("{LOCK_PLANT_MODULE}.ko"));
+        firmware.push(besser_lab::appliance::ExtraFile {
+            guest_path: besser_lab::appliance::LOCK_PLANT_KO.into(),
+            mode: 0o644,
+            contents: fs::read(&plant).with_context(|| format!("reading {}", plant.display()))?,
+        });
         for (path, bytes) in besser_image::testfw::images() {
             firmware.push(besser_lab::appliance::ExtraFile {
                 guest_path: format!("/{path}"),
@@ -1016,6 +1028,7 @@ pub fn build_image_with(
 /// The Rust driver module, and the test-only simulated SDIO host (QEMU boards).
 const DRIVER_MODULE: &str = "bes2600";
 const SDIO_SIM_MODULE: &str = "besser_sdio_sim";
+const LOCK_PLANT_MODULE: &str = "besser_lock_plant";
 
 /// The driver's sources, relative to the repository: what bes2600.ko (and on
 /// QEMU boards the simulated host) is built from, copied as they lie so the
@@ -1800,6 +1813,27 @@ pub fn test_steps() -> Vec<Step> {
                         .collect::<Vec<_>>()
                         .join("\n")
                 );
+                let _ = fs::remove_dir_all(run.parent().unwrap_or(&run));
+                Ok(())
+            },
+        ),
+        // The report's no-splat receipt on a lockdep kernel is only worth
+        // something if it unticks: plant the pending_record_lock shape.
+        Step::new(
+            "image: qemu-x86_64 prove-locking: a planted SOFTIRQ-safe -> SOFTIRQ-unsafe inversion unticks the report's no-splat receipt",
+            |sh| {
+                let dir =
+                    build_image(sh, Board::QemuX86_64, Flavour::ProveLocking, default_jobs())?;
+                let image = besser_lab::assets::image_from_dir(&dir)?;
+                let run = besser_lab::e2e::planted_inversion_is_reported(
+                    &crate::lab::target_dir(),
+                    &image,
+                    besser_lab::appliance::LOCK_PLANT_KO,
+                )?;
+                let md = fs::read_to_string(run.join("report.md"))?;
+                for l in md.lines().filter(|l| l.contains("SOFTIRQ") || l.contains("no WARN/BUG")) {
+                    eprintln!("{l}");
+                }
                 let _ = fs::remove_dir_all(run.parent().unwrap_or(&run));
                 Ok(())
             },
