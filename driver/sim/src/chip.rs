@@ -189,6 +189,11 @@ pub struct ChipStats {
     pub wired_full: u64,
     pub outbox_full: u64,
     pub confirms_dropped: u64,
+    /// Faults the model injected (what a lab run reads back).
+    pub ctrl_crc_injected: u64,
+    pub data_crc_injected: u64,
+    pub stale_ctrl_injected: u64,
+    pub exceptions_raised: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -469,6 +474,7 @@ impl<M: core::ops::DerefMut<Target = [u8]>> Chip<M> {
         if let Some(t) = self.cfg.faults.exception_at_ms {
             if now_ms >= t && self.power == Power::Running {
                 self.cfg.faults.exception_at_ms = None;
+                self.stats.exceptions_raised += 1;
                 self.send(WSM, |b, s| {
                     wire::exception(b, s, b"sim: assert at lmac.c:1234")
                 });
@@ -629,13 +635,19 @@ impl<M: core::ops::DerefMut<Target = [u8]>> Chip<M> {
                     self.ctrl_reads += 1;
                     let f = self.cfg.faults;
                     if every(f.ctrl_crc_every, self.ctrl_reads) {
-                        // The read failed on the bus: the interrupt stays.
+                        // The read failed on the bus: the interrupt stays
+                        // asserted (an SDIO card interrupt is a level on
+                        // DAT1 until the read clears it), so the host sees
+                        // it again.
+                        self.stats.ctrl_crc_injected += 1;
+                        self.irq = true;
                         return Err(ChipBusError::Crc);
                     }
                     // Reading the control byte clears the slave interrupt
                     // (`bes2600_sdio.c` 644: "clear sdio slave gen interrupt").
                     self.irq = false;
                     if every(f.stale_ctrl_every, self.ctrl_reads) && self.last_ctrl != 0 {
+                        self.stats.stale_ctrl_injected += 1;
                         self.irq = true; // the real batch is still to come
                         return Ok(self.last_ctrl);
                     }
@@ -685,6 +697,7 @@ impl<M: core::ops::DerefMut<Target = [u8]>> Chip<M> {
         self.data_reads += 1;
         let f = self.cfg.faults;
         if every(f.data_crc_every, self.data_reads) {
+            self.stats.data_crc_injected += 1;
             return Err(ChipBusError::Crc);
         }
         let at = OUTBOX_MAX * MSG_LEN_MAX;
@@ -1132,6 +1145,88 @@ impl<M: core::ops::DerefMut<Target = [u8]>> Chip<M> {
 
 /// Fault schedule: the `count`-th event is hit when `n` divides it (`n` =
 /// 0: never).
+/// The faults a running chip takes from outside (the lab, through the
+/// simulated host's debugfs `fault` file), as `NAME VALUE`:
+/// - `ctrl_crc_every N`: every N-th control-byte read fails with a CRC error;
+/// - `data_crc_every N`: every N-th data read fails with a CRC error;
+/// - `stale_ctrl_every N`: every N-th control read shows the previous
+///   control byte (old toggle, stale length: a toggle mismatch);
+/// - `requeue_every N`: every N-th TX frame is confirmed `WSM_REQUEUE`;
+/// - `drop_confirm_every N`: the confirm of every N-th command never comes;
+/// - `exception_in_ms N`: a firmware exception N ms from now;
+/// - `degrade_in_ms N`: the Bug #5 degradation N ms from now (scans fail,
+///   one downlink frame in `degraded_keep_one_in` arrives; default 4);
+/// - `degraded_keep_one_in N`;
+/// - `clear 0`: all of them off.
+///
+/// `N = 0` turns an `_every` fault off.
+pub const FAULT_NAMES: &[&str] = &[
+    "ctrl_crc_every",
+    "data_crc_every",
+    "stale_ctrl_every",
+    "requeue_every",
+    "drop_confirm_every",
+    "exception_in_ms",
+    "degrade_in_ms",
+    "degraded_keep_one_in",
+    "clear",
+];
+
+/// Why a fault spec was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultSpecError {
+    /// Not `NAME VALUE`.
+    Shape,
+    /// A name not in [`FAULT_NAMES`].
+    UnknownName,
+    /// The value is not a whole number in range.
+    Value,
+}
+
+/// Parses `NAME VALUE` (one line, surrounding whitespace allowed).
+pub fn parse_fault(spec: &str) -> Result<(&str, u64), FaultSpecError> {
+    let mut it = spec.split_whitespace();
+    let (Some(name), Some(v), None) = (it.next(), it.next(), it.next()) else {
+        return Err(FaultSpecError::Shape);
+    };
+    let name = FAULT_NAMES
+        .iter()
+        .copied()
+        .find(|n| *n == name)
+        .ok_or(FaultSpecError::UnknownName)?;
+    let v: u64 = v.parse().map_err(|_| FaultSpecError::Value)?;
+    if name.ends_with("_every") || name == "degraded_keep_one_in" {
+        u32::try_from(v).map_err(|_| FaultSpecError::Value)?;
+    }
+    Ok((name, v))
+}
+
+impl<M: core::ops::DerefMut<Target = [u8]>> Chip<M> {
+    /// Applies one fault spec ([`FAULT_NAMES`]) to the running model.
+    pub fn apply_fault(&mut self, spec: &str) -> Result<(), FaultSpecError> {
+        let (name, v) = parse_fault(spec)?;
+        let small = u32::try_from(v).unwrap_or(u32::MAX);
+        let f = &mut self.cfg.faults;
+        match name {
+            "ctrl_crc_every" => f.ctrl_crc_every = small,
+            "data_crc_every" => f.data_crc_every = small,
+            "stale_ctrl_every" => f.stale_ctrl_every = small,
+            "requeue_every" => f.requeue_every = small,
+            "drop_confirm_every" => f.drop_confirm_every = small,
+            "exception_in_ms" => f.exception_at_ms = Some(self.uptime_ms.saturating_add(v)),
+            "degrade_in_ms" => {
+                f.degrade_after_ms = Some(self.uptime_ms.saturating_add(v));
+                if f.degraded_keep_one_in == 0 {
+                    f.degraded_keep_one_in = 4;
+                }
+            }
+            "degraded_keep_one_in" => f.degraded_keep_one_in = small,
+            _ => *f = Faults::default(),
+        }
+        Ok(())
+    }
+}
+
 fn every(n: u32, count: u64) -> bool {
     n != 0 && count % u64::from(n) == 0
 }

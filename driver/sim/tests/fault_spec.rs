@@ -1,0 +1,80 @@
+//! Faults applied to a running model from outside (the lab's `--chip-fault`,
+//! through the simulated host's debugfs), and what the core's bh makes of
+//! each: recovered (counted) or halted with a reason, never a panic.
+
+use bes2600_core::bh::{BhError, HaltReason};
+use bes2600_sim::chip::{parse_fault, ChipConfig, FaultSpecError, FAULT_NAMES};
+use bes2600_sim::harness::Harness;
+
+#[test]
+fn specs_are_name_and_value_or_a_clear_refusal() {
+    assert_eq!(
+        parse_fault(" ctrl_crc_every 20\n"),
+        Ok(("ctrl_crc_every", 20))
+    );
+    assert_eq!(parse_fault("clear 0"), Ok(("clear", 0)));
+    assert_eq!(parse_fault("ctrl_crc_every"), Err(FaultSpecError::Shape));
+    assert_eq!(
+        parse_fault("ctrl_crc_every 1 2"),
+        Err(FaultSpecError::Shape)
+    );
+    assert_eq!(parse_fault("crc 1"), Err(FaultSpecError::UnknownName));
+    assert_eq!(parse_fault("ctrl_crc_every -1"), Err(FaultSpecError::Value));
+    assert_eq!(
+        parse_fault("ctrl_crc_every 4294967296"),
+        Err(FaultSpecError::Value)
+    );
+    assert_eq!(
+        parse_fault("exception_in_ms 4294967296"),
+        Ok(("exception_in_ms", 1 << 32))
+    );
+    assert!(FAULT_NAMES
+        .iter()
+        .all(|n| parse_fault(&format!("{n} 1")).is_ok()));
+}
+
+/// Offers `frames` downlink frames; `Ok(false)` when the host stopped
+/// taking them (no progress in 1000 rounds of advancing the clock).
+fn traffic(h: &mut Harness, frames: usize) -> Result<bool, BhError> {
+    let mut offered = 0;
+    let mut idle = 0;
+    while offered < frames {
+        let n = h.chip.offer_downlink(frames - offered, 1500);
+        offered += n;
+        idle = if n == 0 { idle + 1 } else { 0 };
+        if idle > 1000 {
+            return Ok(false);
+        }
+        h.advance(1)?;
+    }
+    h.advance(10)?;
+    Ok(true)
+}
+
+#[test]
+fn bus_faults_are_recovered_and_counted() {
+    for spec in ["ctrl_crc_every 7", "data_crc_every 5", "stale_ctrl_every 6"] {
+        let mut h = Harness::new(ChipConfig::default());
+        assert!(h.associate().unwrap());
+        let before = h.up.rx_frames;
+        h.chip.apply_fault(spec).unwrap();
+        let flowed = traffic(&mut h, 200).unwrap_or_else(|e| panic!("{spec}: {e:?}"));
+        assert!(flowed, "{spec}: the host stopped taking frames");
+        assert_eq!(h.up.rx_frames - before, 200, "{spec}: every frame arrives");
+        let s = h.chip.stats;
+        let injected = s.ctrl_crc_injected + s.data_crc_injected + s.stale_ctrl_injected;
+        assert!(injected > 0, "{spec}: nothing injected");
+        h.chip.apply_fault("clear 0").unwrap();
+        h.check_invariants().unwrap();
+    }
+}
+
+#[test]
+fn an_exception_halts_the_bh_with_its_reason() {
+    let mut h = Harness::new(ChipConfig::default());
+    assert!(h.associate().unwrap());
+    h.chip.apply_fault("exception_in_ms 100").unwrap();
+    let r = h.advance(200);
+    assert_eq!(r, Err(BhError::Halted(HaltReason::FirmwareException)));
+    assert_eq!(h.chip.stats.exceptions_raised, 1);
+}
