@@ -183,7 +183,9 @@ pub unsafe extern "C" fn besser_chip_stats(c: *mut c_void, buf: *mut u8, cap: us
          tx_frames {}\nrx_batches {}\nrx_msgs {}\noverruns {}\ntx_toggle_errors {}\n\
          rx_toggle_errors {}\nbad_writes {}\nbad_reads {}\nslot_mismatches {}\nmcu_not_alone {}\n\
          keys_by_type {:?}\nap_associated {}\ndownlink_ethernet {}\ndownlink_dropped {}\n\
-         uplink_ethernet {}\nuplink_ethernet_dropped {}\nwired_full {}\noutbox_full {}\n",
+         uplink_ethernet {}\nuplink_ethernet_dropped {}\nwired_full {}\noutbox_full {}\n\
+         ctrl_crc_injected {}\ndata_crc_injected {}\nstale_ctrl_injected {}\nconfirms_dropped {}\n\
+         exceptions_raised {}\nrequeued_by_chip_every {}\ndegraded {}\nuptime_ms {}\n",
         chip.boots(),
         s.requests,
         s.scan_requests,
@@ -207,6 +209,14 @@ pub unsafe extern "C" fn besser_chip_stats(c: *mut c_void, buf: *mut u8, cap: us
         s.uplink_ethernet_dropped,
         s.wired_full,
         s.outbox_full,
+        s.ctrl_crc_injected,
+        s.data_crc_injected,
+        s.stale_ctrl_injected,
+        s.confirms_dropped,
+        s.exceptions_raised,
+        chip.cfg.faults.requeue_every,
+        u8::from(chip.cfg.faults.degrade_after_ms.is_some_and(|t| chip.uptime_ms() >= t)),
+        chip.uptime_ms(),
     );
     w.len
 }
@@ -247,4 +257,24 @@ pub unsafe extern "C" fn besser_chip_take_eth(c: *mut c_void, buf: *mut u8, cap:
     // SAFETY: The caller's promise.
     let (chip, out) = unsafe { (chip(c), core::slice::from_raw_parts_mut(buf, cap)) };
     chip.take_ethernet(out).unwrap_or(0)
+}
+
+/// Applies one fault spec (`NAME VALUE`, `chip::FAULT_NAMES`) to the running
+/// chip model (debugfs `besser_sdio_sim/fault`): 0, or `-EINVAL` for a spec
+/// the model refuses.
+///
+/// # Safety
+///
+/// As for [`chip`]; `buf` must be valid for reads of `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn besser_chip_fault(c: *mut c_void, buf: *const u8, len: usize) -> i32 {
+    // SAFETY: The caller's promise.
+    let (chip, spec) = unsafe { (chip(c), core::slice::from_raw_parts(buf, len)) };
+    let applied = core::str::from_utf8(spec)
+        .ok()
+        .map(|s| chip.apply_fault(s));
+    match applied {
+        Some(Ok(())) => 0,
+        _ => EINVAL.to_errno(),
+    }
 }

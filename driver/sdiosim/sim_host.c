@@ -24,6 +24,7 @@
 #include <linux/debugfs.h>
 #include <linux/delay.h>
 #include <linux/etherdevice.h>
+#include <linux/fs.h>
 #include <linux/jiffies.h>
 #include <linux/mmc/card.h>
 #include <linux/mmc/host.h>
@@ -39,6 +40,7 @@
 #include <linux/skbuff.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
+#include <linux/uaccess.h>
 #include <linux/workqueue.h>
 
 /* sim_chip.rs */
@@ -53,6 +55,7 @@ size_t besser_chip_stats(void *chip, u8 *buf, size_t cap);
 void besser_chip_set_ap_privacy(void *chip, bool on);
 bool besser_chip_offer_eth(void *chip, const u8 *buf, size_t len);
 size_t besser_chip_take_eth(void *chip, u8 *buf, size_t cap);
+int besser_chip_fault(void *chip, const u8 *buf, size_t len);
 
 #define SIM_VENDOR 0xbe57
 #define SIM_DEVICE 0x2002
@@ -548,6 +551,40 @@ static int sim_privacy_set(void *data, u64 val)
 }
 DEFINE_DEBUGFS_ATTRIBUTE(sim_privacy_fops, NULL, sim_privacy_set, "%llu\n");
 
+/*
+ * debugfs besser_sdio_sim/fault: write one "NAME VALUE" line (sim_chip.rs,
+ * chip::FAULT_NAMES) to inject a fault into the running chip model; a spec
+ * the model refuses fails the write with -EINVAL.
+ */
+static ssize_t sim_fault_write(struct file *file, const char __user *ubuf, size_t len,
+			       loff_t *ppos)
+{
+	struct sim_host *h = file->private_data;
+	char buf[64];
+	size_t n;
+	int err;
+
+	if (len >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, len))
+		return -EFAULT;
+	mutex_lock(&h->lock);
+	err = besser_chip_fault(h->chip, buf, len);
+	mutex_unlock(&h->lock);
+	if (err)
+		return err;
+	for (n = len; n && (buf[n - 1] == '\n' || buf[n - 1] == ' '); n--)
+		;
+	dev_info(&h->pdev->dev, "chip model fault: %.*s\n", (int)n, buf);
+	return len;
+}
+
+static const struct file_operations sim_fault_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.write = sim_fault_write,
+};
+
 static int __init sim_init(void)
 {
 	struct platform_device *pdev;
@@ -607,6 +644,7 @@ static int __init sim_init(void)
 	h->debugfs = debugfs_create_dir("besser_sdio_sim", NULL);
 	debugfs_create_file("chip", 0444, h->debugfs, h, &sim_chip_fops);
 	debugfs_create_file_unsafe("ap_privacy", 0200, h->debugfs, h, &sim_privacy_fops);
+	debugfs_create_file("fault", 0200, h->debugfs, h, &sim_fault_fops);
 	schedule_delayed_work(&h->tick, msecs_to_jiffies(tick_ms));
 	dev_info(&pdev->dev, "simulated SDIO host: card %04x:%04x (besser chip model)\n",
 		 SIM_VENDOR, SIM_DEVICE);

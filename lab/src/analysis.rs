@@ -414,6 +414,9 @@ pub struct RepRaw<'a> {
     pub events_enabled: Option<&'a [String]>,
     /// Configured events the device lacked.
     pub events_missing: &'a [String],
+    /// The chip model's counters at the end of the rep (`chip-after.txt`:
+    /// virtual devices on besser images; `None` or empty elsewhere).
+    pub chip_after: Option<&'a str>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -454,6 +457,14 @@ pub struct RepAnalysis {
     /// unmeasured, not 0.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events_missing: Vec<String>,
+    /// The chip model's `name value` counters at the end of the rep
+    /// (simulated SDIO host only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub chip: BTreeMap<String, u64>,
+    /// bes2600's own account of why its bh stopped, from the kernel log
+    /// since the marker (`bes2600: bh halted: …`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_halt: Option<String>,
     #[serde(flatten)]
     pub status: RepStatus,
 }
@@ -587,8 +598,27 @@ pub fn analyse_rep(r: &RepRaw<'_>) -> RepAnalysis {
         bad_lines,
         events_enabled: r.events_enabled.map(<[String]>::to_vec),
         events_missing: r.events_missing.to_vec(),
+        chip: r.chip_after.map(parse_chip_counters).unwrap_or_default(),
+        driver_halt: since
+            .iter()
+            .find_map(|l| strip_dmesg_prefix(l).split_once("bes2600: bh halted: "))
+            .map(|(_, why)| why.trim().to_string()),
         status,
     }
+}
+
+/// The chip model's debugfs counters: the `name value` lines with a whole
+/// number (others, like `keys_by_type [..]`, are not counters and skipped).
+pub fn parse_chip_counters(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            match (it.next(), it.next().map(str::parse::<u64>), it.next()) {
+                (Some(k), Some(Ok(v)), None) => Some((k.to_string(), v)),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// mean, median, min, max of a non-empty list.

@@ -133,6 +133,8 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || mount -t debugfs debugfs /sys/kernel/debug
+# debugfs too: the simulated SDIO host's counters and fault file live there.
+grep -q " /sys/kernel/debug " /proc/mounts || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 hostname besser-lab
 for m in $(cat /etc/besser/modules.order); do
   insmod "/lib/modules/besser/$m.ko" || echo "besser-appliance: insmod $m failed" > /dev/kmsg

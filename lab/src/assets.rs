@@ -48,7 +48,7 @@ const HOST_TC: &str = "/sbin/tc";
 pub const GUEST_IW: &str = "/usr/sbin/iw";
 const HOST_IW: &str = "/usr/sbin/iw";
 /// Bump when the appliance's contents change in a way the cache must see.
-pub const APPLIANCE_VERSION: u32 = 6;
+pub const APPLIANCE_VERSION: u32 = 7;
 
 /// What a VM boots.
 #[derive(Clone, Debug)]

@@ -116,6 +116,169 @@ pub fn planted_inversion_is_reported(
     Ok(dir)
 }
 
+/// What a chip fault must do to a rep: the driver recovers (bytes arrive,
+/// the fault was really injected), or its bh halts with this reason.
+enum Expect {
+    Recovers {
+        injected: &'static str,
+    },
+    Halts {
+        why: &'static str,
+        counter: &'static str,
+    },
+    Degrades,
+}
+
+/// The chip-model faults of issue 9, one fresh-boot 5-s rep each on an image
+/// with the simulated SDIO host: each is recovered from or fails cleanly
+/// (bh halted with its reason), never a kernel splat, and the rep records it
+/// (`chip-after.txt`, the report's chip model section). Returns one summary
+/// line per fault.
+pub fn chip_faults(target: &Path, image: &VmImage) -> Result<Vec<String>> {
+    // A scan a second after the fault: a command whose confirm can be lost.
+    const SCAN: &str = "; (sleep 1; iw dev wlan0 scan) </dev/null >/dev/null 2>&1 &";
+    // (fault, what follows it, rep seconds, expectation): a lost confirm
+    // halts after the core's 10-s command timeout (`bh::CMD_TIMEOUT_MS`).
+    let cases: [(&str, &str, f64, Expect); 6] = [
+        (
+            "ctrl_crc_every 25",
+            "",
+            5.0,
+            Expect::Recovers {
+                injected: "ctrl_crc_injected",
+            },
+        ),
+        (
+            "data_crc_every 25",
+            "",
+            5.0,
+            Expect::Recovers {
+                injected: "data_crc_injected",
+            },
+        ),
+        (
+            "stale_ctrl_every 25",
+            "",
+            5.0,
+            Expect::Recovers {
+                injected: "stale_ctrl_injected",
+            },
+        ),
+        (
+            "drop_confirm_every 1",
+            SCAN,
+            14.0,
+            Expect::Halts {
+                why: "CommandTimeout",
+                counter: "confirms_dropped",
+            },
+        ),
+        (
+            "exception_in_ms 1500",
+            "",
+            5.0,
+            Expect::Halts {
+                why: "FirmwareException",
+                counter: "exceptions_raised",
+            },
+        ),
+        ("degrade_in_ms 0", "", 5.0, Expect::Degrades),
+    ];
+    let runs = scratch("chip-faults")?;
+    let mut lines = Vec::new();
+    for (spec, then, duration_s, expect) in cases {
+        let mut cfg = RampConfig::new("chip-fault");
+        cfg.reps = 1;
+        cfg.duration_s = duration_s;
+        cfg.fault_cmd = Some(format!(
+            "{}{then}",
+            crate::chip_fault::chip_fault_cmd(&[spec.to_string()])?
+        ));
+        let out = session::run_ramp(opts(cfg.clone(), &runs, image, target))?;
+        let dir = out.run_dir.clone();
+        let ctx = || format!("--chip-fault {spec:?} ({})", dir.display());
+        let run = ramp::load_run(&dir).with_context(ctx)?;
+        let reps = ramp::finished_reps(&dir, &run).with_context(ctx)?;
+        let r = reps
+            .first()
+            .with_context(|| format!("{}: no rep finished", ctx()))?;
+        ensure!(
+            r.splats.is_empty(),
+            "{}: kernel splats {:?}",
+            ctx(),
+            r.splats
+        );
+        ensure!(!r.chip.is_empty(), "{}: no chip counters recorded", ctx());
+        let md = fs::read_to_string(dir.join("report.md"))?;
+        ensure!(
+            md.contains("## Chip model (simulated SDIO host)"),
+            "{}: no chip section",
+            ctx()
+        );
+        let got = |k: &str| r.chip.get(k).copied().unwrap_or(0);
+        let line = match expect {
+            Expect::Recovers { injected } => {
+                ensure!(got(injected) > 0, "{}: {injected} = 0", ctx());
+                ensure!(
+                    r.driver_halt.is_none(),
+                    "{}: bh halted: {:?}",
+                    ctx(),
+                    r.driver_halt
+                );
+                ensure!(
+                    r.status == RepStatus::Ok && r.bytes_received.unwrap_or(0) > 0,
+                    "{}: {:?}, {:?} bytes",
+                    ctx(),
+                    r.status,
+                    r.bytes_received
+                );
+                format!(
+                    "{spec}: recovered ({injected} {}, {:.3} MiB/s)",
+                    got(injected),
+                    r.mib_s.unwrap_or(0.0)
+                )
+            }
+            Expect::Halts { why, counter } => {
+                ensure!(
+                    r.driver_halt.as_deref().is_some_and(|h| h.contains(why)),
+                    "{}: expected the bh to halt with {why}, kernel log says {:?}",
+                    ctx(),
+                    r.driver_halt
+                );
+                ensure!(got(counter) > 0, "{}: {counter} = 0", ctx());
+                format!(
+                    "{spec}: failed cleanly (bh halted: {}, {counter} {}, rep {})",
+                    why,
+                    got(counter),
+                    r.status.label()
+                )
+            }
+            Expect::Degrades => {
+                ensure!(
+                    got("downlink_dropped") > 0,
+                    "{}: nothing lost on the chip",
+                    ctx()
+                );
+                let cap = cfg.rate_bytes_per_s / (1024.0 * 1024.0);
+                ensure!(
+                    r.mib_s.unwrap_or(0.0) < cap * 0.5,
+                    "{}: {:?} MiB/s is not degraded (cap {cap})",
+                    ctx(),
+                    r.mib_s
+                );
+                format!(
+                    "{spec}: degraded as Bug #5 ({:.3} MiB/s of {cap:.0}, {} frames lost on the chip)",
+                    r.mib_s.unwrap_or(0.0),
+                    got("downlink_dropped")
+                )
+            }
+        };
+        lines.push(line);
+    }
+    let _ = fs::remove_dir_all(&runs);
+    Ok(lines)
+}
+
 /// 3 reps of `duration_s`, each on a fresh boot: bytes really arrive, the
 /// report is complete, and `lab report` re-makes it byte for byte.
 pub fn fresh_boot_ramp(

@@ -9,6 +9,7 @@ pub mod appliance;
 pub mod assets;
 pub mod bench;
 pub mod capture;
+pub mod chip_fault;
 pub mod cpio;
 pub mod e2e;
 pub mod inventory;

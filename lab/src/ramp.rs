@@ -746,7 +746,10 @@ impl Ramp {
             listening = analysis::tcp_listening(&tcp, port);
         }
         if let Some(f) = &cfg.fault_cmd {
-            self.exec(f, CMD_TIMEOUT_S)?;
+            // What the fault command printed (for a chip fault: the chip
+            // model's counters right after it) is raw data of the rep.
+            let out = self.exec(f, CMD_TIMEOUT_S)?;
+            fs::write(rd.join("fault.txt"), out)?;
         }
 
         // 4. traffic, device polled over the wired link
@@ -856,7 +859,7 @@ impl Ramp {
         // kernel log and trace, each in its own section.
         let collect = format!(
             "{l}; {drain}; {tf}; echo 0 > $T/tracing_on; {c}; {counters}; {u}; cat /proc/uptime; \
-             {d}; dmesg; {t}; cat $T/trace",
+             {d}; dmesg; {ch}; cat {chip}/chip 2>/dev/null; {t}; cat $T/trace",
             l = section("listener"),
             drain = listener_drain_cmd(LISTENER_DRAIN_S),
             tf = tracefs(),
@@ -864,6 +867,8 @@ impl Ramp {
             counters = counters_cmd(iface),
             u = section("uptime"),
             d = section("dmesg"),
+            ch = section("chip"),
+            chip = crate::chip_fault::SIM_DEBUGFS,
             t = section("trace"),
         );
         let out = self.exec(&collect, COLLECT_TIMEOUT_S + LISTENER_DRAIN_S)?;
@@ -876,6 +881,11 @@ impl Ramp {
             ),
             ("uptime", "uptime-end.txt", "/proc/uptime"),
             ("dmesg", "dmesg.txt", "the kernel log"),
+            (
+                "chip",
+                "chip-after.txt",
+                "the chip model's counters (empty without the simulated host)",
+            ),
             ("trace", "trace.txt", "the ftrace buffer"),
         ];
         let required: Vec<(&str, &str)> = files.iter().map(|(n, _, e)| (*n, *e)).collect();
@@ -1005,6 +1015,7 @@ pub fn analyse_rep_dir(run_dir: &Path, run: &RunJson, rep: u32) -> Result<RepAna
     let monitor: Vec<MonitorSample> = serde_json::from_str(&read(&rd, "monitor.json")?)
         .with_context(|| format!("parsing {}/monitor.json", rd.display()))?;
     let listener = read(&rd, "listener.txt").ok();
+    let chip_after = read(&rd, "chip-after.txt").ok();
     let (boot, up_end, cb, ca, trace, dmesg) = (
         read(&rd, "boot.txt")?,
         read(&rd, "uptime-end.txt")?,
@@ -1030,6 +1041,7 @@ pub fn analyse_rep_dir(run_dir: &Path, run: &RunJson, rep: u32) -> Result<RepAna
         fresh_uptime_max_s: run.device.fresh_uptime_max_s,
         events_enabled: meta.events_enabled.as_deref(),
         events_missing: &meta.events_missing,
+        chip_after: chip_after.as_deref(),
     }))
 }
 

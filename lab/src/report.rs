@@ -657,6 +657,50 @@ pub fn render(
         );
     }
 
+    // The chip model (virtual devices on besser images only)
+    if reps
+        .iter()
+        .any(|r| !r.chip.is_empty() || r.driver_halt.is_some())
+    {
+        let _ = writeln!(
+            w,
+            "\n## Chip model (simulated SDIO host)\n\nThe chip model's own counters at the end of each rep \
+             (`rep-N/chip-after.txt`) and bes2600's account of a bh halt (kernel log since the marker).\n"
+        );
+        let keys = [
+            "ctrl_crc_injected",
+            "data_crc_injected",
+            "stale_ctrl_injected",
+            "confirms_dropped",
+            "exceptions_raised",
+            "downlink_dropped",
+            "downlink_ethernet",
+            "uplink_ethernet",
+            "scan_rejects",
+        ];
+        let mut head = String::from("| rep |");
+        let mut sep = String::from("|---:|");
+        for k in keys {
+            head.push_str(&format!(" {k} |"));
+            sep.push_str("---:|");
+        }
+        let _ = writeln!(w, "{head} driver bh |\n{sep}:---|");
+        for r in reps {
+            let mut line = format!("| {} |", r.rep);
+            for k in keys {
+                match r.chip.get(k) {
+                    Some(v) => line.push_str(&format!(" {v} |")),
+                    None => line.push_str(" – |"),
+                }
+            }
+            match &r.driver_halt {
+                Some(why) => line.push_str(&format!(" halted: `{why}` |")),
+                None => line.push_str(" no halt logged |"),
+            }
+            let _ = writeln!(w, "{line}");
+        }
+    }
+
     // Device output that did not read
     let nbad: usize = reps.iter().map(|r| r.bad_lines.len()).sum();
     if nbad > 0 {

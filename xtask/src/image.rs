@@ -1817,6 +1817,17 @@ pub fn test_steps() -> Vec<Step> {
                 Ok(())
             },
         ),
+        Step::new(
+            "image: qemu-x86_64 release: chip-model faults from the lab (CRC, stale control byte, lost confirm, firmware exception, Bug #5) recovered or failed cleanly, recorded",
+            |sh| {
+                let dir = build_image(sh, Board::QemuX86_64, Flavour::Release, default_jobs())?;
+                let image = besser_lab::assets::image_from_dir(&dir)?;
+                for l in besser_lab::e2e::chip_faults(&crate::lab::target_dir(), &image)? {
+                    eprintln!("  {l}");
+                }
+                Ok(())
+            },
+        ),
         // The report's no-splat receipt on a lockdep kernel is only worth
         // something if it unticks: plant the pending_record_lock shape.
         Step::new(

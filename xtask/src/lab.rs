@@ -127,8 +127,15 @@ pub struct RampArgs {
     #[arg(long)]
     boot_timeout: Option<u64>,
     /// Fault injection (tests): device command run right after the listener starts.
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, conflicts_with = "chip_fault")]
     fault_cmd: Option<String>,
+    /// A fault for the chip model of a virtual device on a besser image
+    /// (`NAME VALUE`, repeatable), injected right after each rep's listener
+    /// starts: ctrl_crc_every, data_crc_every, stale_ctrl_every,
+    /// requeue_every, drop_confirm_every, exception_in_ms, degrade_in_ms,
+    /// degraded_keep_one_in, clear. The chip's counters go to rep-N/fault.txt.
+    #[arg(long = "chip-fault", value_name = "SPEC")]
+    chip_fault: Vec<String>,
     #[command(flatten)]
     image: ImageArgs,
 }
@@ -257,6 +264,9 @@ pub fn ramp_config(a: &RampArgs) -> Result<besser_lab::ramp::RampConfig> {
     c.stop_on_wedge = a.stop_on_wedge;
     c.baseline = a.baseline.clone();
     c.fault_cmd = a.fault_cmd.clone();
+    if !a.chip_fault.is_empty() {
+        c.fault_cmd = Some(besser_lab::chip_fault::chip_fault_cmd(&a.chip_fault)?);
+    }
     Ok(c)
 }
 
