@@ -39,6 +39,11 @@ module! {
     author: "besser",
     description: "BES2600 Wi-Fi over SDIO (Rust)",
     license: "GPL",
+    // What `MODULE_DEVICE_TABLE(sdio, …)` would make of `IDS` (file2alias.c
+    // `do_sdio_entry`: class any, vendor and device as %04X), so udev /
+    // modprobe load bes2600 when the card appears. The image build checks
+    // depmod's modules.alias for it.
+    alias: ["sdio:c*vBE57d2002*"],
 }
 
 /// bes2600's SDIO ids (cringeops/bes2600 `bes2600_sdio.c`, `SDIO_VENDOR_ID_BES2600` 0xbe57,

@@ -61,6 +61,8 @@ pub struct Observed {
     /// `vendor device` of every SDIO function (`/sys/bus/sdio/devices/*`),
     /// one per line.
     pub sdio_ids: String,
+    /// `/sys/bus/sdio/devices/*/modalias`, one per line.
+    pub sdio_modalias: String,
     /// `/sys/module/bes2600/srcversion`, empty if absent.
     pub driver_srcversion: String,
     /// `iw dev <wlan> scan` through the driver (QEMU boards).
@@ -113,6 +115,25 @@ pub const SDIO_CARD_MARKER: &str = ": new SDIO card at address";
 pub const DRIVER_UP_MARKER: &str = "bes2600: firmware up,";
 /// The BES2600's SDIO ids as sysfs prints them.
 pub const BES2600_SDIO_IDS: &str = "0xbe57 0x2002";
+/// bes2600's module alias, as `file2alias.c` `do_sdio_entry` writes one for
+/// an id table entry with any class (`module!` in driver/kmod/bes2600.rs).
+pub const BES2600_SDIO_ALIAS: &str = "sdio:c*vBE57d2002*";
+
+/// fnmatch-style matching with `*` only (what module aliases use; modprobe
+/// matches a device's modalias against them with fnmatch(3)).
+pub fn glob_match(pattern: &str, s: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == s,
+        Some((head, rest)) => {
+            let Some(tail) = s.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .filter(|&i| tail.is_char_boundary(i))
+                .any(|i| glob_match(rest, &tail[i..]))
+        }
+    }
+}
 
 /// The line of dmesg the kernel's `rust_minimal` sample prints when loaded.
 pub const RUST_SAMPLE_MODULE: &str = "rust_minimal";
@@ -217,6 +238,18 @@ pub fn evaluate(m: &Manifest, image_config: &str, o: &Observed) -> Vec<Check> {
 mod tests {
     use super::*;
 
+    /// The kernel's SDIO uevent is `sdio:c%02Xv%04Xd%04X`
+    /// (drivers/mmc/core/sdio_bus.c, sdio_bus_uevent).
+    #[test]
+    fn the_module_alias_matches_the_cards_modalias_only() {
+        assert!(glob_match(BES2600_SDIO_ALIAS, "sdio:c00vBE57d2002"));
+        assert!(glob_match(BES2600_SDIO_ALIAS, "sdio:c07vBE57d2002"));
+        assert!(!glob_match(BES2600_SDIO_ALIAS, "sdio:c00vBE57d2003"));
+        assert!(!glob_match(BES2600_SDIO_ALIAS, "sdio:c00v0271d0301"));
+        assert!(!glob_match(BES2600_SDIO_ALIAS, "pci:c00vBE57d2002"));
+        assert!(glob_match("a*", "a") && !glob_match("a", "ab"));
+    }
+
     #[test]
     fn lockdep_stats_debug_locks() {
         let s = " lock-classes:                          512 [max: 8192]\n debug_locks:                             1\n";
@@ -285,6 +318,12 @@ fn driver_checks(d: &crate::manifest::DriverModule, o: &Observed, checks: &mut V
             name: "the card is a BES2600 (vendor 0xbe57, device 0x2002)",
             ok: ids.contains(&BES2600_SDIO_IDS),
             detail: format!("/sys/bus/sdio/devices: {ids:?}"),
+        });
+        let aliases: Vec<&str> = o.sdio_modalias.split_whitespace().collect();
+        checks.push(Check {
+            name: "the card's modalias matches bes2600's module alias (autoload)",
+            ok: aliases.iter().any(|a| glob_match(BES2600_SDIO_ALIAS, a)),
+            detail: format!("card {aliases:?}, module `{BES2600_SDIO_ALIAS}`"),
         });
         let up = o.dmesg.lines().find(|l| l.contains(DRIVER_UP_MARKER));
         checks.push(Check {

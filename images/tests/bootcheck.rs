@@ -147,6 +147,7 @@ fn with_driver() -> (Manifest, Observed) {
          [   14.309993] bes2600: firmware up, 30 input buffers\n",
     );
     o.sdio_ids = "0xbe57 0x2002\n".into();
+    o.sdio_modalias = "sdio:c00vBE57d2002\n".into();
     // What `iw` and the chip model's debugfs file printed on that boot.
     o.scan_2ghz =
         "BSS 02:be:57:00:00:01(on wlan1)\n\tfreq: 2437\n\tsignal: -60.00 dBm\n\tSSID: besser\n"
@@ -198,6 +199,7 @@ fn the_driver_checks_name_what_is_missing() {
     let (m, mut o) = with_driver();
     o.dmesg = o.dmesg.replace("firmware up", "firmware download failed");
     o.sdio_ids = "0x02d0 0x4329\n".into();
+    o.sdio_modalias = "sdio:c00v02D0d4329\n".into();
     o.driver_srcversion = "0000\n".into();
     o.dmesg_after_rmmod.push_str("[   24.0] WARNING: CPU: 0 PID: 1 at drivers/mmc/core/sdio_irq.c:300 sdio_release_irq+0x1/0x2\n");
     let checks = evaluate(&m, &data("release-config-excerpt.txt"), &o);
@@ -205,6 +207,7 @@ fn the_driver_checks_name_what_is_missing() {
         failed(&checks),
         vec![
             "the card is a BES2600 (vendor 0xbe57, device 0x2002)",
+            "the card's modalias matches bes2600's module alias (autoload)",
             "bes2600.ko binds and its firmware starts",
             "the running bes2600 is the manifest's (srcversion)",
             "rmmod bes2600 and the simulated host: clean",

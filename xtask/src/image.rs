@@ -1028,6 +1028,8 @@ pub fn build_image_with(
 /// The Rust driver module, and the test-only simulated SDIO host (QEMU boards).
 const DRIVER_MODULE: &str = "bes2600";
 const SDIO_SIM_MODULE: &str = "besser_sdio_sim";
+/// bes2600's module alias (`module!` in driver/kmod/bes2600.rs).
+const DRIVER_SDIO_ALIAS: &str = besser_image::bootcheck::BES2600_SDIO_ALIAS;
 const LOCK_PLANT_MODULE: &str = "besser_lock_plant";
 
 /// The driver's sources, relative to the repository: what bes2600.ko (and on
@@ -1182,6 +1184,19 @@ fn build_driver(
     }
     let base = modules_dir.display().to_string();
     cmd!(sh, "depmod -b {base} {release}").quiet().run()?;
+    let aliases = fs::read_to_string(
+        modules_dir
+            .join("lib/modules")
+            .join(release)
+            .join("modules.alias"),
+    )
+    .context("reading depmod's modules.alias")?;
+    if !aliases
+        .lines()
+        .any(|l| l.trim() == format!("alias {DRIVER_SDIO_ALIAS} bes2600"))
+    {
+        bail!("depmod's modules.alias has no `alias {DRIVER_SDIO_ALIAS} bes2600`: the card would not autoload the driver");
+    }
     let extra = modules_dir.join("lib/modules").join(release).join("extra");
     let module = extra.join("bes2600.ko");
     let path = module.display().to_string();
@@ -1469,6 +1484,7 @@ pub fn boot_test(sh: &Shell, dir: &Path) -> Result<()> {
         dmesg: run("dmesg")?,
         modules: run("cat /proc/modules")?,
         sdio_ids: run("for d in /sys/bus/sdio/devices/*; do [ -e $d/vendor ] && echo $(cat $d/vendor) $(cat $d/device); done")?,
+        sdio_modalias: run("cat /sys/bus/sdio/devices/*/modalias 2>/dev/null")?,
         driver_srcversion: run("cat /sys/module/bes2600/srcversion 2>/dev/null")?,
         scan_2ghz: if sim { run(&format!("{WLAN}; ip link set $w up; sleep 1; iw dev $w scan 2>&1"))? } else { String::new() },
         chip_before: if sim { run(CHIP_STATS)? } else { String::new() },
