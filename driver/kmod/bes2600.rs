@@ -105,6 +105,10 @@ struct Shared {
     /// mac80211 started the hw (an interface is up): RX before that is
     /// dropped here, as mac80211 warns about it.
     started: core::sync::atomic::AtomicBool,
+    /// ACs (bit = `Ac as usize`) whose mac80211 queue this driver stopped
+    /// because its own queue was full; changed with the TX lock held, so a
+    /// stop and the bh's wake cannot cross.
+    stopped: core::sync::atomic::AtomicU8,
     /// The scan in progress: mac80211's `hw_scan` (process context) and the
     /// bh thread; never taken with the TX lock held, nor the other way round.
     #[pin]
@@ -297,6 +301,7 @@ impl sdio::Driver for Bes2600 {
                 tx <- new_spinlock_bh!(tx, "bes2600_tx"),
                 bound: core::sync::atomic::AtomicBool::new(false),
                 started: core::sync::atomic::AtomicBool::new(false),
+                stopped: core::sync::atomic::AtomicU8::new(0),
                 scan <- new_mutex!(ScanState {
                     guard: scan::ScanGuard::default(),
                     legs: [NO_LEG; 2],
@@ -391,10 +396,22 @@ impl mac80211::Operations for Radio {
         let shared = hw.data();
         let ac = queue::Ac::from_index(usize::from(skb.queue_mapping())).unwrap_or(queue::Ac::Be);
         let meta = queue::TxMeta::default();
-        let full = shared.tx.lock().queues.put_with(ac, meta, skb);
-        match full {
+        let put = {
+            let mut g = shared.tx.lock();
+            let put = g.queues.put_with(ac, meta, skb);
+            // Full now: mac80211 holds the next frames of this AC until the
+            // bh has room again (`wake_stopped`), as cw1200's queue.c does.
+            if g.queues.free_in(ac) == 0 {
+                let bit = 1u8 << (ac as u8);
+                if shared.stopped.fetch_or(bit, core::sync::atomic::Ordering::AcqRel) & bit == 0 {
+                    hw.stop_queue(ac as u16);
+                }
+            }
+            put
+        };
+        match put {
             Ok(()) => shared.kick(),
-            // The queue is full: dropped (mac80211's queues are not stopped yet).
+            // Only a frame already in flight when the queue filled.
             Err(skb) => hw.free_tx(skb),
         }
     }
@@ -686,6 +703,25 @@ impl Bh {
 impl Bh {
     /// After a bh pass: a finished scan leg starts the next one; when all
     /// are done, mac80211 hears of it (never from inside `hw_scan`).
+    /// Wakes the mac80211 queues `Radio::tx` stopped once their AC has a
+    /// quarter of its slots free again (hysteresis: no stop/wake per frame).
+    fn wake_stopped(&self, hw: &Hw<Radio>) {
+        use core::sync::atomic::Ordering;
+        if self.shared.stopped.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let g = self.shared.tx.lock();
+        for ac in queue::Ac::ALL {
+            let bit = 1u8 << (ac as u8);
+            if self.shared.stopped.load(Ordering::Acquire) & bit != 0
+                && g.queues.free_in(ac) >= queue::QUEUE_DEPTH / 4
+            {
+                self.shared.stopped.fetch_and(!bit, Ordering::AcqRel);
+                hw.wake_queue(ac as u16);
+            }
+        }
+    }
+
     fn scan_events(&self, upper: &mut Upper<'_>) {
         if let Some(status) = upper.leg_done.take() {
             {
@@ -765,6 +801,7 @@ impl kthread::Runnable for Bh {
                 break;
             }
             self.scan_events(&mut upper);
+            self.wake_stopped(upper.hw);
             self.shared.cmd_free.wake_up();
             let idle = match ctx.next_deadline() {
                 Some(t) => t.saturating_sub(now_ms()).min(u64::from(BH_IDLE_MS)) as u32,

@@ -294,6 +294,14 @@ impl<F, S: SlotStore<F>> TxQueues<F, S> {
     pub fn queued_in(&self, ac: Ac) -> usize {
         self.queues[ac as usize].len
     }
+    /// Slots of `ac` that take a frame now (neither queued nor pending).
+    pub fn free_in(&self, ac: Ac) -> usize {
+        let a = ac as usize;
+        self.slots[a * QUEUE_DEPTH..(a + 1) * QUEUE_DEPTH]
+            .iter()
+            .filter(|s| s.state == SlotState::Free)
+            .count()
+    }
 
     fn packet_id(&self, ac: usize, slot: usize) -> u32 {
         (u32::from(self.generation) << 24)

@@ -37,6 +37,29 @@ fn a_full_queue_gives_the_frame_back() {
     );
 }
 
+/// `free_in` counts what a put would still take: queued and pending
+/// frames both hold a slot until their confirm (the driver stops the
+/// mac80211 queue at 0 and wakes it again from this count).
+#[test]
+fn free_slots_are_neither_queued_nor_pending() {
+    let mut q = TxQueues::new();
+    assert_eq!(q.free_in(Ac::Be), QUEUE_DEPTH);
+    q.put(Ac::Be, 0, 0, 1).unwrap();
+    q.put(Ac::Be, 0, 0, 2).unwrap();
+    let (p, _) = q.peek().unwrap();
+    q.mark_pending(p.packet_id).unwrap();
+    assert_eq!(
+        q.free_in(Ac::Be),
+        QUEUE_DEPTH - 2,
+        "one queued, one pending"
+    );
+    assert_eq!(q.free_in(Ac::Vo), QUEUE_DEPTH);
+    q.confirm(p.packet_id).unwrap();
+    assert_eq!(q.free_in(Ac::Be), QUEUE_DEPTH - 1);
+    while q.put(Ac::Be, 0, 0, 3).is_ok() {}
+    assert_eq!(q.free_in(Ac::Be), 0);
+}
+
 #[test]
 fn confirm_takes_the_frame_once() {
     let mut q = TxQueues::new();
