@@ -425,7 +425,7 @@ pub fn listener_drain_cmd(wait_s: u64) -> String {
 /// the host still judges the TCP table itself with [`analysis::tcp_listening`].
 pub fn listening_test_cmd(port: u16) -> String {
     format!(
-        "awk '$4==\"0A\" && $2 ~ /:{port:04X}$/ {{f=1}} END {{exit !f}}' /proc/net/tcp /proc/net/tcp6 2>/dev/null"
+        "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4==\"0A\" && $2 ~ /:{port:04X}$/ {{f=1}} END {{exit !f}}'"
     )
 }
 
@@ -1058,6 +1058,27 @@ pub fn finished_reps(run_dir: &Path, run: &RunJson) -> Result<Vec<RepAnalysis>> 
 
 #[cfg(test)]
 mod tests {
+    /// The device-side listening test as a shell runs it: true for a port
+    /// something listens on, false for one nothing does. (besser's kernels
+    /// have no IPv6: `awk` given a missing /proc/net/tcp6 exits non-zero, so
+    /// the test reads the tables through `cat` and only judges the rows.)
+    #[test]
+    fn the_listening_test_judges_the_tcp_table_not_the_files() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let run = |p: u16| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(listening_test_cmd(p))
+                .status()
+                .unwrap()
+                .success()
+        };
+        assert!(run(port));
+        drop(l);
+        assert!(!run(port));
+    }
+
     use super::*;
 
     #[test]
