@@ -16,6 +16,8 @@ enum What {
     Lab(crate::lab::BenchArgs),
     /// Images: cold/incremental build times, module rebuild + boot.
     Image(crate::image::BenchArgs),
+    /// The kernel module: TCP into wlan0 through bes2600 vs mac80211_hwsim vs virtio, bh CPU/MiB, wake-ups per RX batch.
+    Kmod(crate::bench_kmod::BenchArgs),
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -23,5 +25,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         What::Driver(a) => crate::driver::bench(a),
         What::Lab(a) => crate::lab::bench(a),
         What::Image(a) => crate::image::bench(a),
+        What::Kmod(a) => crate::bench_kmod::bench(a),
     }
 }

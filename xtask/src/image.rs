@@ -1345,7 +1345,7 @@ fn find_in(root: &Path, name: &str) -> Option<PathBuf> {
 
 /// The lab appliance (besser-lab's one init, dropbear, lab keys) with this
 /// kernel's modules; for arm64 with Debian's arm64 busybox and dropbear.
-fn make_initramfs(
+pub fn make_initramfs(
     sh: &Shell,
     arch: Arch,
     modules: &Path,

@@ -4,6 +4,7 @@
 //! through `xshell::cmd!`, where each `{arg}` is one argv item (no shell).
 
 mod bench;
+mod bench_kmod;
 mod deps;
 mod driver;
 mod image;

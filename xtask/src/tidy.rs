@@ -108,9 +108,29 @@ fn patch_rust_additions(patch: &str) -> Vec<(String, String)> {
     out
 }
 
-/// Prints unsafe lines per file (abstractions, simulator, driver) and fails
-/// on any in the driver crate.
-fn unsafe_report(root: &std::path::Path, files: &[&str]) -> Result<Vec<String>> {
+/// Unsafe lines of the abstractions (kernel-patches) and of the driver
+/// crate (driver/kmod) in the files git tracks (`bench kmod` prints them).
+pub fn unsafe_totals(root: &std::path::Path) -> Result<(usize, usize)> {
+    let sh = Shell::new()?;
+    sh.change_dir(root);
+    let files = cmd!(sh, "git ls-files").read().context("git ls-files")?;
+    let files: Vec<&str> = files.lines().collect();
+    let (rows, _) = unsafe_rows(root, &files)?;
+    let sum = |pre: &str| {
+        rows.iter()
+            .filter(|(f, _)| f.starts_with(pre))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    Ok((sum("kernel-patches/"), sum("driver/kmod/")))
+}
+
+/// Unsafe lines per file (abstractions, simulator, driver), and a problem
+/// for any in the driver crate.
+fn unsafe_rows(
+    root: &std::path::Path,
+    files: &[&str],
+) -> Result<(Vec<(String, usize)>, Vec<String>)> {
     let mut problems = Vec::new();
     let mut rows: Vec<(String, usize)> = Vec::new();
     for f in files {
@@ -133,6 +153,13 @@ fn unsafe_report(root: &std::path::Path, files: &[&str]) -> Result<Vec<String>> 
             rows.push((f.to_string(), n));
         }
     }
+    Ok((rows, problems))
+}
+
+/// Prints unsafe lines per file (abstractions, simulator, driver) and fails
+/// on any in the driver crate.
+fn unsafe_report(root: &std::path::Path, files: &[&str]) -> Result<Vec<String>> {
+    let (rows, problems) = unsafe_rows(root, files)?;
     let sum = |pre: &str| {
         rows.iter()
             .filter(|(f, _)| f.starts_with(pre))
