@@ -1390,8 +1390,12 @@ pub fn make_initramfs(
             libs.push(ExtraFile {
                 guest_path: besser_lab::assets::GUEST_IW.into(),
                 mode: 0o755,
-                contents: fs::read(root.join("usr/sbin/iw"))
-                    .context("arm64 appliance: usr/sbin/iw (Debian's iw:arm64)")?,
+                // The package ships /sbin/iw; the extracted root has no
+                // merged /usr, so look in both.
+                contents: ["sbin/iw", "usr/sbin/iw"]
+                    .iter()
+                    .find_map(|p| fs::read(root.join(p)).ok())
+                    .context("arm64 appliance: sbin/iw (Debian's iw:arm64)")?,
             });
             ApplianceSpec {
                 arch: lab_arch(arch),
