@@ -1775,6 +1775,67 @@ fn default_jobs() -> usize {
         .unwrap_or(1)
 }
 
+/// `cargo xtask test --all`: the arm64 boards. qemu-arm64 in both flavours
+/// is built and boot-tested under TCG arm64 (the same driver checks as
+/// x86_64) and ramps one rep through bes2600 over the simulated air; the
+/// pinetab2 images are built (bes2600.ko for the tablet; nothing boots them
+/// here).
+pub fn matrix_steps() -> Vec<Step> {
+    let boot = |name: &'static str, f: Flavour| {
+        Step::new(name, move |sh| {
+            let dir = build_image(sh, Board::QemuArm64, f, default_jobs())?;
+            boot_test(sh, &dir)
+        })
+    };
+    let build = |name: &'static str, f: Flavour| {
+        Step::new(name, move |sh| {
+            let dir = build_image(sh, Board::Pinetab2, f, default_jobs())?;
+            let m = Manifest::load(&dir)?;
+            let d = m.driver.as_ref().context("no bes2600.ko in the manifest")?;
+            ensure!(
+                d.sdio_sim.is_none(),
+                "the simulated host is for QEMU boards only"
+            );
+            ensure!(
+                m.verify(&dir).is_empty(),
+                "{}: files differ from manifest.json",
+                dir.display()
+            );
+            eprintln!("{}: bes2600.ko srcversion {}", dir.display(), d.srcversion);
+            Ok(())
+        })
+    };
+    vec![
+        boot(
+            "image: qemu-arm64 release: build + boot test",
+            Flavour::Release,
+        ),
+        boot(
+            "image: qemu-arm64 prove-locking: build + boot test",
+            Flavour::ProveLocking,
+        ),
+        Step::new(
+            "image: qemu-arm64 release: 1-rep 5-s lab ramp through bes2600",
+            |sh| {
+                let dir = build_image(sh, Board::QemuArm64, Flavour::Release, default_jobs())?;
+                let image = besser_lab::assets::image_from_dir(&dir)?;
+                let run =
+                    besser_lab::e2e::fresh_boot_ramp(&crate::lab::target_dir(), &image, 1, 5.0)?;
+                let _ = fs::remove_dir_all(run.parent().unwrap_or(&run));
+                Ok(())
+            },
+        ),
+        build(
+            "image: pinetab2 release: build (bes2600.ko for the tablet)",
+            Flavour::Release,
+        ),
+        build(
+            "image: pinetab2 prove-locking: build",
+            Flavour::ProveLocking,
+        ),
+    ]
+}
+
 /// CI builds and boot-tests the virtual lab board in both flavours (cached
 /// across runs on one machine, cold on a fresh one); the full matrix is
 /// `cargo xtask image --all --boot-test`.

@@ -23,6 +23,11 @@ pub struct Args {
     /// Stop at the first failing step.
     #[arg(long)]
     fail_fast: bool,
+    /// Also the long matrix: arm64 images (qemu-arm64 built and booted
+    /// under TCG with a ramp through bes2600, pinetab2 built), about 15 min
+    /// more on 2 cores, cold.
+    #[arg(long)]
+    all: bool,
 }
 
 /// One named step of the test run.
@@ -57,18 +62,21 @@ fn workspace_steps() -> Vec<Step> {
     ]
 }
 
-fn all_steps() -> Vec<Step> {
+fn all_steps(long: bool) -> Vec<Step> {
     let mut steps = workspace_steps();
     steps.extend(crate::driver::test_steps());
     steps.extend(crate::lab::test_steps());
     steps.extend(crate::image::test_steps());
+    if long {
+        steps.extend(crate::image::matrix_steps());
+    }
     steps
 }
 
 pub fn run(args: Args) -> Result<()> {
     let sh = Shell::new()?;
     sh.change_dir(crate::project_root());
-    let steps: Vec<Step> = all_steps()
+    let steps: Vec<Step> = all_steps(args.all)
         .into_iter()
         .filter(|s| args.only.is_empty() || args.only.iter().any(|o| s.name.contains(o.as_str())))
         .filter(|s| !args.skip.iter().any(|o| s.name.contains(o.as_str())))
