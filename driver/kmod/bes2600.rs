@@ -109,6 +109,10 @@ struct Shared {
     /// because its own queue was full; changed with the TX lock held, so a
     /// stop and the bh's wake cannot cross.
     stopped: core::sync::atomic::AtomicU8,
+    /// The EDCA parameters mac80211 set per AC (`conf_tx` gives one AC, the
+    /// firmware takes all four at once).
+    #[pin]
+    edca: Mutex<[wsm::EdcaParams; 4]>,
     /// The scan in progress: mac80211's `hw_scan` (process context) and the
     /// bh thread; never taken with the TX lock held, nor the other way round.
     #[pin]
@@ -302,6 +306,7 @@ impl sdio::Driver for Bes2600 {
                 bound: core::sync::atomic::AtomicBool::new(false),
                 started: core::sync::atomic::AtomicBool::new(false),
                 stopped: core::sync::atomic::AtomicU8::new(0),
+                edca <- new_mutex!([wsm::EdcaParams::default(); 4], "bes2600_edca"),
                 scan <- new_mutex!(ScanState {
                     guard: scan::ScanGuard::default(),
                     legs: [NO_LEG; 2],
@@ -494,6 +499,30 @@ impl mac80211::Operations for Radio {
         hw.data().send_cmd(&wsm::Request::AddKey(req))?;
         key.set_hw_index(entry);
         Ok(())
+    }
+
+    fn conf_tx(
+        hw: &Hw<Self>,
+        _vif: &mac80211::Vif,
+        _link_id: u32,
+        ac: u16,
+        p: &mac80211::TxQueueParams,
+    ) -> Result {
+        let shared = hw.data();
+        let params = {
+            let mut e = shared.edca.lock();
+            let slot = e.get_mut(usize::from(ac)).ok_or(EINVAL)?;
+            // cw1200 `sta.c` cw1200_conf_tx: WSM_EDCA_SET(.., 0xc8 max RX lifetime, ..).
+            *slot = wsm::EdcaParams {
+                cwmin: p.cw_min(),
+                cwmax: p.cw_max(),
+                aifs: p.aifs(),
+                txop_limit: p.txop(),
+                max_rx_lifetime: 0xc8,
+            };
+            *e
+        };
+        shared.send_cmd(&wsm::Request::Edca { params })
     }
 
     fn cancel_hw_scan(hw: &Hw<Self>, _vif: &mac80211::Vif) {

@@ -185,7 +185,8 @@ pub unsafe extern "C" fn besser_chip_stats(c: *mut c_void, buf: *mut u8, cap: us
          keys_by_type {:?}\nap_associated {}\ndownlink_ethernet {}\ndownlink_dropped {}\n\
          uplink_ethernet {}\nuplink_ethernet_dropped {}\nwired_full {}\noutbox_full {}\n\
          ctrl_crc_injected {}\ndata_crc_injected {}\nstale_ctrl_injected {}\nconfirms_dropped {}\n\
-         exceptions_raised {}\nrequeued_by_chip_every {}\ndegraded {}\nuptime_ms {}\n",
+         exceptions_raised {}\nrequeued_by_chip_every {}\ndegraded {}\nuptime_ms {}\n\
+         edca_requests {}\nedca_cwmin {} {} {} {}\nedca_cwmax {} {} {} {}\nedca_aifs {} {} {} {}\n",
         chip.boots(),
         s.requests,
         s.scan_requests,
@@ -217,6 +218,19 @@ pub unsafe extern "C" fn besser_chip_stats(c: *mut c_void, buf: *mut u8, cap: us
         chip.cfg.faults.requeue_every,
         u8::from(chip.cfg.faults.degrade_after_ms.is_some_and(|t| chip.uptime_ms() >= t)),
         chip.uptime_ms(),
+        s.edca_requests,
+        s.last_edca[0].0,
+        s.last_edca[1].0,
+        s.last_edca[2].0,
+        s.last_edca[3].0,
+        s.last_edca[0].1,
+        s.last_edca[1].1,
+        s.last_edca[2].1,
+        s.last_edca[3].1,
+        s.last_edca[0].2,
+        s.last_edca[1].2,
+        s.last_edca[2].2,
+        s.last_edca[3].2,
     );
     w.len
 }

@@ -102,6 +102,18 @@ pub fn chip_keys(dump: &str) -> Option<Vec<u64>> {
         .collect()
 }
 
+/// `NAME a b c d` of the chip's dump: four numbers (per queue, VO..BK).
+pub fn chip_quad(dump: &str, name: &str) -> Option<[u64; 4]> {
+    let l = dump
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))?;
+    let v: Vec<u64> = l
+        .split_whitespace()
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    v.try_into().ok()
+}
+
 /// What `iw … link` prints when associated with the simulated AP.
 pub const SIM_AP_LINK: &str = "Connected to 02:be:57:00:00:01";
 
@@ -397,6 +409,23 @@ fn driver_checks(d: &crate::manifest::DriverModule, o: &Observed, checks: &mut V
             ok,
             detail: format!(
                 "associated: {wep}; chip keys by type: {keys:?} (0 WEP default, 1 WEP pairwise, 2/3 TKIP, 4/5 AES)"
+            ),
+        });
+        // mac80211 sets EDCA defaults for every AC when it associates
+        // (`ieee80211_set_wmm_default`): conf_tx must carry them to the chip
+        // in the firmware's layout, so the model reads sane contention windows.
+        let n = chip_counter(&o.chip_after_wep, "edca_requests");
+        let (cmin, cmax) = (
+            chip_quad(&o.chip_after_wep, "edca_cwmin"),
+            chip_quad(&o.chip_after_wep, "edca_cwmax"),
+        );
+        let sane = matches!((cmin, cmax), (Some(a), Some(b))
+            if a.iter().zip(&b).all(|(lo, hi)| *lo > 0 && lo <= hi && (lo + 1).is_power_of_two()));
+        checks.push(Check {
+            name: "mac80211's EDCA parameters reach the chip (conf_tx)",
+            ok: n.is_some_and(|n| n >= 4) && sane,
+            detail: format!(
+                "chip EDCA requests {n:?}, cwmin {cmin:?}, cwmax {cmax:?} (VO, VI, BE, BK)"
             ),
         });
     }

@@ -160,7 +160,9 @@ fn with_driver() -> (Manifest, Observed) {
     o.link_open = "Connected to 02:be:57:00:00:01 (on wlan1)\n\tSSID: besser\n".into();
     o.link_wep = o.link_open.clone();
     o.chip_after_wep =
-        "scan_requests 4\nkeys_by_type [1, 0, 0, 0, 0, 0, 0, 0]\nap_associated true\n".into();
+        "scan_requests 4\nkeys_by_type [1, 0, 0, 0, 0, 0, 0, 0]\nap_associated true\n\
+         edca_requests 8\nedca_cwmin 15 15 15 15\nedca_cwmax 1023 1023 1023 1023\nedca_aifs 2 2 2 2\n"
+            .into();
     o.driver_srcversion = "ABCA431F69A2193DF6F46F4\n".into();
     o.dmesg_after_rmmod = format!(
         "{}[   23.852833] bes2600: removed\n[   23.866479] mmc0: card 0001 removed\n",
@@ -244,6 +246,30 @@ fn a_key_with_the_wrong_type_fails_the_key_check() {
         vec![
             "associates with the open network (iw connect)",
             "a static WEP key reaches the chip as WSM type 0 (WEP default), no TKIP type",
+            "mac80211's EDCA parameters reach the chip (conf_tx)",
         ]
+    );
+}
+
+/// EDCA values in the wrong queue order or layout read as nonsense windows.
+#[test]
+fn edca_parameters_in_the_wrong_layout_fail_the_conf_tx_check() {
+    let (m, mut o) = with_driver();
+    o.chip_after_wep = o
+        .chip_after_wep
+        .replace("edca_cwmin 15 15 15 15", "edca_cwmin 15 0 1023 15");
+    let checks = evaluate(&m, &data("release-config-excerpt.txt"), &o);
+    assert_eq!(
+        failed(&checks),
+        vec!["mac80211's EDCA parameters reach the chip (conf_tx)"]
+    );
+    let (_, mut o) = with_driver();
+    o.chip_after_wep = o
+        .chip_after_wep
+        .replace("edca_requests 8", "edca_requests 0");
+    let checks = evaluate(&m, &data("release-config-excerpt.txt"), &o);
+    assert_eq!(
+        failed(&checks),
+        vec!["mac80211's EDCA parameters reach the chip (conf_tx)"]
     );
 }

@@ -168,6 +168,10 @@ pub struct ChipStats {
     pub slot_mismatches: u64,
     /// Keys installed, by WSM key type (index = type, 0..8).
     pub keys_by_type: [u32; 8],
+    /// EDCA parameter requests taken, and the last one's values per queue
+    /// in Linux order (VO, VI, BE, BK): `(cwmin, cwmax, aifs, txop)`.
+    pub edca_requests: u64,
+    pub last_edca: [(u16, u16, u8, u16); 4],
     /// The last TX request's metadata as the chip read it.
     pub last_tx: LastTx,
     pub scan_requests: u64,
@@ -897,6 +901,14 @@ impl<M: core::ops::DerefMut<Target = [u8]>> Chip<M> {
                     self.confirm(base, status::FAILURE, &[]);
                 }
             }
+            ids::EDCA_PARAMS => match wire::edca(req.body) {
+                Some(p) => {
+                    self.stats.edca_requests += 1;
+                    self.stats.last_edca = p;
+                    self.confirm(base, status::SUCCESS, &[]);
+                }
+                None => self.confirm(base, status::INVALID_PARAMETER, &[]),
+            },
             ids::READ_MIB => {
                 let mut body = [0u8; 4];
                 body[..2].copy_from_slice(&wire::le16(req.body, 0).unwrap_or(0).to_le_bytes());

@@ -96,6 +96,8 @@ pub mod ids {
     pub const JOIN: u16 = 0x000B;
     pub const ADD_KEY: u16 = 0x000C;
     pub const SET_PM: u16 = 0x0010;
+    /// `WSM_EDCA_PARAMS_REQ_ID` (cw1200 `wsm.h` 1107).
+    pub const EDCA_PARAMS: u16 = 0x0013;
     pub const TX_CONFIRM: u16 = 0x0404;
     pub const MULTI_TX_CONFIRM: u16 = 0x041E;
     pub const EXCEPTION: u16 = 0x0800;
@@ -198,6 +200,27 @@ pub fn join_bssid(body: &[u8]) -> Option<[u8; 6]> {
 
 /// Add-key (`struct wsm_add_key`, cw1200 `wsm.h` 1004-1062): type @0,
 /// index @1, reserved le16, 40-byte union.
+/// EDCA parameters as the firmware reads them (cw1200 `wsm.c` 564-600,
+/// `wsm_set_edca_params`): four `cwmin`, four `cwmax`, four `aifs`, four
+/// `txop_limit`, four `max_rx_lifetime`, each in queue order BK, BE, VI, VO.
+/// Returned per queue in Linux order (VO, VI, BE, BK): `(cwmin, cwmax, aifs, txop)`.
+pub fn edca(body: &[u8]) -> Option<[(u16, u16, u8, u16); 4]> {
+    if body.len() < 44 {
+        return None;
+    }
+    let mut out = [(0, 0, 0, 0); 4];
+    for (q, o) in out.iter_mut().enumerate() {
+        let i = 3 - q; // the body's index of Linux queue q
+        *o = (
+            le16(body, 2 * i)?,
+            le16(body, 8 + 2 * i)?,
+            body[16 + i],
+            le16(body, 20 + 2 * i)?,
+        );
+    }
+    Some(out)
+}
+
 pub fn add_key(body: &[u8]) -> Option<(u8, u8)> {
     if body.len() < 4 + 40 {
         return None;

@@ -559,3 +559,39 @@ fn a_confirm_for_another_request_does_not_complete_the_outstanding_one() {
         "the read-MIB is still awaited"
     );
 }
+
+/// EDCA parameters (mac80211's `conf_tx`) cross the bus in the firmware's
+/// reverse queue order and come back per Linux queue (cw1200 `wsm.c`
+/// `wsm_set_edca_params`): the core's encoder and the model's independent
+/// parser agree, and a wrong order would swap VO and BK.
+#[test]
+fn edca_parameters_reach_the_chip_per_queue() {
+    use bes2600_core::wsm::EdcaParams;
+    let mut h = Harness::new(ChipConfig::default());
+    let p = |cwmin, cwmax, aifs, txop| EdcaParams {
+        cwmin,
+        cwmax,
+        aifs,
+        txop_limit: txop,
+        max_rx_lifetime: 0xc8,
+    };
+    // VO, VI, BE, BK as mac80211's WMM defaults (IEEE 802.11-2020 Table 9-155).
+    let params = [
+        p(3, 7, 2, 47),
+        p(7, 15, 2, 94),
+        p(15, 1023, 3, 0),
+        p(15, 1023, 7, 0),
+    ];
+    let st = h.command_sync(&Request::Edca { params }).unwrap();
+    assert_eq!(st, Some(0));
+    assert_eq!(h.chip.stats.edca_requests, 1);
+    assert_eq!(
+        h.chip.stats.last_edca,
+        [
+            (3, 7, 2, 47),
+            (7, 15, 2, 94),
+            (15, 1023, 3, 0),
+            (15, 1023, 7, 0)
+        ]
+    );
+}
