@@ -186,7 +186,7 @@ pub unsafe extern "C" fn besser_chip_stats(c: *mut c_void, buf: *mut u8, cap: us
          uplink_ethernet {}\nuplink_ethernet_dropped {}\nwired_full {}\noutbox_full {}\n\
          ctrl_crc_injected {}\ndata_crc_injected {}\nstale_ctrl_injected {}\nconfirms_dropped {}\n\
          exceptions_raised {}\nrequeued_by_chip_every {}\ndegraded {}\nuptime_ms {}\n\
-         edca_requests {}\nedca_cwmin {} {} {} {}\nedca_cwmax {} {} {} {}\nedca_aifs {} {} {} {}\n",
+         edca_requests {}\n",
         chip.boots(),
         s.requests,
         s.scan_requests,
@@ -219,19 +219,22 @@ pub unsafe extern "C" fn besser_chip_stats(c: *mut c_void, buf: *mut u8, cap: us
         u8::from(chip.cfg.faults.degrade_after_ms.is_some_and(|t| chip.uptime_ms() >= t)),
         chip.uptime_ms(),
         s.edca_requests,
-        s.last_edca[0].0,
-        s.last_edca[1].0,
-        s.last_edca[2].0,
-        s.last_edca[3].0,
-        s.last_edca[0].1,
-        s.last_edca[1].1,
-        s.last_edca[2].1,
-        s.last_edca[3].1,
-        s.last_edca[0].2,
-        s.last_edca[1].2,
-        s.last_edca[2].2,
-        s.last_edca[3].2,
     );
+    // The last EDCA request per queue (VO, VI, BE, BK): `NAME a b c d` lines.
+    type Edca = (u16, u16, u8, u16);
+    type Pick = fn(&Edca) -> u16;
+    let fields: [(&str, Pick); 3] = [
+        ("edca_cwmin", |e| e.0),
+        ("edca_cwmax", |e| e.1),
+        ("edca_aifs", |e| u16::from(e.2)),
+    ];
+    for (name, pick) in fields {
+        let _ = write!(w, "{name}");
+        for e in &s.last_edca {
+            let _ = write!(w, " {}", pick(e));
+        }
+        let _ = writeln!(w);
+    }
     w.len
 }
 
