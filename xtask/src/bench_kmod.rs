@@ -43,7 +43,7 @@ const CMD_TIMEOUT: Duration = Duration::from_secs(60);
 const BH_COMM: &str = "bes2600_bh";
 
 /// One path's measurement.
-struct Path {
+struct Measured {
     name: &'static str,
     bytes: u64,
     elapsed_s: f64,
@@ -52,7 +52,7 @@ struct Path {
     bh: Option<(u64, u64, u64)>,
 }
 
-impl Path {
+impl Measured {
     fn mib_s(&self) -> f64 {
         self.bytes as f64 / (1024.0 * 1024.0) / self.elapsed_s.max(1e-9)
     }
@@ -93,7 +93,7 @@ fn measure(
     rate: f64,
     duration_s: f64,
     bh: bool,
-) -> Result<Path> {
+) -> Result<Measured> {
     let port = dev.data.listen_port;
     // One command, as the ramp does: the listener lives in this exec's
     // session.
@@ -123,7 +123,7 @@ fn measure(
         .parse()
         .with_context(|| format!("{name}: listener count {count:?}"))?;
     ensure!(bytes > 0, "{name}: no bytes arrived ({:?})", rec.outcome);
-    Ok(Path {
+    Ok(Measured {
         name,
         bytes,
         elapsed_s: rec.elapsed_s,
