@@ -31,7 +31,7 @@ use kernel::{
 #[allow(unreachable_pub, dead_code, missing_docs)]
 mod bes2600_core;
 
-use bes2600_core::{bh, fwload, queue, scan, wsm};
+use bes2600_core::{bh, fwload, pm, queue, scan, wsm};
 
 module! {
     type: Bes2600Module,
@@ -113,6 +113,12 @@ struct Shared {
     /// firmware takes all four at once).
     #[pin]
     edca: Mutex<[wsm::EdcaParams; 4]>,
+    /// The core's power-save policy (the "PM unsupported" latch that
+    /// reopens on progress or timeout): process context asks it before a
+    /// set-PM, the bh feeds it confirms and indications. Never held across
+    /// `send_cmd`, which waits for the bh.
+    #[pin]
+    pm: Mutex<pm::PmPolicy>,
     /// The scan in progress: mac80211's `hw_scan` (process context) and the
     /// bh thread; never taken with the TX lock held, nor the other way round.
     #[pin]
@@ -179,6 +185,19 @@ impl Shared {
             );
         }
         Err(EBUSY)
+    }
+
+    /// mac80211 wants power save on or off (`BSS_CHANGED_PS`): a set-PM in
+    /// bes2600's mode, unless the core's latch says the firmware refused.
+    fn set_power_save(&self, ps: bool, dynamic_ps_timeout: i32) {
+        let req = pm::set_pm_request(ps, dynamic_ps_timeout);
+        if !self.pm.lock().may_set_pm(now_ms()) {
+            pr_info!("set_pm (ps {}): suppressed, the firmware refused power save\n", ps);
+            return;
+        }
+        if let Err(e) = self.send_cmd(&req) {
+            pr_warn!("set_pm (ps {}): {:?}\n", ps, e);
+        }
     }
 
     /// `hw_scan`: split per band, guard each leg, start the first.
@@ -307,6 +326,7 @@ impl sdio::Driver for Bes2600 {
                 started: core::sync::atomic::AtomicBool::new(false),
                 stopped: core::sync::atomic::AtomicU8::new(0),
                 edca <- new_mutex!([wsm::EdcaParams::default(); 4], "bes2600_edca"),
+                pm <- new_mutex!(pm::PmPolicy::default(), "bes2600_pm"),
                 scan <- new_mutex!(ScanState {
                     guard: scan::ScanGuard::default(),
                     legs: [NO_LEG; 2],
@@ -396,6 +416,9 @@ impl mac80211::Operations for Radio {
 
     /// cw1200 `main.c`: `max_scan_ssids = 2`.
     const MAX_SCAN_SSIDS: u8 = 2;
+    /// The firmware does power save (bes2600 `main.c` 379-380: SUPPORTS_PS,
+    /// SUPPORTS_DYNAMIC_PS).
+    const POWER_SAVE: bool = true;
 
     fn tx(hw: &Hw<Self>, skb: SkBuff) {
         let shared = hw.data();
@@ -437,7 +460,10 @@ impl mac80211::Operations for Radio {
     fn hw_scan(hw: &Hw<Self>, _vif: &mac80211::Vif, req: &mac80211::ScanRequest) -> Result {
         hw.data().start_scan(req)
     }
-    fn bss_info_changed(hw: &Hw<Self>, _vif: &mac80211::Vif, info: &mac80211::BssConf, changed: u64) {
+    fn bss_info_changed(hw: &Hw<Self>, vif: &mac80211::Vif, info: &mac80211::BssConf, changed: u64) {
+        if changed & mac80211::BSS_CHANGED_PS != 0 {
+            hw.data().set_power_save(vif.power_save(), hw.dynamic_ps_timeout());
+        }
         if changed & mac80211::BSS_CHANGED_BSSID == 0 {
             return;
         }
@@ -645,6 +671,16 @@ impl bh::Upper<Frame> for Upper<'_> {
         self.hw.tx_status(frame, confirm.status == 0);
     }
     fn cmd_done(&mut self, req: u16, status: u32, _body: &[u8]) {
+        if req == wsm::id::SET_PM_REQ {
+            let shared = self.hw.data();
+            let mut pm = shared.pm.lock();
+            let latched = pm.latch();
+            pm.on_set_pm_confirm(status, now_ms());
+            if status != 0 && latched == pm::PmLatch::Open {
+                pr_info!("set_pm refused (status {}): power save latched off\n", status);
+            }
+            return;
+        }
         if req == wsm::id::START_SCAN_REQ {
             if status != 0 {
                 // No scan-complete will follow: the leg ends here.
@@ -667,6 +703,11 @@ impl bh::Upper<Frame> for Upper<'_> {
             }
             bh::Indication::ScanComplete { .. } => {
                 self.leg_done.get_or_insert(0);
+            }
+            bh::Indication::SetPmComplete { psm } => {
+                if self.hw.data().pm.lock().on_pm_indication().is_some() {
+                    pr_info!("set_pm complete (psm {:#04x}): power save latch reopened\n", psm);
+                }
             }
             _ => {}
         }

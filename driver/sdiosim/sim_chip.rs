@@ -186,7 +186,7 @@ pub unsafe extern "C" fn besser_chip_stats(c: *mut c_void, buf: *mut u8, cap: us
          uplink_ethernet {}\nuplink_ethernet_dropped {}\nwired_full {}\noutbox_full {}\n\
          ctrl_crc_injected {}\ndata_crc_injected {}\nstale_ctrl_injected {}\nconfirms_dropped {}\n\
          exceptions_raised {}\nrequeued_by_chip_every {}\ndegraded {}\nuptime_ms {}\n\
-         edca_requests {}\n",
+         edca_requests {}\npm_requests {}\npm_refused {}\nlast_pm_mode {}\n",
         chip.boots(),
         s.requests,
         s.scan_requests,
@@ -219,6 +219,9 @@ pub unsafe extern "C" fn besser_chip_stats(c: *mut c_void, buf: *mut u8, cap: us
         u8::from(chip.cfg.faults.degrade_after_ms.is_some_and(|t| chip.uptime_ms() >= t)),
         chip.uptime_ms(),
         s.edca_requests,
+        s.pm_requests,
+        s.pm_refused,
+        s.last_pm_mode,
     );
     // The last EDCA request per queue (VO, VI, BE, BK): `NAME a b c d` lines.
     type Edca = (u16, u16, u8, u16);

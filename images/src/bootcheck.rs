@@ -78,6 +78,12 @@ pub struct Observed {
     /// AP made a privacy network, and the chip's counters then.
     pub link_wep: String,
     pub chip_after_wep: String,
+    /// The chip's counters after `iw … set power_save on`, then `off`, then
+    /// with the model refusing set-PM (fault `pm_refused 1`): `on` (refused,
+    /// latches), `off` and `on` again (the latch holds both back).
+    pub chip_after_ps_on: String,
+    pub chip_after_ps_off: String,
+    pub chip_after_ps_refused: String,
     /// `dmesg` after `rmmod bes2600` (and the simulated host), empty if the
     /// image has no driver.
     pub dmesg_after_rmmod: String,
@@ -426,6 +432,47 @@ fn driver_checks(d: &crate::manifest::DriverModule, o: &Observed, checks: &mut V
             ok: n.is_some_and(|n| n >= 4) && sane,
             detail: format!(
                 "chip EDCA requests {n:?}, cwmin {cmin:?}, cwmax {cmax:?} (VO, VI, BE, BK)"
+            ),
+        });
+    }
+    if d.sdio_sim.is_some() {
+        // bes2600 `ap.c` 988-1019 via the core's `pm::set_pm_request`:
+        // power save on -> WSM_PSM_PS (mac80211 leaves dynamic_ps_timeout 0
+        // for SUPPORTS_DYNAMIC_PS hardware), off -> WSM_PSM_ACTIVE.
+        let c = |dump: &str| {
+            (
+                chip_counter(dump, "pm_requests"),
+                chip_counter(dump, "last_pm_mode"),
+                chip_counter(dump, "pm_refused"),
+            )
+        };
+        let (on, off, refused) = (
+            c(&o.chip_after_ps_on),
+            c(&o.chip_after_ps_off),
+            c(&o.chip_after_ps_refused),
+        );
+        let carried = matches!((on, off), ((Some(n1), Some(1), _), (Some(n2), Some(0), _)) if n1 >= 1 && n2 == n1 + 1);
+        checks.push(Check {
+            name: "iw power_save on/off reaches the chip as WSM PS / active (set_pm)",
+            ok: carried,
+            detail: format!(
+                "chip (set-PM requests, last mode): on {:?}, off {:?}",
+                (on.0, on.1),
+                (off.0, off.1)
+            ),
+        });
+        // The core's latch in the kernel: the refused request is the last
+        // one the chip sees; the next is held back and said so.
+        let suppressed = o
+            .dmesg_after_rmmod
+            .contains("suppressed, the firmware refused power save");
+        let latched = matches!((off, refused), ((Some(n2), _, Some(r0)), (Some(n3), _, Some(r1))) if n3 == n2 + 1 && r1 == r0 + 1);
+        checks.push(Check {
+            name: "a refused set_pm latches power save off (the core's PM policy)",
+            ok: latched && suppressed,
+            detail: format!(
+                "chip set-PM requests {:?} -> {:?}, refused {:?} -> {:?}; bes2600 logged the suppression: {suppressed}",
+                off.0, refused.0, off.2, refused.2
             ),
         });
     }

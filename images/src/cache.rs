@@ -24,6 +24,9 @@ pub struct CacheInputs {
     pub fragments: Vec<(String, String)>,
     /// Tool name -> version line.
     pub toolchain: BTreeMap<String, String>,
+    /// Extra `make` variables of the kernel build (e.g. `CLIPPY=1`): a
+    /// change rebuilds what they touch in the same tree.
+    pub make_flags: Vec<String>,
 }
 
 /// Bump when the build recipe itself changes in a way that needs a cold tree.
@@ -92,6 +95,7 @@ mod tests {
             patches: vec![("0001-a.patch".into(), "11".into())],
             fragments: vec![("common.config".into(), "22".into())],
             toolchain: [("rustc".to_string(), "rustc 1.95.0".to_string())].into(),
+            make_flags: vec!["CLIPPY=1".into()],
         }
     }
 
@@ -114,6 +118,10 @@ mod tests {
         c.fragments[0].1 = "23".into();
         assert_eq!(a.tree_key(), c.tree_key());
         assert_ne!(a.build_key(), c.build_key());
+        let mut d = inputs();
+        d.make_flags.clear();
+        assert_eq!(a.tree_key(), d.tree_key(), "make flags rebuild in place");
+        assert_ne!(a.build_key(), d.build_key());
     }
 
     #[test]

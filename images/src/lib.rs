@@ -10,6 +10,7 @@ pub mod apply;
 pub mod board;
 pub mod bootcheck;
 pub mod cache;
+pub mod clippy;
 pub mod kconfig;
 pub mod manifest;
 pub mod series;

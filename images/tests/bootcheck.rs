@@ -163,9 +163,14 @@ fn with_driver() -> (Manifest, Observed) {
         "scan_requests 4\nkeys_by_type [1, 0, 0, 0, 0, 0, 0, 0]\nap_associated true\n\
          edca_requests 8\nedca_cwmin 15 15 15 15\nedca_cwmax 1023 1023 1023 1023\nedca_aifs 2 2 2 2\n"
             .into();
+    o.chip_after_ps_on = "pm_requests 1\npm_refused 0\nlast_pm_mode 1\n".into();
+    o.chip_after_ps_off = "pm_requests 2\npm_refused 0\nlast_pm_mode 0\n".into();
+    o.chip_after_ps_refused = "pm_requests 3\npm_refused 1\nlast_pm_mode 0\n".into();
     o.driver_srcversion = "ABCA431F69A2193DF6F46F4\n".into();
     o.dmesg_after_rmmod = format!(
-        "{}[   23.852833] bes2600: removed\n[   23.866479] mmc0: card 0001 removed\n",
+        "{}[   20.1] bes2600: set_pm refused (status 1): power save latched off\n\
+         [   21.2] bes2600: set_pm (ps false): suppressed, the firmware refused power save\n\
+         [   23.852833] bes2600: removed\n[   23.866479] mmc0: card 0001 removed\n",
         o.dmesg
     );
     (m, o)
@@ -191,6 +196,8 @@ fn the_driver_checks_pass_on_what_a_good_boot_printed() {
         "a single-channel 5 GHz scan reaches the chip and passes",
         "associates with the open network (iw connect)",
         "a static WEP key reaches the chip as WSM type 0 (WEP default), no TKIP type",
+        "iw power_save on/off reaches the chip as WSM PS / active (set_pm)",
+        "a refused set_pm latches power save off (the core's PM policy)",
     ] {
         assert!(checks.iter().any(|c| c.name == name), "{name} not checked");
     }
@@ -271,5 +278,42 @@ fn edca_parameters_in_the_wrong_layout_fail_the_conf_tx_check() {
     assert_eq!(
         failed(&checks),
         vec!["mac80211's EDCA parameters reach the chip (conf_tx)"]
+    );
+}
+
+/// Power save that never reaches the chip, or a latch that does not hold.
+#[test]
+fn power_save_that_misses_the_chip_or_a_latch_that_leaks_fails() {
+    let (m, mut o) = with_driver();
+    // No SUPPORTS_PS: `iw set power_save` changes nothing on the chip.
+    o.chip_after_ps_on = "pm_requests 0\npm_refused 0\nlast_pm_mode 0\n".into();
+    o.chip_after_ps_off = o.chip_after_ps_on.clone();
+    o.chip_after_ps_refused = o.chip_after_ps_on.clone();
+    let checks = evaluate(&m, &data("release-config-excerpt.txt"), &o);
+    assert_eq!(
+        failed(&checks),
+        vec![
+            "iw power_save on/off reaches the chip as WSM PS / active (set_pm)",
+            "a refused set_pm latches power save off (the core's PM policy)",
+        ]
+    );
+    // Fast PS where mac80211 asked for plain PS.
+    let (_, mut o) = with_driver();
+    o.chip_after_ps_on = o
+        .chip_after_ps_on
+        .replace("last_pm_mode 1", "last_pm_mode 129");
+    let checks = evaluate(&m, &data("release-config-excerpt.txt"), &o);
+    assert_eq!(
+        failed(&checks),
+        vec!["iw power_save on/off reaches the chip as WSM PS / active (set_pm)"]
+    );
+    // No latch: every request after the refusal still goes to the chip.
+    let (_, mut o) = with_driver();
+    o.chip_after_ps_refused = "pm_requests 5\npm_refused 3\nlast_pm_mode 0\n".into();
+    o.dmesg_after_rmmod = o.dmesg_after_rmmod.replace("suppressed", "sent");
+    let checks = evaluate(&m, &data("release-config-excerpt.txt"), &o);
+    assert_eq!(
+        failed(&checks),
+        vec!["a refused set_pm latches power save off (the core's PM policy)"]
     );
 }

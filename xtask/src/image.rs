@@ -68,6 +68,10 @@ const BUILD_DEBS: &[&str] = &[
 const LOG_TAIL_LINES: usize = 40;
 /// Niceness of make: kernel builds share the machine with everyone else.
 const MAKE_NICENESS: &str = "19";
+/// Extra variables of every kernel `make`: `CLIPPY=1` compiles the kernel's
+/// Rust crates with clippy-driver and the kernel's lint set, so the
+/// abstractions of the series are linted by the build that ships them.
+const KERNEL_MAKE_FLAGS: &[&str] = &["CLIPPY=1"];
 
 /// Which images a command is about: `--board/--flavour`, or `--all`.
 #[derive(clap::Args)]
@@ -800,6 +804,7 @@ pub fn build_image_with(
             .map(|e| (e.path.clone(), e.sha256.clone()))
             .collect(),
         toolchain: tc.versions.clone(),
+        make_flags: KERNEL_MAKE_FLAGS.iter().map(|s| s.to_string()).collect(),
     };
     let out = paths.cache.join("build").join(&name);
     let mut stamp_now = Stamp {
@@ -852,8 +857,15 @@ pub fn build_image_with(
         log: log.clone(),
     };
     if kind != "cached" {
-        // Invalidate the stamp first: an interrupted build is never "cached".
-        let _ = fs::remove_file(&stamp_path);
+        // Invalidate the stamp first: an interrupted or failed build is
+        // never "cached", but its tree is still good for an incremental
+        // `make` (Kbuild resumes), so the tree key stays.
+        let pending = Stamp {
+            tree_key: stamp_now.tree_key.clone(),
+            build_key: "unfinished".into(),
+            outputs: String::new(),
+        };
+        fs::write(&stamp_path, serde_json::to_string_pretty(&pending)?)?;
         fs::write(&log, format!("### besser: {name}: {kind} build\n"))?;
         sync_series(&src, &series, &pb)?;
         let allconfig = out.join("besser.config");
@@ -880,8 +892,33 @@ pub fn build_image_with(
                 log.display()
             )
         })?;
-        let targets: Vec<String> = spec.make_targets.iter().map(|s| s.to_string()).collect();
+        let mut targets: Vec<String> = spec.make_targets.iter().map(|s| s.to_string()).collect();
+        targets.extend(KERNEL_MAKE_FLAGS.iter().map(|s| s.to_string()));
+        let before = fs::metadata(&log).map_or(0, |md| md.len()) as usize;
         make.run(&pb, "make", &targets)?;
+        // Clippy ran on every Rust crate of the kernel: the series' own
+        // files must be clean. Upstream files are not ours to fix.
+        let files: Vec<String> = series
+            .iter()
+            .flat_map(|p| besser_image::clippy::rust_files(&p.text))
+            .collect();
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        let found = besser_image::clippy::findings(text.get(before..).unwrap_or(""), &files);
+        if !found.is_empty() {
+            // The next make must compile the kernel crate again, or a rerun
+            // would pass on a log with nothing to say.
+            let _ = fs::remove_file(out.join("rust/kernel.o"));
+            bail!(
+                "{name}: clippy with the kernel's lints reports {} finding(s) in the series' Rust files (log: {}):\n{}",
+                found.len(),
+                log.display(),
+                found
+                    .iter()
+                    .map(|f| format!("  {}: {}", f.location, f.message))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
         stamp_now.outputs = tree_outputs(&out, spec.kernel_image);
         fs::write(&stamp_path, serde_json::to_string_pretty(&stamp_now)?)?;
     }
@@ -1516,6 +1553,25 @@ pub fn boot_test(sh: &Shell, dir: &Path) -> Result<()> {
             String::new()
         },
         chip_after_wep: if sim { run(CHIP_STATS)? } else { String::new() },
+        chip_after_ps_on: if sim {
+            run(&format!("{WLAN}; iw dev $w set power_save on; sleep 1; {CHIP_STATS}"))?
+        } else {
+            String::new()
+        },
+        chip_after_ps_off: if sim {
+            run(&format!("{WLAN}; iw dev $w set power_save off; sleep 1; {CHIP_STATS}"))?
+        } else {
+            String::new()
+        },
+        chip_after_ps_refused: if sim {
+            run(&format!(
+                "{WLAN}; F=/sys/kernel/debug/besser_sdio_sim/fault; echo pm_refused 1 > $F; \
+                 iw dev $w set power_save on; sleep 1; iw dev $w set power_save off; sleep 1; \
+                 iw dev $w set power_save on; sleep 1; echo clear 0 > $F; {CHIP_STATS}"
+            ))?
+        } else {
+            String::new()
+        },
         dmesg_after_rmmod: if sim {
             run("rmmod bes2600; rmmod besser_sdio_sim; sleep 1; dmesg")?
         } else {

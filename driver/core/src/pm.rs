@@ -16,7 +16,44 @@
 
 #![forbid(unsafe_code)]
 
-use super::wsm::status;
+use super::wsm::{status, Request};
+
+/// Power-save modes of a set-PM request (bes2600 `wsm.h` 143-152,
+/// `WSM_PSM_*`).
+pub mod psm {
+    /// 802.11 active mode.
+    pub const ACTIVE: u8 = 0x00;
+    /// 802.11 PS mode (PS-Poll).
+    pub const PS: u8 = 0x01;
+    /// Dynamic ("fast") power save: PS plus the fast-PS flag, bit 7.
+    pub const FAST_PS: u8 = 0x81;
+}
+
+/// The set-PM request for what mac80211 asks (`vif->cfg.ps` on
+/// `BSS_CHANGED_PS`, and `hw->conf.dynamic_ps_timeout` in ms), computed as
+/// bes2600 does (`ap.c` 988-1019, the same as cw1200 `sta.c` 372-388):
+/// off -> active; on with no idle timeout -> PS; else fast PS with the
+/// idle period in the firmware's 500 us units, 0xff from 128 ms up.
+pub fn set_pm_request(ps: bool, dynamic_ps_timeout_ms: i32) -> Request<'static> {
+    let mode = if !ps {
+        psm::ACTIVE
+    } else if dynamic_ps_timeout_ms <= 0 {
+        psm::PS
+    } else {
+        psm::FAST_PS
+    };
+    let fast_psm_idle_period = match dynamic_ps_timeout_ms {
+        t if t >= 0x80 => 0xff,
+        t if t <= 0 => 0,
+        t => (t as u8) << 1,
+    };
+    Request::SetPm {
+        mode,
+        fast_psm_idle_period,
+        ap_psm_change_period: 0,
+        min_auto_pspoll_period: 0,
+    }
+}
 
 /// How long a latched "PM unsupported" holds without progress (ms).
 pub const PM_LATCH_TIMEOUT_MS: u64 = 60_000;
@@ -111,6 +148,38 @@ impl PmPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_pm_follows_bes2600s_mode_choice() {
+        let got = |ps, t| match set_pm_request(ps, t) {
+            Request::SetPm {
+                mode,
+                fast_psm_idle_period,
+                ..
+            } => (mode, fast_psm_idle_period),
+            _ => unreachable!(),
+        };
+        assert_eq!(got(false, 0), (psm::ACTIVE, 0));
+        assert_eq!(
+            got(false, 50),
+            (psm::ACTIVE, 100),
+            "bes2600 fills it in either way"
+        );
+        assert_eq!(
+            got(true, 0),
+            (psm::PS, 0),
+            "mac80211's value with SUPPORTS_DYNAMIC_PS"
+        );
+        assert_eq!(got(true, -1), (psm::PS, 0));
+        assert_eq!(got(true, 50), (psm::FAST_PS, 100), "500 us units");
+        assert_eq!(got(true, 127), (psm::FAST_PS, 254));
+        assert_eq!(
+            got(true, 128),
+            (psm::FAST_PS, 0xff),
+            "128 ms and up saturate"
+        );
+        assert_eq!(got(true, i32::MAX), (psm::FAST_PS, 0xff));
+    }
 
     #[test]
     fn the_latch_counts_what_it_does() {

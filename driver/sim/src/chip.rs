@@ -90,6 +90,9 @@ pub struct Faults {
     /// frame in `degraded_keep_one_in` reaches the host.
     pub degrade_after_ms: Option<u64>,
     pub degraded_keep_one_in: u32,
+    /// Refuse set-PM requests (status FAILURE) as firmware without PM
+    /// does, on top of [`ChipConfig::pm_supported`].
+    pub pm_refused: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -172,6 +175,11 @@ pub struct ChipStats {
     /// in Linux order (VO, VI, BE, BK): `(cwmin, cwmax, aifs, txop)`.
     pub edca_requests: u64,
     pub last_edca: [(u16, u16, u8, u16); 4],
+    /// Set-PM requests taken and refused, and the last one's mode byte
+    /// (`WSM_PSM_*`: 0 active, 1 PS, 0x81 fast PS).
+    pub pm_requests: u64,
+    pub pm_refused: u64,
+    pub last_pm_mode: u8,
     /// The last TX request's metadata as the chip read it.
     pub last_tx: LastTx,
     pub scan_requests: u64,
@@ -893,11 +901,14 @@ impl<M: core::ops::DerefMut<Target = [u8]>> Chip<M> {
                 self.confirm(base, st, &[0; 8]);
             }
             ids::SET_PM => {
-                if self.cfg.pm_supported {
+                self.stats.pm_requests += 1;
+                if self.cfg.pm_supported && !self.cfg.faults.pm_refused {
                     let mode = req.body.first().copied().unwrap_or(0);
+                    self.stats.last_pm_mode = mode;
                     self.confirm(base, status::SUCCESS, &[]);
                     self.send(WSM, |b, s| wire::set_pm_complete(b, s, mode));
                 } else {
+                    self.stats.pm_refused += 1;
                     self.confirm(base, status::FAILURE, &[]);
                 }
             }
@@ -1181,6 +1192,7 @@ pub const FAULT_NAMES: &[&str] = &[
     "exception_in_ms",
     "degrade_in_ms",
     "degraded_keep_one_in",
+    "pm_refused",
     "clear",
 ];
 
@@ -1210,6 +1222,9 @@ pub fn parse_fault(spec: &str) -> Result<(&str, u64), FaultSpecError> {
     if name.ends_with("_every") || name == "degraded_keep_one_in" {
         u32::try_from(v).map_err(|_| FaultSpecError::Value)?;
     }
+    if name == "pm_refused" && v > 1 {
+        return Err(FaultSpecError::Value);
+    }
     Ok((name, v))
 }
 
@@ -1233,6 +1248,7 @@ impl<M: core::ops::DerefMut<Target = [u8]>> Chip<M> {
                 }
             }
             "degraded_keep_one_in" => f.degraded_keep_one_in = small,
+            "pm_refused" => f.pm_refused = v == 1,
             _ => *f = Faults::default(),
         }
         Ok(())

@@ -78,3 +78,29 @@ fn an_exception_halts_the_bh_with_its_reason() {
     assert_eq!(r, Err(BhError::Halted(HaltReason::FirmwareException)));
     assert_eq!(h.chip.stats.exceptions_raised, 1);
 }
+
+/// `pm_refused 1` makes the firmware refuse set-PM (as firmware without PM
+/// does) until `pm_refused 0` or `clear`; the chip counts what it took,
+/// what it refused, and the last mode it accepted.
+#[test]
+fn pm_refusal_is_injectable_and_counted() {
+    use bes2600_core::wsm::{status, Request};
+    let set_pm = |mode| Request::SetPm {
+        mode,
+        fast_psm_idle_period: 0,
+        ap_psm_change_period: 0,
+        min_auto_pspoll_period: 0,
+    };
+    assert_eq!(parse_fault("pm_refused 2"), Err(FaultSpecError::Value));
+    let mut h = Harness::new(ChipConfig::default());
+    assert_eq!(h.command_sync(&set_pm(1)).unwrap(), Some(status::SUCCESS));
+    h.chip.apply_fault("pm_refused 1").unwrap();
+    assert_eq!(h.command_sync(&set_pm(0)).unwrap(), Some(status::FAILURE));
+    h.chip.apply_fault("clear 0").unwrap();
+    assert_eq!(
+        h.command_sync(&set_pm(0x81)).unwrap(),
+        Some(status::SUCCESS)
+    );
+    let s = h.chip.stats;
+    assert_eq!((s.pm_requests, s.pm_refused, s.last_pm_mode), (3, 1, 0x81));
+}
