@@ -536,6 +536,10 @@ pub fn analyse_rep(r: &RepRaw<'_>) -> RepAnalysis {
     bad_lines.append(&mut trace.bad_lines);
     let (since, marker_found) = dmesg_since_marker(r.dmesg, r.marker);
     let splats = find_splats(&since);
+    let driver_halt = since
+        .iter()
+        .find_map(|l| strip_dmesg_prefix(l).split_once("bes2600: bh halted: "))
+        .map(|(_, why)| why.trim().to_string());
     let status = if let SendOutcome::Error { at_s, msg } = &r.sender.outcome {
         if r.sender.bytes_sent == 0 {
             RepStatus::RigFailure {
@@ -549,6 +553,13 @@ pub fn analyse_rep(r: &RepRaw<'_>) -> RepAnalysis {
     } else if !r.listening_verified {
         RepStatus::RigFailure {
             reason: "the rep's listener was never seen listening".into(),
+        }
+    } else if let Some(why) = &driver_halt {
+        // The driver stopped serving the chip: the data link is dead from
+        // then on, however many bytes made it before (a short rep would
+        // otherwise read "ok").
+        RepStatus::Wedged {
+            reason: format!("bes2600's bh halted: {why}"),
         }
     } else if let Some(w) = wedge_reason(r.monitor, r.stall_s) {
         RepStatus::Wedged { reason: w }
@@ -599,10 +610,7 @@ pub fn analyse_rep(r: &RepRaw<'_>) -> RepAnalysis {
         events_enabled: r.events_enabled.map(<[String]>::to_vec),
         events_missing: r.events_missing.to_vec(),
         chip: r.chip_after.map(parse_chip_counters).unwrap_or_default(),
-        driver_halt: since
-            .iter()
-            .find_map(|l| strip_dmesg_prefix(l).split_once("bes2600: bh halted: "))
-            .map(|(_, why)| why.trim().to_string()),
+        driver_halt,
         status,
     }
 }
@@ -662,6 +670,53 @@ pub fn within_noise(candidate_mean: f64, baseline: &Stats) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A rep whose data all arrived still failed if bes2600's bh halted in
+    /// it: the link is dead from the halt on (a 5-s rep used to read "ok").
+    #[test]
+    fn a_halted_driver_wedges_the_rep() {
+        let sender = SendRecord {
+            target: "127.0.0.1:5201".into(),
+            rate_bytes_per_s: 1000.0,
+            duration_s: 5.0,
+            bytes_sent: 5000,
+            elapsed_s: 5.0,
+            per_second: vec![1000; 5],
+            outcome: SendOutcome::Completed,
+        };
+        let dmesg = "[   10.0] besser-marker-1\n\
+                     [   12.5] bes2600: bh halted: CommandTimeout { req: 7 }\n";
+        let raw = |dmesg| RepRaw {
+            rep: 1,
+            boot: "",
+            uptime_end: "",
+            counters_before: "",
+            counters_after: "",
+            listener: Some("5000"),
+            listening_verified: true,
+            sender: &sender,
+            monitor: &[],
+            trace: "",
+            dmesg,
+            marker: "besser-marker-1",
+            stall_s: 10.0,
+            fresh_uptime_max_s: 300.0,
+            events_enabled: None,
+            events_missing: &[],
+            chip_after: None,
+        };
+        let a = analyse_rep(&raw(dmesg));
+        assert_eq!(a.driver_halt.as_deref(), Some("CommandTimeout { req: 7 }"));
+        assert_eq!(
+            a.status,
+            RepStatus::Wedged {
+                reason: "bes2600's bh halted: CommandTimeout { req: 7 }".into()
+            }
+        );
+        // The same rep without the halt line is fine.
+        let a = analyse_rep(&raw("[   10.0] besser-marker-1\n"));
+        assert_eq!((a.driver_halt, a.status), (None, RepStatus::Ok));
+    }
 
     /// The bh kthread's wake-ups, as 6.12's `sched_wakeup` prints them.
     #[test]
