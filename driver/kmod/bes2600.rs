@@ -23,6 +23,7 @@ use kernel::{
     sync::{new_mutex, new_spinlock_bh, new_wait_queue, Arc, Mutex, SpinLockBh, WaitQueue, Woken},
     time,
     types::ARef,
+    workqueue::delayed::{DelayedWork, DelayedWorkItem},
 };
 
 /// The driver core, mounted by path (`core_mount.rs`): its `pub` is its
@@ -65,6 +66,10 @@ const CMD_SLOT_WAIT_MS: u32 = 100;
 const PAIRWISE_KEY_ENTRY: u8 = 4;
 /// How long the bh sleeps when the core has no deadline.
 const BH_IDLE_MS: u32 = 1000;
+/// Added to a scan leg's own time before the watchdog gives up on its
+/// scan-complete (cw1200/bes2600 `scan.c` allow exactly the dwell times,
+/// Σ max_chan_time + 10 ms; the bh may be busy with traffic on top).
+const SCAN_TIMEOUT_SLACK_MS: u32 = 500;
 
 /// A frame on its way to the chip: mac80211's skb, owned by the queue
 /// until its confirm comes back.
@@ -123,6 +128,29 @@ struct Shared {
     /// bh thread; never taken with the TX lock held, nor the other way round.
     #[pin]
     scan: Mutex<ScanState>,
+    /// The scan watchdog (cw1200/bes2600 `scan.timeout`): re-armed for each
+    /// leg; if a leg's scan-complete never comes, it ends the scan so
+    /// mac80211 is not left waiting forever.
+    #[pin]
+    scan_timeout: DelayedWork<Shared>,
+}
+
+kernel::impl_has_delayed_work!(Shared, scan_timeout);
+
+impl DelayedWorkItem for Shared {
+    /// The watchdog expired: if the leg it was armed for still runs past
+    /// its deadline, the bh ends the scan (`scan_events`).
+    fn run(this: Arc<Self>) {
+        let expired = {
+            let mut st = this.scan.lock();
+            let late = st.running.is_some() && now_ms() >= st.leg_deadline_ms;
+            st.timed_out |= late;
+            late
+        };
+        if expired {
+            this.kick();
+        }
+    }
 }
 
 /// One mac80211 scan, run as the chip wants it: one leg per band, the
@@ -138,6 +166,12 @@ struct ScanState {
     running: Option<wsm::Band>,
     /// All legs are done: the bh reports the scan complete.
     finish: bool,
+    /// When the running leg's scan-complete is overdue (ms, `now_ms`).
+    leg_deadline_ms: u64,
+    /// The watchdog found the running leg overdue: the bh ends the scan.
+    timed_out: bool,
+    /// The scan ended early (a leg timed out): mac80211 hears "aborted".
+    aborted: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -240,16 +274,19 @@ impl Shared {
             st.next = 0;
             st.active = true;
             st.finish = false;
+            st.timed_out = false;
+            st.aborted = false;
         }
-        self.next_leg();
         Ok(())
     }
 
     /// Puts the next leg's start-scan in the command slot, or marks the
-    /// scan finished; the bh does the rest.
-    fn next_leg(&self) {
+    /// scan finished; the bh does the rest. Returns the ms the watchdog
+    /// should give the leg ([`Self::arm_scan_timeout`]).
+    fn next_leg(&self) -> Option<u32> {
         let mut st = self.scan.lock();
         st.running = None;
+        let mut timeout = None;
         if st.next < st.n_legs {
             let leg = st.legs[st.next];
             st.next += 1;
@@ -260,6 +297,10 @@ impl Shared {
             let req = wsm::Request::StartScan(wsm::ScanReq::foreground(leg.band, &chs[..leg.n]));
             if self.tx.lock().cmd.put(&req, 0).is_ok() {
                 st.running = Some(leg.band);
+                // cw1200 `scan.c` 33-34: Σ (max_chan_time + 10) ms.
+                let ms = chs[..leg.n].iter().map(|c| c.max_chan_time + 10).sum::<u32>() + SCAN_TIMEOUT_SLACK_MS;
+                st.leg_deadline_ms = now_ms() + u64::from(ms);
+                timeout = Some(ms);
             } else {
                 st.finish = true;
             }
@@ -268,6 +309,14 @@ impl Shared {
         }
         drop(st);
         self.kick();
+        timeout
+    }
+
+    /// (Re)arms the scan watchdog for the leg `next_leg` started.
+    fn arm_scan_timeout(this: &Arc<Self>, ms: Option<u32>) {
+        if let Some(ms) = ms {
+            DelayedWork::schedule(this.clone(), time::msecs_to_jiffies(ms));
+        }
     }
 }
 
@@ -277,8 +326,19 @@ impl Shared {
 /// function disabled.
 struct Device {
     bh: kthread::Thread<Bh>,
+    /// After the bh (which unregisters the hw, so no scan can arm it again).
+    _watchdog: ScanWatchdog,
     shared: Arc<Shared>,
     _enabled: Enabled,
+}
+
+/// Cancels the scan watchdog on drop: its code goes with the module.
+struct ScanWatchdog(Arc<Shared>);
+
+impl Drop for ScanWatchdog {
+    fn drop(&mut self) {
+        DelayedWork::cancel_sync(&self.0);
+    }
 }
 
 /// Disables the function on drop (after the bh is stopped).
@@ -335,7 +395,11 @@ impl sdio::Driver for Bes2600 {
                     active: false,
                     running: None,
                     finish: false,
+                    leg_deadline_ms: 0,
+                    timed_out: false,
+                    aborted: false,
                 }, "bes2600_scan"),
+                scan_timeout <- DelayedWork::new(),
             }),
             GFP_KERNEL,
         )?;
@@ -350,6 +414,7 @@ impl sdio::Driver for Bes2600 {
         Ok(KBox::pin(
             Device {
                 bh,
+                _watchdog: ScanWatchdog(shared.clone()),
                 shared,
                 _enabled: enabled,
             },
@@ -458,7 +523,11 @@ impl mac80211::Operations for Radio {
         Ok(())
     }
     fn hw_scan(hw: &Hw<Self>, _vif: &mac80211::Vif, req: &mac80211::ScanRequest) -> Result {
-        hw.data().start_scan(req)
+        let shared: Arc<Shared> = hw.data().into();
+        shared.start_scan(req)?;
+        let ms = shared.next_leg();
+        Shared::arm_scan_timeout(&shared, ms);
+        Ok(())
     }
     fn bss_info_changed(hw: &Hw<Self>, vif: &mac80211::Vif, info: &mac80211::BssConf, changed: u64) {
         if changed & mac80211::BSS_CHANGED_PS != 0 {
@@ -793,6 +862,27 @@ impl Bh {
     }
 
     fn scan_events(&self, upper: &mut Upper<'_>) {
+        let timed_out = {
+            let mut st = self.shared.scan.lock();
+            let t = core::mem::take(&mut st.timed_out);
+            if t {
+                if let Some(band) = st.running.take() {
+                    pr_warn!("scan: timeout waiting for the {:?} leg's scan complete\n", band);
+                }
+                // The scan ends here (cw1200 `scan.c` cw1200_scan_timeout):
+                // later legs are dropped and mac80211 hears "aborted".
+                st.next = st.n_legs;
+                st.aborted = true;
+            }
+            t
+        };
+        if timed_out {
+            // cw1200 `scan.c` 344: stop the scan the chip may still run.
+            if self.shared.tx.lock().cmd.put(&wsm::Request::StopScan, 0).is_err() {
+                pr_warn!("scan: no command slot for stop-scan\n");
+            }
+            let _ = self.shared.next_leg();
+        }
         if let Some(status) = upper.leg_done.take() {
             {
                 let mut st = self.shared.scan.lock();
@@ -800,15 +890,17 @@ impl Bh {
                     st.guard.on_start_confirm(band, status, now_ms());
                 }
             }
-            self.shared.next_leg();
+            let ms = self.shared.next_leg();
+            Shared::arm_scan_timeout(&self.shared, ms);
         }
         let mut st = self.shared.scan.lock();
         if st.finish {
             st.finish = false;
             if st.active {
                 st.active = false;
+                let aborted = st.aborted;
                 drop(st);
-                upper.hw.scan_completed(false);
+                upper.hw.scan_completed(aborted);
             }
         }
     }

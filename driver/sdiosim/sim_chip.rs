@@ -186,7 +186,8 @@ pub unsafe extern "C" fn besser_chip_stats(c: *mut c_void, buf: *mut u8, cap: us
          uplink_ethernet {}\nuplink_ethernet_dropped {}\nwired_full {}\noutbox_full {}\n\
          ctrl_crc_injected {}\ndata_crc_injected {}\nstale_ctrl_injected {}\nconfirms_dropped {}\n\
          exceptions_raised {}\nrequeued_by_chip_every {}\ndegraded {}\nuptime_ms {}\n\
-         edca_requests {}\npm_requests {}\npm_refused {}\nlast_pm_mode {}\n",
+         edca_requests {}\npm_requests {}\npm_refused {}\nlast_pm_mode {}\n\
+         scan_completes_dropped {}\n",
         chip.boots(),
         s.requests,
         s.scan_requests,
@@ -222,6 +223,7 @@ pub unsafe extern "C" fn besser_chip_stats(c: *mut c_void, buf: *mut u8, cap: us
         s.pm_requests,
         s.pm_refused,
         s.last_pm_mode,
+        s.scan_completes_dropped,
     );
     // The last EDCA request per queue (VO, VI, BE, BK): `NAME a b c d` lines.
     type Edca = (u16, u16, u8, u16);

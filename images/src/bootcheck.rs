@@ -72,6 +72,11 @@ pub struct Observed {
     pub chip_before: String,
     pub chip_after_5ghz_multi: String,
     pub chip_after_5ghz_single: String,
+    /// A scan while the chip model withholds scan-completes (fault
+    /// `drop_scan_complete_every 1`): `rc=N` of a `timeout 20 iw … scan`,
+    /// then, the fault cleared, a normal scan's output and the chip's
+    /// counters.
+    pub scan_withheld: String,
     /// `iw dev <wlan> link` after `iw … connect besser` (open network).
     pub link_open: String,
     /// `iw dev <wlan> link` after connecting with a static WEP key to the
@@ -394,6 +399,24 @@ fn driver_checks(d: &crate::manifest::DriverModule, o: &Observed, checks: &mut V
         });
     }
     if d.sdio_sim.is_some() {
+        // Without the watchdog mac80211 waits for scan_completed forever:
+        // the first `iw scan` never returns (rc 124 from `timeout`) and
+        // every later scan is refused busy.
+        let rc = o
+            .scan_withheld
+            .lines()
+            .find_map(|l| l.strip_prefix("rc="))
+            .map(str::trim);
+        let said = o.dmesg_after_rmmod.contains("scan: timeout waiting for");
+        let dropped = chip_counter(&o.scan_withheld, "scan_completes_dropped");
+        let again = o.scan_withheld.contains(SIM_AP_SSID);
+        checks.push(Check {
+            name: "a scan whose completion never comes is ended by the watchdog (delayed work), the next scan works",
+            ok: rc.is_some_and(|r| r != "124") && said && dropped.is_some_and(|n| n >= 1) && again,
+            detail: format!(
+                "iw scan rc {rc:?} (124: hung), watchdog logged: {said}, chip withheld {dropped:?}, next scan lists `{SIM_AP_SSID}`: {again}"
+            ),
+        });
         let open = o.link_open.contains(SIM_AP_LINK);
         checks.push(Check {
             name: "associates with the open network (iw connect)",

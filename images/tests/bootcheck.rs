@@ -157,6 +157,7 @@ fn with_driver() -> (Manifest, Observed) {
     o.chip_after_5ghz_single = "boots 1\nrequests 4\nscan_requests 2\nscan_rejects 0\n".into();
     o.dmesg
         .push_str("[   13.250270] bes2600: scan: Ghz5 leg refused (NotSupported)\n");
+    o.scan_withheld = "rc=1\n\tSSID: besser\nscan_requests 5\nscan_completes_dropped 1\n".into();
     o.link_open = "Connected to 02:be:57:00:00:01 (on wlan1)\n\tSSID: besser\n".into();
     o.link_wep = o.link_open.clone();
     o.chip_after_wep =
@@ -170,6 +171,7 @@ fn with_driver() -> (Manifest, Observed) {
     o.dmesg_after_rmmod = format!(
         "{}[   20.1] bes2600: set_pm refused (status 1): power save latched off\n\
          [   21.2] bes2600: set_pm (ps false): suppressed, the firmware refused power save\n\
+         [   14.1] bes2600: scan: timeout waiting for the Ghz2 leg's scan complete\n\
          [   23.852833] bes2600: removed\n[   23.866479] mmc0: card 0001 removed\n",
         o.dmesg
     );
@@ -198,6 +200,7 @@ fn the_driver_checks_pass_on_what_a_good_boot_printed() {
         "a static WEP key reaches the chip as WSM type 0 (WEP default), no TKIP type",
         "iw power_save on/off reaches the chip as WSM PS / active (set_pm)",
         "a refused set_pm latches power save off (the core's PM policy)",
+        "a scan whose completion never comes is ended by the watchdog (delayed work), the next scan works",
     ] {
         assert!(checks.iter().any(|c| c.name == name), "{name} not checked");
     }
@@ -315,5 +318,22 @@ fn power_save_that_misses_the_chip_or_a_latch_that_leaks_fails() {
     assert_eq!(
         failed(&checks),
         vec!["a refused set_pm latches power save off (the core's PM policy)"]
+    );
+}
+
+/// No watchdog: the scan hangs until `timeout` kills `iw`, and mac80211
+/// refuses the next one.
+#[test]
+fn a_scan_left_hanging_fails_the_watchdog_check() {
+    let (m, mut o) = with_driver();
+    o.scan_withheld =
+        "rc=124\ncommand failed: Device or resource busy (-16)\nscan_completes_dropped 1\n".into();
+    o.dmesg_after_rmmod = o
+        .dmesg_after_rmmod
+        .replace("scan: timeout waiting for", "scan:");
+    let checks = evaluate(&m, &data("release-config-excerpt.txt"), &o);
+    assert_eq!(
+        failed(&checks),
+        vec!["a scan whose completion never comes is ended by the watchdog (delayed work), the next scan works"]
     );
 }

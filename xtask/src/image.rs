@@ -1539,6 +1539,15 @@ pub fn boot_test(sh: &Shell, dir: &Path) -> Result<()> {
         } else {
             String::new()
         },
+        scan_withheld: if sim {
+            run(&format!(
+                "{WLAN}; F=/sys/kernel/debug/besser_sdio_sim/fault; echo drop_scan_complete_every 1 > $F; \
+                 timeout 20 iw dev $w scan >/dev/null 2>&1; echo rc=$?; echo clear 0 > $F; \
+                 iw dev $w scan 2>&1 | grep 'SSID: '; {CHIP_STATS}"
+            ))?
+        } else {
+            String::new()
+        },
         link_open: if sim {
             run(&format!("{WLAN}; iw dev $w connect besser; sleep 4; iw dev $w link"))?
         } else {

@@ -81,6 +81,9 @@ pub struct Faults {
     pub restart_after_write: Option<u64>,
     /// Never send the confirm of every n-th command.
     pub drop_confirm_every: u32,
+    /// Confirm every n-th started scan but never report it complete (the
+    /// hang cw1200's and bes2600's `scan.timeout` work exists for).
+    pub drop_scan_complete_every: u32,
     /// Flip one byte of the firmware image at this offset while it is
     /// downloaded (the CRC check at the end must catch it).
     pub fw_corrupt_at: Option<usize>,
@@ -201,6 +204,7 @@ pub struct ChipStats {
     pub wired_full: u64,
     pub outbox_full: u64,
     pub confirms_dropped: u64,
+    pub scan_completes_dropped: u64,
     /// Faults the model injected (what a lab run reads back).
     pub ctrl_crc_injected: u64,
     pub data_crc_injected: u64,
@@ -888,9 +892,16 @@ impl<M: core::ops::DerefMut<Target = [u8]>> Chip<M> {
                     let n = ap::probe_response(&ap, &mut frame);
                     wire::rx(b, s, ap.channel, ap.rssi, &frame[..n])
                 });
-                self.send(WSM, |b, s| {
-                    wire::scan_complete(b, s, status::SUCCESS, num_channels)
-                });
+                if every(
+                    self.cfg.faults.drop_scan_complete_every,
+                    self.stats.scan_requests,
+                ) {
+                    self.stats.scan_completes_dropped += 1;
+                } else {
+                    self.send(WSM, |b, s| {
+                        wire::scan_complete(b, s, status::SUCCESS, num_channels)
+                    });
+                }
             }
             ids::JOIN => {
                 let st = if wire::join_bssid(req.body) == Some(self.ap.bssid) {
@@ -1189,6 +1200,7 @@ pub const FAULT_NAMES: &[&str] = &[
     "stale_ctrl_every",
     "requeue_every",
     "drop_confirm_every",
+    "drop_scan_complete_every",
     "exception_in_ms",
     "degrade_in_ms",
     "degraded_keep_one_in",
@@ -1240,6 +1252,7 @@ impl<M: core::ops::DerefMut<Target = [u8]>> Chip<M> {
             "stale_ctrl_every" => f.stale_ctrl_every = small,
             "requeue_every" => f.requeue_every = small,
             "drop_confirm_every" => f.drop_confirm_every = small,
+            "drop_scan_complete_every" => f.drop_scan_complete_every = small,
             "exception_in_ms" => f.exception_at_ms = Some(self.uptime_ms.saturating_add(v)),
             "degrade_in_ms" => {
                 f.degrade_after_ms = Some(self.uptime_ms.saturating_add(v));

@@ -104,3 +104,20 @@ fn pm_refusal_is_injectable_and_counted() {
     let s = h.chip.stats;
     assert_eq!((s.pm_requests, s.pm_refused, s.last_pm_mode), (3, 1, 0x81));
 }
+
+/// `drop_scan_complete_every 1`: the scan is confirmed, its probe response
+/// arrives, its completion never does (what a driver's scan watchdog is for).
+#[test]
+fn a_scan_complete_can_be_withheld() {
+    use bes2600_core::{scan::Channel, wsm::Band};
+    let mut h = Harness::new(ChipConfig::default());
+    let ch = [Channel {
+        band: Band::Ghz2,
+        number: 6,
+    }];
+    assert_eq!(h.scan(&ch).unwrap().completed, 1, "a normal scan completes");
+    h.chip.apply_fault("drop_scan_complete_every 1").unwrap();
+    let out = h.scan(&ch).unwrap();
+    assert_eq!((out.legs_sent, out.completed), (1, 0), "{out:?}");
+    assert_eq!(h.chip.stats.scan_completes_dropped, 1);
+}
