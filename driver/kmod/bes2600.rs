@@ -13,6 +13,9 @@
 //! `besser_sdio_sim` presents the chip model as an SDIO card to the real
 //! MMC core.
 
+// `pin_init!` of `Shared` expands one level per field.
+#![recursion_limit = "256"]
+
 use kernel::{
     c_str,
     firmware::Firmware,
@@ -114,6 +117,9 @@ struct Shared {
     /// because its own queue was full; changed with the TX lock held, so a
     /// stop and the bh's wake cannot cross.
     stopped: core::sync::atomic::AtomicU8,
+    /// How often a mac80211 queue was stopped and woken (logged at remove).
+    queue_stops: core::sync::atomic::AtomicU32,
+    queue_wakes: core::sync::atomic::AtomicU32,
     /// The EDCA parameters mac80211 set per AC (`conf_tx` gives one AC, the
     /// firmware takes all four at once).
     #[pin]
@@ -385,6 +391,8 @@ impl sdio::Driver for Bes2600 {
                 bound: core::sync::atomic::AtomicBool::new(false),
                 started: core::sync::atomic::AtomicBool::new(false),
                 stopped: core::sync::atomic::AtomicU8::new(0),
+                queue_stops: core::sync::atomic::AtomicU32::new(0),
+                queue_wakes: core::sync::atomic::AtomicU32::new(0),
                 edca <- new_mutex!([wsm::EdcaParams::default(); 4], "bes2600_edca"),
                 pm <- new_mutex!(pm::PmPolicy::default(), "bes2600_pm"),
                 scan <- new_mutex!(ScanState {
@@ -431,8 +439,13 @@ impl sdio::Driver for Bes2600 {
         dev.shared.irq();
     }
 
-    fn remove(_func: &sdio::Function, _dev: Pin<&Device>) {
-        pr_info!("removed\n");
+    fn remove(_func: &sdio::Function, dev: Pin<&Device>) {
+        use core::sync::atomic::Ordering::Relaxed;
+        pr_info!(
+            "removed (tx queue stops {}, wakes {})\n",
+            dev.shared.queue_stops.load(Relaxed),
+            dev.shared.queue_wakes.load(Relaxed)
+        );
     }
 }
 
@@ -498,6 +511,7 @@ impl mac80211::Operations for Radio {
                 let bit = 1u8 << (ac as u8);
                 if shared.stopped.fetch_or(bit, core::sync::atomic::Ordering::AcqRel) & bit == 0 {
                     hw.stop_queue(ac as u16);
+                    shared.queue_stops.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
                 }
             }
             put
@@ -857,6 +871,7 @@ impl Bh {
             {
                 self.shared.stopped.fetch_and(!bit, Ordering::AcqRel);
                 hw.wake_queue(ac as u16);
+                self.shared.queue_wakes.fetch_add(1, Ordering::Relaxed);
             }
         }
     }

@@ -83,6 +83,9 @@ pub struct Observed {
     /// AP made a privacy network, and the chip's counters then.
     pub link_wep: String,
     pub chip_after_wep: String,
+    /// A pktgen TX flood on the associated interface: the chip's
+    /// `tx_frames` line before and after, and pktgen's `Result:` line.
+    pub tx_flood: String,
     /// The chip's counters after `iw … set power_save on`, then `off`, then
     /// with the model refusing set-PM (fault `pm_refused 1`): `on` (refused,
     /// latches), `off` and `on` again (the latch holds both back).
@@ -455,6 +458,37 @@ fn driver_checks(d: &crate::manifest::DriverModule, o: &Observed, checks: &mut V
             ok: n.is_some_and(|n| n >= 4) && sane,
             detail: format!(
                 "chip EDCA requests {n:?}, cwmin {cmin:?}, cwmax {cmax:?} (VO, VI, BE, BK)"
+            ),
+        });
+    }
+    if d.sdio_sim.is_some() {
+        // pktgen outruns the bh: `Radio::tx` must stop mac80211's queue when
+        // an AC is full and the bh must wake it again (a queue left stopped
+        // is a wedged link). bes2600 logs both counts when it is removed.
+        let tx: Vec<u64> = o
+            .tx_flood
+            .lines()
+            .filter_map(|l| l.strip_prefix("tx_frames "))
+            .filter_map(|v| v.trim().parse().ok())
+            .collect();
+        let moved = match tx.as_slice() {
+            [a, b] => b.saturating_sub(*a),
+            _ => 0,
+        };
+        let pktgen_ok = o.tx_flood.contains("Result: OK");
+        let counts = o.dmesg_after_rmmod.lines().find_map(|l| {
+            let rest = l.split_once("bes2600: removed (tx queue stops ")?.1;
+            let (stops, rest) = rest.split_once(", wakes ")?;
+            let wakes = rest.trim_end().strip_suffix(')')?;
+            Some((stops.parse::<u64>().ok()?, wakes.parse::<u64>().ok()?))
+        });
+        checks.push(Check {
+            name: "a TX flood (pktgen) fills bes2600's queues: mac80211's queue stopped, woken again, frames reach the chip",
+            ok: pktgen_ok
+                && moved >= 1000
+                && matches!(counts, Some((s, w)) if s >= 1 && w == s),
+            detail: format!(
+                "pktgen finished: {pktgen_ok}; chip took {moved} frames; (stops, wakes) {counts:?}"
             ),
         });
     }

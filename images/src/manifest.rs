@@ -42,6 +42,11 @@ pub struct Manifest {
     /// from before the driver existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<DriverModule>,
+    /// What assembled the image directory from the build tree (the
+    /// appliance's and the assembly's versions): a change re-assembles an
+    /// image whose kernel is still up to date. Empty in older manifests.
+    #[serde(default)]
+    pub assembly: String,
 }
 
 /// `bes2600.ko` in the image, and what it was built from.

@@ -47,6 +47,7 @@ fn manifest(flavour: &str, release: &str) -> Manifest {
             kind: "cold".into(),
         },
         driver: None,
+        assembly: String::new(),
     }
 }
 
@@ -164,6 +165,7 @@ fn with_driver() -> (Manifest, Observed) {
         "scan_requests 4\nkeys_by_type [1, 0, 0, 0, 0, 0, 0, 0]\nap_associated true\n\
          edca_requests 8\nedca_cwmin 15 15 15 15\nedca_cwmax 1023 1023 1023 1023\nedca_aifs 2 2 2 2\n"
             .into();
+    o.tx_flood = "tx_frames 40\nResult: OK: 2154321(c2101223+d53098) usec, 20000 (600byte,0frags)\ntx_frames 20040\n".into();
     o.chip_after_ps_on = "pm_requests 1\npm_refused 0\nlast_pm_mode 1\n".into();
     o.chip_after_ps_off = "pm_requests 2\npm_refused 0\nlast_pm_mode 0\n".into();
     o.chip_after_ps_refused = "pm_requests 3\npm_refused 1\nlast_pm_mode 0\n".into();
@@ -172,7 +174,7 @@ fn with_driver() -> (Manifest, Observed) {
         "{}[   20.1] bes2600: set_pm refused (status 1): power save latched off\n\
          [   21.2] bes2600: set_pm (ps false): suppressed, the firmware refused power save\n\
          [   14.1] bes2600: scan: timeout waiting for the Ghz2 leg's scan complete\n\
-         [   23.852833] bes2600: removed\n[   23.866479] mmc0: card 0001 removed\n",
+         [   23.852833] bes2600: removed (tx queue stops 31, wakes 31)\n[   23.866479] mmc0: card 0001 removed\n",
         o.dmesg
     );
     (m, o)
@@ -201,6 +203,7 @@ fn the_driver_checks_pass_on_what_a_good_boot_printed() {
         "iw power_save on/off reaches the chip as WSM PS / active (set_pm)",
         "a refused set_pm latches power save off (the core's PM policy)",
         "a scan whose completion never comes is ended by the watchdog (delayed work), the next scan works",
+        "a TX flood (pktgen) fills bes2600's queues: mac80211's queue stopped, woken again, frames reach the chip",
     ] {
         assert!(checks.iter().any(|c| c.name == name), "{name} not checked");
     }
@@ -336,4 +339,24 @@ fn a_scan_left_hanging_fails_the_watchdog_check() {
         failed(&checks),
         vec!["a scan whose completion never comes is ended by the watchdog (delayed work), the next scan works"]
     );
+}
+
+/// A queue stopped and never woken is a wedged link; a flood that never
+/// filled the queue proves nothing.
+#[test]
+fn a_queue_left_stopped_or_never_stopped_fails_the_flood_check() {
+    const NAME: &str = "a TX flood (pktgen) fills bes2600's queues: mac80211's queue stopped, woken again, frames reach the chip";
+    for (stops, wakes) in [(31, 30), (0, 0)] {
+        let (m, mut o) = with_driver();
+        o.dmesg_after_rmmod = o.dmesg_after_rmmod.replace(
+            "stops 31, wakes 31",
+            &format!("stops {stops}, wakes {wakes}"),
+        );
+        let checks = evaluate(&m, &data("release-config-excerpt.txt"), &o);
+        assert_eq!(failed(&checks), vec![NAME], "{stops}/{wakes}");
+    }
+    let (m, mut o) = with_driver();
+    o.tx_flood = o.tx_flood.replace("tx_frames 20040", "tx_frames 41");
+    let checks = evaluate(&m, &data("release-config-excerpt.txt"), &o);
+    assert_eq!(failed(&checks), vec![NAME]);
 }

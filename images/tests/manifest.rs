@@ -42,6 +42,7 @@ fn sample() -> Manifest {
             kind: "cold".into(),
         },
         driver: None,
+        assembly: String::new(),
     }
 }
 

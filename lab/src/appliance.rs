@@ -42,6 +42,9 @@ pub const AIR_MARKER: &str = "besser-appliance: wlan0 on the simulated air:";
 /// Where QEMU boards' besser images keep the test-only module that plants a
 /// SOFTIRQ-safe -> SOFTIRQ-unsafe lock inversion (`driver/sdiosim`).
 pub const LOCK_PLANT_KO: &str = "/lib/modules/besser/test/besser_lock_plant.ko";
+/// The kernel's packet generator, never loaded at boot: the boot test's TX
+/// flood loads it on QEMU boards.
+pub const PKTGEN_KO: &str = "/lib/modules/besser/test/pktgen.ko";
 /// Line the appliance writes to the kernel log (and console) when it is up.
 pub const READY_MARKER: &str = "besser-appliance: ready";
 

@@ -33,6 +33,9 @@ pub mod net {
     pub const WIRED_GUEST_ADDR: &str = "10.0.2.15";
     pub const DATA_SUBNET: &str = "10.0.3.0/24";
     pub const DATA_GUEST_ADDR: &str = "10.0.3.15";
+    /// QEMU's gateway on the data subnet (its `.2`): a destination for
+    /// traffic generated in the guest (the boot test's pktgen flood).
+    pub const DATA_GATEWAY_ADDR: &str = "10.0.3.2";
     pub const PREFIX_LEN: u8 = 24;
     pub const WIRED_MAC: &str = "52:54:00:be:55:01";
     pub const DATA_MAC: &str = "52:54:00:be:55:02";

@@ -835,6 +835,7 @@ pub fn build_image_with(
             if m.build_key == stamp_now.build_key
                 && m.verify(&image_dir).is_empty()
                 && m.driver.as_ref().map(|d| d.sources_sha256.as_str()) == Some(driver_now.as_str())
+                && m.assembly == assembly_key()
             {
                 pb.finish_and_clear();
                 eprintln!("{name}: up to date ({})", image_dir.display());
@@ -980,6 +981,15 @@ pub fn build_image_with(
             mode: 0o644,
             contents: fs::read(&plant).with_context(|| format!("reading {}", plant.display()))?,
         });
+        let pktgen = modules_dir
+            .join("lib/modules")
+            .join(&release)
+            .join("kernel/net/core/pktgen.ko");
+        firmware.push(besser_lab::appliance::ExtraFile {
+            guest_path: besser_lab::appliance::PKTGEN_KO.into(),
+            mode: 0o644,
+            contents: fs::read(&pktgen).with_context(|| format!("reading {}", pktgen.display()))?,
+        });
         for (path, bytes) in besser_image::testfw::images() {
             firmware.push(besser_lab::appliance::ExtraFile {
                 guest_path: format!("/{path}"),
@@ -1044,6 +1054,7 @@ pub fn build_image_with(
                 .map(|p| rel_to(&image_dir, &p))
                 .transpose()?,
         }),
+        assembly: assembly_key(),
         build: BuildInfo {
             finished_utc: utc_now(sh),
             build_time_s: (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0,
@@ -1258,6 +1269,19 @@ fn rel_to(base: &Path, p: &Path) -> Result<String> {
         .with_context(|| format!("{} is not under {}", p.display(), base.display()))?
         .to_string_lossy()
         .into_owned())
+}
+
+/// Bump when what the image directory is assembled from changes (files put
+/// into the initramfs, the manifest's contents) without the kernel or the
+/// driver's sources changing.
+const ASSEMBLY_VERSION: u32 = 2;
+
+/// The manifest's `assembly`: this assembly and the appliance it packs.
+fn assembly_key() -> String {
+    format!(
+        "assembly-{ASSEMBLY_VERSION}+appliance-{}",
+        besser_lab::assets::APPLIANCE_VERSION
+    )
 }
 
 /// Modules the appliance loads at boot on a besser kernel: the Rust sample
@@ -1562,6 +1586,19 @@ pub fn boot_test(sh: &Shell, dir: &Path) -> Result<()> {
             String::new()
         },
         chip_after_wep: if sim { run(CHIP_STATS)? } else { String::new() },
+        tx_flood: if sim {
+            run(&format!(
+                "{WLAN}; insmod {}; P=/proc/net/pktgen; echo rem_device_all > $P/kpktgend_0; \
+                 echo add_device $w > $P/kpktgend_0; for c in 'count 20000' 'pkt_size 600' 'delay 0' \
+                 'dst {}' 'dst_mac 02:be:57:00:00:01'; do echo $c > $P/$w; done; \
+                 {CHIP_STATS} | grep '^tx_frames '; timeout 120 sh -c \"echo start > $P/pgctrl\"; \
+                 grep 'Result:' $P/$w; {CHIP_STATS} | grep '^tx_frames '; rmmod pktgen",
+                besser_lab::appliance::PKTGEN_KO,
+                besser_lab::vm::net::DATA_GATEWAY_ADDR
+            ))?
+        } else {
+            String::new()
+        },
         chip_after_ps_on: if sim {
             run(&format!("{WLAN}; iw dev $w set power_save on; sleep 1; {CHIP_STATS}"))?
         } else {
