@@ -6,13 +6,13 @@ use crate::kconfig::{parse_dot_config, Value};
 use crate::manifest::Manifest;
 
 /// The splats in `dmesg` (with their 1-based line numbers), judged by the
-/// lab's classifier ([`besser_lab::analysis::find_splats`]) so a boot test
+/// one classifier ([`besser_klog::splat::find_splats`]) so a boot test
 /// and a ramp reach the same verdict on the same kernel log: WARN/BUG/oops/
 /// panic, lockdep reports (lockdep turns itself off after its first, so one
 /// in a prove-locking boot also means the rest of the run is blind), "turning
 /// off the locking correctness validator" and hung tasks.
 pub fn find_splats(dmesg: &str) -> Vec<(usize, String)> {
-    use besser_lab::analysis::{find_splats as classify, strip_dmesg_prefix};
+    use besser_klog::{dmesg::strip_dmesg_prefix, splat::find_splats as classify};
     let lines: Vec<&str> = dmesg.lines().collect();
     // The classifier reports splats in log order; find each one's first line
     // after the previous one's, so a repeated message gets its own number.
@@ -316,7 +316,7 @@ mod tests {
         let got: Vec<usize> = find_splats(d).into_iter().map(|(n, _)| n).collect();
         assert_eq!(got, [1, 3, 4, 5, 6]);
         let lab: Vec<&str> = d.lines().collect();
-        assert_eq!(besser_lab::analysis::find_splats(&lab).len(), got.len());
+        assert_eq!(besser_klog::splat::find_splats(&lab).len(), got.len());
     }
 }
 

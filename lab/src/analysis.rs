@@ -8,201 +8,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::capture::raw::{self, ParseError};
 use crate::sender::{SendOutcome, SendRecord};
 use crate::units::mib_per_s;
-
-/// Kernel log lines that mark the 5 GHz scan-reject storm (DOMAIN.md, finding 4).
-pub const SCAN_FAILURE_PATTERNS: &[&str] = &[
-    "wsm_generic_confirm failed for request 0x0007",
-    "Scan failed (-22)",
-];
-/// How many lines after a splat's first line to search for its call site.
-pub const SPLAT_CONTEXT_LINES: usize = 40;
-
-/// Strips a `[  12.345678] ` timestamp (and a `<4>` level) from a dmesg line.
-pub fn strip_dmesg_prefix(line: &str) -> &str {
-    let mut l = line.trim_end();
-    if l.starts_with('<') {
-        if let Some(i) = l.find('>') {
-            l = &l[i + 1..];
-        }
-    }
-    if l.starts_with('[') {
-        if let Some(i) = l.find(']') {
-            return l[i + 1..].trim_start();
-        }
-    }
-    l
-}
-
-/// The `[seconds]` timestamp of a dmesg line.
-pub fn dmesg_time(line: &str) -> Option<f64> {
-    let l = line.trim_start();
-    let l = if l.starts_with('<') {
-        &l[l.find('>')? + 1..]
-    } else {
-        l
-    };
-    let inner = l.strip_prefix('[')?;
-    inner[..inner.find(']')?].trim().parse().ok()
-}
-
-/// The kernel log after the rep's marker line (exclusive); all of it if the
-/// marker is missing (then `found` is false).
-pub fn dmesg_since_marker<'a>(dmesg: &'a str, marker: &str) -> (Vec<&'a str>, bool) {
-    let lines: Vec<&str> = dmesg.lines().collect();
-    match lines.iter().rposition(|l| l.contains(marker)) {
-        Some(i) => (lines[i + 1..].to_vec(), true),
-        None => (lines, false),
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum SplatKind {
-    Warn,
-    Bug,
-    Oops,
-    Lockdep,
-    Panic,
-    /// The hung-task detector: `INFO: task NAME:PID blocked for more than N seconds.`
-    Hung,
-}
-
-impl SplatKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            SplatKind::Warn => "WARN",
-            SplatKind::Bug => "BUG",
-            SplatKind::Oops => "Oops",
-            SplatKind::Lockdep => "lockdep",
-            SplatKind::Panic => "panic",
-            SplatKind::Hung => "hung task",
-        }
-    }
-}
-
-/// A WARN/BUG/oops/lockdep report found in the kernel log.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Splat {
-    pub kind: SplatKind,
-    /// The splat's first line, timestamp stripped.
-    pub first_line: String,
-    /// Where it fired: `file:line` and/or `function+off/len [module]`.
-    pub call_site: Option<String>,
-    /// Kernel time of the first line, if stamped.
-    pub time_s: Option<f64>,
-}
-
-fn classify(msg: &str) -> Option<SplatKind> {
-    if msg.starts_with("WARNING: CPU:") || msg.starts_with("WARNING: at ") {
-        Some(SplatKind::Warn)
-    } else if msg.starts_with("WARNING: ")
-        && (msg.contains("lock")
-            || msg.contains("dependency")
-            || msg.contains("recursive")
-            || msg.contains("-safe ->")
-            || msg.contains("RCU usage"))
-    {
-        Some(SplatKind::Lockdep)
-    } else if msg.starts_with("turning off the locking correctness validator") {
-        // Lockdep's own "I am now blind" line (after e.g. MAX_LOCKDEP_ENTRIES
-        // ran out): every later locking bug of the run goes unreported.
-        Some(SplatKind::Lockdep)
-    } else if msg.starts_with("INFO: task ") {
-        Some(SplatKind::Hung)
-    } else if msg.starts_with("kernel BUG at ") || msg.starts_with("BUG: ") {
-        Some(SplatKind::Bug)
-    } else if msg.starts_with("Oops")
-        || msg.starts_with("Internal error: Oops")
-        || msg.starts_with("general protection fault")
-        || msg.starts_with("Unable to handle kernel")
-    {
-        Some(SplatKind::Oops)
-    } else if msg.starts_with("Kernel panic") {
-        Some(SplatKind::Panic)
-    } else {
-        None
-    }
-}
-
-/// A site in a stack/register line: `RIP: 0010:func+0x1/0x2 [mod]`, `pc : func+0x…`, `… at: func+0x…`.
-fn site_in(msg: &str) -> Option<String> {
-    for key in ["RIP: 0010:", "RIP: ", "pc : ", ", at: ", " at: "] {
-        if let Some(i) = msg.find(key) {
-            let s = msg[i + key.len()..].trim();
-            if s.contains("+0x") {
-                return Some(s.to_string());
-            }
-        }
-    }
-    None
-}
-
-/// Finds splats in kernel log lines (as returned by [`dmesg_since_marker`]).
-pub fn find_splats(lines: &[&str]) -> Vec<Splat> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        let msg = strip_dmesg_prefix(lines[i]);
-        let Some(kind) = classify(msg) else {
-            i += 1;
-            continue;
-        };
-        // Call site: on the first line for WARN ("at file:line func") and
-        // "kernel BUG at file:line!", else from the register dump / lockdep
-        // "at:" lines that follow.
-        let mut site = match kind {
-            SplatKind::Warn => msg.split_once(" at ").map(|(_, s)| s.trim().to_string()),
-            SplatKind::Bug if msg.starts_with("kernel BUG at ") => Some(
-                msg["kernel BUG at ".len()..]
-                    .trim_end_matches('!')
-                    .to_string(),
-            ),
-            _ => None,
-        };
-        let mut j = i + 1;
-        while j < lines.len() && j <= i + SPLAT_CONTEXT_LINES {
-            let m = strip_dmesg_prefix(lines[j]);
-            // "Internal error: Oops" / "Oops:" continue a BUG or an oops
-            // report; any other splat start begins a new one.
-            let continues = matches!(kind, SplatKind::Bug | SplatKind::Oops)
-                && (m.starts_with("Internal error: Oops") || m.starts_with("Oops"));
-            if classify(m).is_some() && !continues {
-                break;
-            }
-            if m.starts_with("---[ end trace") {
-                j += 1;
-                break;
-            }
-            if site.is_none() {
-                site = site_in(m);
-            } else if kind == SplatKind::Bug && !site.as_deref().unwrap_or("").contains("+0x") {
-                if let Some(s) = site_in(m) {
-                    site = Some(format!("{} ({s})", site.unwrap_or_default()));
-                }
-            }
-            j += 1;
-        }
-        out.push(Splat {
-            kind,
-            first_line: msg.to_string(),
-            call_site: site,
-            time_s: dmesg_time(lines[i]),
-        });
-        i = j.max(i + 1);
-    }
-    out
-}
-
-/// How many kernel log lines match the scan-failure patterns.
-pub fn count_scan_failures(lines: &[&str]) -> u64 {
-    lines
-        .iter()
-        .filter(|l| SCAN_FAILURE_PATTERNS.iter().any(|p| l.contains(p)))
-        .count() as u64
-}
+use besser_klog::dmesg::{dmesg_since_marker, parse_uptime, strip_dmesg_prefix};
+use besser_klog::ftrace::count_trace;
+use besser_klog::scan::count_scan_failures;
+use besser_klog::splat::{find_splats, Splat};
+use besser_klog::ParseError;
 
 /// `name value` lines (the counter snapshot the lab takes); lines that do not
 /// read are dropped here, see [`parse_counter_file`] for them.
@@ -234,87 +46,6 @@ pub fn parse_counter_file(file: &str, text: &str) -> (BTreeMap<String, u64>, Vec
     (m, bad)
 }
 
-/// Counts of ftrace `workqueue_execute_start` per work function, and the
-/// number of events the ring buffer lost (`entries-in-buffer/entries-written`
-/// of the `trace` file, and `[LOST N EVENTS]` records).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct TraceCounts {
-    pub per_function: BTreeMap<String, u64>,
-    pub events: u64,
-    pub lost: u64,
-    /// `sched_wakeup` records per woken task name (the ramp arms the event
-    /// filtered to the driver's threads, see [`crate::ramp::event_filter`]).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub wakeups: BTreeMap<String, u64>,
-    /// Records that could not be read (the capture's strict parser's verdicts).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub bad_lines: Vec<ParseError>,
-}
-
-/// Reads the `trace` file with the capture's strict record parser
-/// ([`raw::parse_trace`]): a malformed record is a [`ParseError`] naming
-/// `file` and the line, never silently skipped.
-pub fn parse_trace(file: &str, text: &str) -> TraceCounts {
-    let mut t = TraceCounts::default();
-    for l in text.lines() {
-        if let Some(rest) = l.strip_prefix("# entries-in-buffer/entries-written:") {
-            let nums: Vec<u64> = rest
-                .split(|c: char| !c.is_ascii_digit())
-                .filter(|s| !s.is_empty())
-                .filter_map(|s| s.parse().ok())
-                .collect();
-            if nums.len() >= 2 {
-                t.lost += nums[1].saturating_sub(nums[0]);
-            }
-        }
-    }
-    let stream = raw::parse_trace(file, text);
-    t.lost += stream.losses.iter().map(|l| l.events).sum::<u64>();
-    t.bad_lines = stream.bad_lines;
-    for e in stream
-        .events
-        .iter()
-        .filter(|e| e.event == "workqueue_execute_start")
-    {
-        match e.detail.split_once("function ") {
-            Some((_, f)) if !f.trim().is_empty() => {
-                t.events += 1;
-                *t.per_function.entry(f.trim().to_string()).or_insert(0) += 1;
-            }
-            _ => t.bad_lines.push(ParseError {
-                file: file.to_string(),
-                line: e.line,
-                what: format!(
-                    "expected `function NAME` in a workqueue_execute_start record, found {:?}",
-                    e.detail
-                ),
-            }),
-        }
-    }
-    for e in stream.events.iter().filter(|e| e.event == "sched_wakeup") {
-        // `comm=NAME pid=N prio=N target_cpu=N` (include/trace/events/sched.h)
-        let comm = e
-            .detail
-            .strip_prefix("comm=")
-            .and_then(|r| r.split_once(" pid="))
-            .map(|(c, _)| c.trim())
-            .filter(|c| !c.is_empty());
-        match comm {
-            Some(c) => *t.wakeups.entry(c.to_string()).or_insert(0) += 1,
-            None => t.bad_lines.push(ParseError {
-                file: file.to_string(),
-                line: e.line,
-                what: format!(
-                    "expected `comm=NAME pid=N …` in a sched_wakeup record, found {:?}",
-                    e.detail
-                ),
-            }),
-        }
-    }
-    t.bad_lines.sort_by_key(|b| b.line);
-    t
-}
-
 /// Is anything listening on TCP `port`? From `/proc/net/tcp` + `tcp6` text.
 pub fn tcp_listening(proc_net_tcp: &str, port: u16) -> bool {
     let want = format!("{port:04X}");
@@ -327,11 +58,6 @@ pub fn tcp_listening(proc_net_tcp: &str, port: u16) -> bool {
                 .is_some_and(|p| p.eq_ignore_ascii_case(&want))
             && f[3] == "0A"
     })
-}
-
-/// First number of `/proc/uptime`.
-pub fn parse_uptime(text: &str) -> Option<f64> {
-    text.split_whitespace().next()?.parse().ok()
 }
 
 /// One poll of the device during the stress window, over the wired link.
@@ -532,7 +258,7 @@ pub fn analyse_rep(r: &RepRaw<'_>) -> RepAnalysis {
         });
     }
     let elapsed_s = r.sender.elapsed_s;
-    let mut trace = parse_trace(&file("trace.txt"), r.trace);
+    let mut trace = count_trace(&file("trace.txt"), r.trace);
     bad_lines.append(&mut trace.bad_lines);
     let (since, marker_found) = dmesg_since_marker(r.dmesg, r.marker);
     let splats = find_splats(&since);
@@ -718,44 +444,6 @@ mod tests {
         assert_eq!((a.driver_halt, a.status), (None, RepStatus::Ok));
     }
 
-    /// The bh kthread's wake-ups, as 6.12's `sched_wakeup` prints them.
-    #[test]
-    fn sched_wakeups_are_counted_per_task() {
-        let trace = "# tracer: nop\n\
-            <idle>-0 [000] d.h2. 10.000001: sched_wakeup: comm=bes2600_bh pid=95 prio=120 target_cpu=000\n\
-            kworker/0:1-12 [000] d..2. 10.000002: sched_wakeup: comm=bes2600_bh pid=95 prio=120 target_cpu=000\n\
-            kworker/0:1-12 [000] d..2. 10.000003: sched_wakeup: pid=95\n";
-        let t = parse_trace("trace.txt", trace);
-        assert_eq!(t.wakeups.get("bes2600_bh"), Some(&2));
-        assert_eq!(t.events, 0, "not workqueue events");
-        assert_eq!(t.bad_lines.len(), 1);
-        assert_eq!(t.bad_lines[0].line, 4);
-    }
-
-    #[test]
-    fn hung_tasks_and_lockdep_turning_off_are_splats() {
-        let log = [
-            "[  240.1] INFO: task kworker/0:1:42 blocked for more than 120 seconds.",
-            "[  240.1]       Not tainted 6.12.0 #1",
-            "[  300.0] BUG: MAX_LOCKDEP_ENTRIES too low!",
-            "[  300.0] turning off the locking correctness validator.",
-            "[  300.1] bes2600: ok",
-        ];
-        let kinds: Vec<_> = find_splats(&log)
-            .into_iter()
-            .map(|s| (s.kind, s.time_s))
-            .collect();
-        assert_eq!(
-            kinds,
-            [
-                (SplatKind::Hung, Some(240.1)),
-                (SplatKind::Bug, Some(300.0)),
-                (SplatKind::Lockdep, Some(300.0)),
-            ]
-        );
-        assert!(find_splats(&["[ 1.0] INFO: lockdep is turned on."]).is_empty());
-    }
-
     #[test]
     fn stats_match_the_maintainers_v3_series() {
         let s = stats(&[2.363, 2.590, 2.102]).unwrap();
@@ -776,7 +464,7 @@ mod tests {
             kworker/0:1-12 [000] d..1. 10.0000\n\
             kworker/0:1-12 [000] d..1. 10.000003: workqueue_execute_start: work struct 0000abcd\n\
             CPU:0 [LOST 7 EVENTS]\n";
-        let t = parse_trace("rep-1/trace.txt", trace);
+        let t = count_trace("rep-1/trace.txt", trace);
         assert_eq!(t.events, 1);
         assert_eq!(t.per_function["bes2600_bh_work [bes2600]"], 1);
         assert_eq!(t.lost, 2 + 7);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 
-use crate::analysis::{RepStatus, SplatKind};
+use crate::analysis::RepStatus;
 use crate::assets::{self, VmImage};
 use crate::inventory::{Device, Reboot};
 use crate::ramp::{self, Ramp, RampConfig, RampError};
@@ -16,6 +16,7 @@ use crate::report;
 use crate::rundir;
 use crate::session::{self, DeviceChoice, RampOptions};
 use crate::vm::{Vm, VmOptions};
+use besser_klog::splat::SplatKind;
 
 /// A real-looking WARN splat, written line by line to `/dev/kmsg` at
 /// warning level. It is a *pattern* test of the detector: the lines enter
@@ -90,7 +91,7 @@ pub fn planted_inversion_is_reported(
     let r = reps.first().context("no rep finished")?;
     ensure!(r.bytes_received.unwrap_or(0) > 0, "no bytes arrived");
     let hit = r.splats.iter().find(|s| {
-        s.kind == crate::analysis::SplatKind::Lockdep
+        s.kind == SplatKind::Lockdep
             && s.first_line
                 .contains("SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected")
     });

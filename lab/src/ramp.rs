@@ -245,7 +245,7 @@ pub fn parse_boot(file: &str, boot: &str) -> std::result::Result<(String, f64), 
         ));
     }
     let up_line = l.next().unwrap_or("");
-    let up = analysis::parse_uptime(up_line)
+    let up = besser_klog::dmesg::parse_uptime(up_line)
         .filter(|u| u.is_finite() && *u >= 0.0)
         .ok_or_else(|| {
             bad(
@@ -608,7 +608,7 @@ impl Ramp {
         let id = l.next().unwrap_or("").trim().to_string();
         let up = l
             .next()
-            .and_then(analysis::parse_uptime)
+            .and_then(besser_klog::dmesg::parse_uptime)
             .ok_or_else(|| anyhow!("no uptime in {out:?}"))?;
         Ok((id, up))
     }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use besser_lab::analysis::SplatKind;
+use besser_klog::splat::SplatKind;
 use besser_lab::capture::analysis::{DropVerdict, ProbeClass, Status};
 use besser_lab::capture::{self, analysis, layout, report};
 

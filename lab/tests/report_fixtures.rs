@@ -5,7 +5,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use besser_lab::analysis::{self, SplatKind};
+use besser_klog::{dmesg, ftrace, scan, splat, splat::SplatKind};
+use besser_lab::analysis;
 use besser_lab::ramp;
 use besser_lab::report;
 
@@ -31,9 +32,9 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn splats_in_a_rep_log_after_its_marker() {
     let dmesg = fs::read_to_string(data("candidate/rep-3/dmesg.txt")).unwrap();
-    let (since, found) = analysis::dmesg_since_marker(&dmesg, "besser-lab: candidate rep 3 start");
+    let (since, found) = dmesg::dmesg_since_marker(&dmesg, "besser-lab: candidate rep 3 start");
     assert!(found);
-    let splats = analysis::find_splats(&since);
+    let splats = splat::find_splats(&since);
     // The WARN before the marker (probe_stub) belongs to boot, not to the rep.
     assert!(splats.iter().all(|s| !s.first_line.contains("probe_stub")));
     assert_eq!(
@@ -41,14 +42,14 @@ fn splats_in_a_rep_log_after_its_marker() {
         vec![SplatKind::Warn, SplatKind::Oops, SplatKind::Bug]
     );
     insta::assert_json_snapshot!("candidate_rep3_splats", splats);
-    assert_eq!(analysis::count_scan_failures(&since), 2);
+    assert_eq!(scan::count_scan_failures(&since), 2);
 }
 
 #[test]
 fn lockdep_splat_names_the_lock_site() {
     let dmesg = fs::read_to_string(data("candidate/rep-2/dmesg.txt")).unwrap();
-    let (since, _) = analysis::dmesg_since_marker(&dmesg, "besser-lab: candidate rep 2 start");
-    let s = analysis::find_splats(&since);
+    let (since, _) = dmesg::dmesg_since_marker(&dmesg, "besser-lab: candidate rep 2 start");
+    let s = splat::find_splats(&since);
     assert_eq!(s.len(), 1);
     assert_eq!(s[0].kind, SplatKind::Lockdep);
     assert_eq!(
@@ -63,7 +64,7 @@ fn lockdep_splat_names_the_lock_site() {
 
 #[test]
 fn ftrace_counts_per_work_function() {
-    let t = analysis::parse_trace(
+    let t = ftrace::count_trace(
         "rep-1/trace.txt",
         &fs::read_to_string(data("baseline/rep-1/trace.txt")).unwrap(),
     );

@@ -1,7 +1,7 @@
 //! Pure analysis of a capture: throughput per probe vs uptime, the state
 //! transitions (first scan failure, first link loss, first probe below a
 //! fraction of the first), abrupt vs gradual, event rates per window, kernel
-//! splats (by the lab's one classifier, [`crate::analysis::find_splats`]), receipts.
+//! splats (by the lab's one classifier, [`besser_klog::splat::find_splats`]), receipts.
 //!
 //! Rules (stated in the report too):
 //! - probe throughput = `rx_bytes` of the data interface over the push window
@@ -23,8 +23,9 @@ use serde::Serialize;
 
 use super::raw::{self, ProbeOutcome, MARKER_PREFIX};
 use super::RawCapture;
-use crate::analysis::{find_splats, Splat, SCAN_FAILURE_PATTERNS};
 use crate::units::MIB;
+use besser_klog::scan::SCAN_FAILURE_PATTERNS;
+use besser_klog::splat::{find_splats, Splat};
 
 /// Width of the event-rate windows, seconds (their notes count per 5 minutes).
 pub const WINDOW_S: f64 = 300.0;
@@ -186,7 +187,7 @@ pub struct Analysis {
     /// place `iw event -t` lines on uptime.
     pub epoch_offset_s: Option<f64>,
     /// WARN/BUG/oops/lockdep/panic reports in the kernel log, found by the
-    /// lab's one splat classifier ([`crate::analysis::find_splats`]).
+    /// lab's one splat classifier ([`besser_klog::splat::find_splats`]).
     pub splats: Vec<Splat>,
     pub receipts: Vec<Receipt>,
 }

@@ -17,8 +17,9 @@ use anyhow::{bail, Context, Result};
 
 use super::raw::{self, ArmRecord, GapRecord, ProbeOutcome, ProbeRecord, MARKER_PREFIX};
 use super::{layout, CaptureConfig, RunInfo};
-use crate::analysis::{parse_uptime, SCAN_FAILURE_PATTERNS};
 use crate::ramp::tracefs;
+use besser_klog::dmesg::parse_uptime;
+use besser_klog::scan::SCAN_FAILURE_PATTERNS;
 
 /// Timeout of one short remote command (marker, counter read, uptime).
 pub const EXEC_TIMEOUT_S: u64 = 15;

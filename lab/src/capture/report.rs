@@ -126,7 +126,7 @@ pub fn render(raw: &RawCapture, a: &Analysis) -> Rendered {
             .map(|t| format!(
                 "[{}] `{}`",
                 mmss(t),
-                crate::analysis::SCAN_FAILURE_PATTERNS.join("` / `")
+                besser_klog::scan::SCAN_FAILURE_PATTERNS.join("` / `")
             ))
             .unwrap_or_else(|| "none in the kernel log".into())
     );
