@@ -136,6 +136,32 @@ fn parse_trace_line(l: &str, line: usize) -> Result<TraceLine, String> {
     }))
 }
 
+/// A traced work function name and its module: ftrace prints a function
+/// that lives in a module as `NAME [MODULE]` (`sdio_rx_work [bes2600]`).
+pub fn split_module(traced: &str) -> (&str, Option<&str>) {
+    match traced
+        .trim_end()
+        .strip_suffix(']')
+        .and_then(|r| r.rsplit_once(" ["))
+    {
+        Some((name, module)) if !module.is_empty() && !module.contains(' ') => {
+            (name.trim_end(), Some(module))
+        }
+        _ => (traced.trim(), None),
+    }
+}
+
+/// Does the traced name `traced` (maybe with ` [MODULE]`) name the work
+/// function `wanted` (with or without its module)? A name without a module
+/// matches the function in any module; a name with one, only that module.
+pub fn work_fn_matches(traced: &str, wanted: &str) -> bool {
+    let (tn, tm) = split_module(traced);
+    match split_module(wanted) {
+        (wn, None) => tn == wn,
+        (wn, Some(wm)) => tn == wn && tm == Some(wm),
+    }
+}
+
 /// Counts of ftrace `workqueue_execute_start` per work function, and the
 /// number of events the ring buffer lost (`entries-in-buffer/entries-written`
 /// of the `trace` file, and `[LOST N EVENTS]` records).
@@ -220,6 +246,30 @@ pub fn count_trace(file: &str, text: &str) -> TraceCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn work_functions_match_with_and_without_their_module() {
+        assert_eq!(
+            split_module("sdio_rx_work [bes2600]"),
+            ("sdio_rx_work", Some("bes2600"))
+        );
+        assert_eq!(split_module("vmstat_update"), ("vmstat_update", None));
+        assert!(work_fn_matches("sdio_rx_work [bes2600]", "sdio_rx_work"));
+        assert!(work_fn_matches(
+            "sdio_rx_work [bes2600]",
+            "sdio_rx_work [bes2600]"
+        ));
+        assert!(!work_fn_matches(
+            "sdio_rx_work [other]",
+            "sdio_rx_work [bes2600]"
+        ));
+        assert!(work_fn_matches("sdio_rx_work", "sdio_rx_work"));
+        assert!(!work_fn_matches("sdio_rx_work", "sdio_rx_work [bes2600]"));
+        assert!(!work_fn_matches(
+            "sdio_rx_work_more [bes2600]",
+            "sdio_rx_work"
+        ));
+    }
 
     #[test]
     fn trace_lines_of_several_kernel_formats() {

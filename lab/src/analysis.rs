@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::sender::{SendOutcome, SendRecord};
 use crate::units::mib_per_s;
 use besser_klog::dmesg::{dmesg_since_marker, parse_uptime, strip_dmesg_prefix};
-use besser_klog::ftrace::count_trace;
+use besser_klog::ftrace::{count_trace, work_fn_matches};
 use besser_klog::scan::count_scan_failures;
 use besser_klog::splat::{find_splats, Splat};
 use besser_klog::ParseError;
@@ -204,8 +204,18 @@ impl RepAnalysis {
             .iter()
             .any(|e| e.ends_with("workqueue_execute_start"))
     }
+    /// Dispatches of work function `f` in this rep: every traced name that
+    /// is `f`, with or without a ` [module]` suffix
+    /// ([`besser_klog::ftrace::work_fn_matches`]).
+    pub fn dispatches(&self, f: &str) -> u64 {
+        self.dispatch
+            .iter()
+            .filter(|(traced, _)| work_fn_matches(traced, f))
+            .map(|(_, n)| n)
+            .sum()
+    }
     pub fn per_s(&self, f: &str) -> f64 {
-        let n = *self.dispatch.get(f).unwrap_or(&0) as f64;
+        let n = self.dispatches(f) as f64;
         if self.elapsed_s > 0.0 {
             n / self.elapsed_s
         } else {
@@ -220,7 +230,7 @@ impl RepAnalysis {
             .map(|p| n * 1000.0 / p as f64)
     }
     pub fn per_1000_rx_packets(&self, f: &str) -> Option<f64> {
-        let n = *self.dispatch.get(f).unwrap_or(&0) as f64;
+        let n = self.dispatches(f) as f64;
         self.rx_packets_delta
             .filter(|&p| p > 0)
             .map(|p| n * 1000.0 / p as f64)

@@ -220,7 +220,28 @@ fn series(reps: &[RepAnalysis]) -> Vec<f64> {
 
 fn work_columns(run: &RunJson, reps: &[RepAnalysis]) -> Vec<String> {
     if !run.config.work_fns.is_empty() {
-        return run.config.work_fns.clone();
+        // A `--work-fn NAME` shows as the traced `NAME [module]` when the
+        // trace names exactly one module for it, so the column says where
+        // the function lives.
+        return run
+            .config
+            .work_fns
+            .iter()
+            .map(|w| {
+                let mut traced: Vec<&str> = reps
+                    .iter()
+                    .flat_map(|r| r.dispatch.keys())
+                    .filter(|t| besser_klog::ftrace::work_fn_matches(t, w))
+                    .map(String::as_str)
+                    .collect();
+                traced.sort_unstable();
+                traced.dedup();
+                match traced.as_slice() {
+                    [one] => one.to_string(),
+                    _ => w.clone(),
+                }
+            })
+            .collect();
     }
     let mut tot: BTreeMap<&str, u64> = BTreeMap::new();
     for r in reps {
@@ -260,11 +281,8 @@ fn observe(metric: &str, reps: &[RepAnalysis], st: Option<&Stats>) -> Option<f64
             if let Some(f) = m.strip_prefix("dispatch_per_s.") {
                 (!reps.is_empty()).then(|| mean_per_s(reps, f))
             } else {
-                m.strip_prefix("dispatch_total.").map(|f| {
-                    reps.iter()
-                        .map(|r| *r.dispatch.get(f).unwrap_or(&0))
-                        .sum::<u64>() as f64
-                })
+                m.strip_prefix("dispatch_total.")
+                    .map(|f| reps.iter().map(|r| r.dispatches(f)).sum::<u64>() as f64)
             }
         }
     }
@@ -425,7 +443,7 @@ pub fn render(
         );
         for c in &cols {
             if r.dispatches_measured() {
-                line.push_str(&format!(" {} |", r.dispatch.get(c).copied().unwrap_or(0)));
+                line.push_str(&format!(" {} |", r.dispatches(c)));
             } else {
                 line.push_str(" n/a |");
             }

@@ -282,3 +282,37 @@ fn bad_predictions_file_says_where() {
         .unwrap_err();
     assert!(e.to_string().contains("unknown metric \"speed\""), "{e}");
 }
+
+/// ftrace names a module's work function `NAME [MODULE]`: a prediction (and
+/// a `--work-fn`) naming the function alone must still find it. Before, a
+/// "dropped to 0/s" prediction held on a kernel where it still ran ~86/s.
+#[test]
+fn a_work_function_in_a_module_is_found_by_its_bare_name() {
+    let tmp = std::env::temp_dir().join(format!("besser-report-modfn-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let dir = tmp.join("candidate");
+    copy_dir(&data("candidate"), &dir);
+    for rep in 1..=3 {
+        let p = dir.join(format!("rep-{rep}/trace.txt"));
+        let mut t = fs::read_to_string(&p).unwrap();
+        // 86 per second over the rep's ~180.7 s.
+        for i in 0..(86 * 180) {
+            t.push_str(&format!(
+                "     kworker/0:2-45      [000] d..1.   {}.{:06}: workqueue_execute_start: work struct 00000000deadbeef: function sdio_rx_work [bes2600]\n",
+                100 + i / 86,
+                (i % 86) * 1000
+            ));
+        }
+        fs::write(&p, t).unwrap();
+    }
+    let md = report::write_report(&dir, None).unwrap().markdown;
+    let line = md
+        .lines()
+        .find(|l| l.starts_with("| dispatch_per_s.sdio_rx_work"))
+        .unwrap_or_else(|| panic!("no prediction line in:\n{md}"));
+    assert!(line.contains("**does not hold**"), "{line}");
+    assert!(line.contains("| 85.") || line.contains("| 86."), "{line}");
+    // The dispatch table shows where the function lives.
+    assert!(md.contains("| sdio_rx_work [bes2600] |"), "{md}");
+    fs::remove_dir_all(&tmp).unwrap();
+}
