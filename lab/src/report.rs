@@ -644,7 +644,7 @@ pub fn render(
     for r in reps {
         let _ = writeln!(
             w,
-            "- rep {}: {} splat(s), {} scan-failure line(s){}",
+            "- rep {}: {} splat(s), {} scan-failure event(s){}",
             r.rep,
             r.splats.len(),
             r.scan_failures,

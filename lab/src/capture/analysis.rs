@@ -24,14 +24,11 @@ use serde::Serialize;
 use super::raw::{self, ProbeOutcome, MARKER_PREFIX};
 use super::RawCapture;
 use crate::units::MIB;
-use besser_klog::scan::SCAN_FAILURE_PATTERNS;
+use besser_klog::scan::scan_failure_events;
 use besser_klog::splat::{find_splats, Splat};
 
 /// Width of the event-rate windows, seconds (their notes count per 5 minutes).
 pub const WINDOW_S: f64 = 300.0;
-/// Scan-failure kernel-log lines closer than this to the previous one belong
-/// to the same failure episode (one failed scan prints two lines).
-pub const SCAN_EPISODE_GAP_S: f64 = 5.0;
 /// The receipts' "fresh chip moves data" bar: first probe above 1 MiB/s.
 pub const FIRST_PROBE_MIN_MIB_S: f64 = 1.0;
 
@@ -257,33 +254,19 @@ fn iw_kind(text: &str) -> String {
     }
 }
 
-fn is_scan_failure(text: &str) -> bool {
-    SCAN_FAILURE_PATTERNS.iter().any(|p| text.contains(p))
-}
-
 pub fn analyse(raw: &RawCapture) -> Analysis {
     let cfg = &raw.run.config;
     let kmsg: &[raw::KmsgLine] = raw.kmsg.as_ref().map(|k| &k.lines[..]).unwrap_or(&[]);
 
-    // --- scan failures (episodes) from the kernel log
-    let mut scan_failures: Vec<ScanFailure> = Vec::new();
-    let mut last_line_s = f64::NEG_INFINITY;
-    let mut fail_lines: Vec<f64> = kmsg
-        .iter()
-        .filter(|l| is_scan_failure(&l.text))
-        .map(|l| l.uptime_s)
-        .collect();
-    fail_lines.sort_by(f64::total_cmp);
-    for t in fail_lines {
-        match scan_failures.last_mut() {
-            Some(ep) if t - last_line_s <= SCAN_EPISODE_GAP_S => ep.lines += 1,
-            _ => scan_failures.push(ScanFailure {
-                uptime_s: t,
-                lines: 1,
-            }),
-        }
-        last_line_s = t;
-    }
+    // --- scan failures (events, klog's one rule) from the kernel log
+    let scan_failures: Vec<ScanFailure> =
+        scan_failure_events(kmsg.iter().map(|l| (Some(l.uptime_s), l.text.as_str())))
+            .into_iter()
+            .map(|e| ScanFailure {
+                uptime_s: e.uptime_s.unwrap_or(0.0),
+                lines: e.lines,
+            })
+            .collect();
     let scan_failure_interval_s = spread(
         scan_failures
             .windows(2)

@@ -19,7 +19,7 @@ use super::raw::{self, ArmRecord, GapRecord, ProbeOutcome, ProbeRecord, MARKER_P
 use super::{layout, CaptureConfig, RunInfo};
 use crate::ramp::tracefs;
 use besser_klog::dmesg::parse_uptime;
-use besser_klog::scan::SCAN_FAILURE_PATTERNS;
+use besser_klog::scan::is_scan_failure;
 
 /// Timeout of one short remote command (marker, counter read, uptime).
 pub const EXEC_TIMEOUT_S: u64 = 15;
@@ -116,7 +116,11 @@ pub struct Progress {
     pub probing: Option<u32>,
     pub trace_records: u64,
     pub kmsg_lines: u64,
+    /// Scan-failure events so far (the two lines of one attempt are one:
+    /// [`besser_klog::scan`]'s rule, by adjacency as the lines arrive).
     pub scan_failures: u64,
+    /// The last kernel-log line was a scan-failure line.
+    pub in_scan_failure: bool,
     pub iw_events: u64,
     pub snapshots: u64,
     pub gaps: usize,
@@ -507,9 +511,11 @@ fn count_lines(p: &mut Progress, kind: StreamKind, chunk: &[u8]) {
             StreamKind::Trace => p.trace_records += 1,
             StreamKind::Kmsg => {
                 p.kmsg_lines += 1;
-                if SCAN_FAILURE_PATTERNS.iter().any(|pat| l.contains(pat)) {
+                let failed = is_scan_failure(l);
+                if failed && !p.in_scan_failure {
                     p.scan_failures += 1;
                 }
+                p.in_scan_failure = failed;
             }
             StreamKind::Iw => p.iw_events += 1,
             StreamKind::Counters => p.snapshots += 1,

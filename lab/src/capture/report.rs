@@ -284,7 +284,7 @@ pub fn render(raw: &RawCapture, a: &Analysis) -> Rendered {
             w,
             "{} failures (kernel-log lines within {:.0} s count as one), at uptime (s): {}.\n",
             a.scan_failures.len(),
-            super::analysis::SCAN_EPISODE_GAP_S,
+            besser_klog::scan::SCAN_EVENT_GAP_S,
             a.scan_failures
                 .iter()
                 .map(|f| format!("{:.1}", f.uptime_s))
