@@ -317,3 +317,51 @@ fn a_work_function_in_a_module_is_found_by_its_bare_name() {
     assert!(md.contains("| sdio_rx_work [bes2600] |"), "{md}");
     fs::remove_dir_all(&tmp).unwrap();
 }
+
+/// The maintainers' fresh-chip rule: each rep on a fresh boot *or* starting
+/// inside the window (their example: uptime 200 / 391 / 582 s in one boot).
+/// Before, the receipt demanded a fresh boot *and* the whole rep inside.
+#[test]
+fn the_fresh_chip_receipt_follows_the_maintainers_rule() {
+    let tmp = std::env::temp_dir().join(format!("besser-report-fresh-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let dir = tmp.join("candidate");
+    copy_dir(&data("candidate"), &dir);
+    let set = |rep: u32, boot_id: &str, start: &str, end: &str| {
+        let rd = dir.join(format!("rep-{rep}"));
+        fs::write(rd.join("boot.txt"), format!("{boot_id}\n{start} 740.00\n")).unwrap();
+        fs::write(rd.join("uptime-end.txt"), format!("{end} 800.00\n")).unwrap();
+        let meta = fs::read_to_string(rd.join("meta.json")).unwrap();
+        fs::write(
+            rd.join("meta.json"),
+            meta.replace("\"fresh_boot\": true", "\"fresh_boot\": false"),
+        )
+        .unwrap();
+    };
+    let one_boot = "c0c45831-0f1e-4d2c-8b7a-167311fad6f2";
+    set(1, one_boot, "200.00", "383.82");
+    set(2, one_boot, "391.00", "574.77");
+    set(3, one_boot, "582.00", "790.00");
+    let receipt = |md: &str| {
+        md.lines()
+            .filter(|l| l.contains("fresh-chip window"))
+            .find_map(|l| l.strip_prefix("- ["))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no fresh-chip receipt in:\n{md}"))
+    };
+    let r = receipt(&report::write_report(&dir, None).unwrap().markdown);
+    assert!(r.starts_with("x]"), "{r}");
+    assert!(
+        r.contains("warning: rep 3 ran past the window (uptime 790.0 s at its end)"),
+        "{r}"
+    );
+    // Rep 3 starting past the window on the same boot: unticked, and why.
+    set(3, one_boot, "800.00", "990.00");
+    let r = receipt(&report::write_report(&dir, None).unwrap().markdown);
+    assert!(r.starts_with(" ]"), "{r}");
+    assert!(
+        r.contains("NOT for rep 3 (no fresh boot, and started at uptime 800.0 s > 780 s)"),
+        "{r}"
+    );
+    fs::remove_dir_all(&tmp).unwrap();
+}
