@@ -163,6 +163,10 @@ pub struct RepAnalysis {
     /// Throughput from the rx_bytes delta, MiB/s.
     pub mib_s_rx_counter: Option<f64>,
     pub dispatch: BTreeMap<String, u64>,
+    /// `dispatch` per second of the rep's elapsed sending time, as the
+    /// maintainers' notes give it (e.g. `sdio_tx_work` 276/s).
+    #[serde(default)]
+    pub dispatch_per_s: BTreeMap<String, f64>,
     /// Wake-ups per task name (`sched:sched_wakeup`, the driver's threads).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub wakeups: BTreeMap<String, u64>,
@@ -334,6 +338,18 @@ pub fn analyse_rep(r: &RepRaw<'_>) -> RepAnalysis {
         rx_packets_delta: delta("rx_packets"),
         mib_s: bytes_received.map(|b| mib_per_s(b as f64, elapsed_s)),
         mib_s_rx_counter: rx_bytes_delta.map(|b| mib_per_s(b as f64, elapsed_s)),
+        dispatch_per_s: trace
+            .per_function
+            .iter()
+            .map(|(f, &n)| {
+                let per_s = if elapsed_s > 0.0 {
+                    n as f64 / elapsed_s
+                } else {
+                    0.0
+                };
+                (f.clone(), (per_s * 1000.0).round() / 1000.0)
+            })
+            .collect(),
         dispatch: trace.per_function,
         wakeups: trace.wakeups,
         trace_events: trace.events,

@@ -489,7 +489,7 @@ pub fn render(
         );
         for c in &cols {
             if r.dispatches_measured() {
-                line.push_str(&format!(" {} |", r.dispatches(c)));
+                line.push_str(&format!(" {} ({:.2}/s) |", r.dispatches(c), r.per_s(c)));
             } else {
                 line.push_str(" n/a |");
             }
