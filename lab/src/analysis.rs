@@ -244,11 +244,31 @@ impl RepAnalysis {
 pub fn analyse_rep(r: &RepRaw<'_>) -> RepAnalysis {
     let mut boot = r.boot.lines();
     let boot_id = boot.next().unwrap_or("").trim().to_string();
-    let uptime_start_s = boot.next().and_then(parse_uptime);
+    let uptime_line = boot.next();
+    let uptime_start_s = uptime_line.and_then(parse_uptime);
     let uptime_end_s = parse_uptime(r.uptime_end);
     let file = |name: &str| format!("rep-{}/{name}", r.rep);
     let (before, mut bad_lines) =
         parse_counter_file(&file("counters-before.txt"), r.counters_before);
+    // boot.txt: the boot_id (a UUID, /proc/sys/kernel/random/boot_id), then
+    // /proc/uptime. A cut file must say so, not read as "outside the window".
+    if !is_boot_id(&boot_id) {
+        bad_lines.push(ParseError {
+            file: file("boot.txt"),
+            line: 1,
+            what: format!("expected a boot_id (a UUID), found {boot_id:?}"),
+        });
+    }
+    if uptime_start_s.is_none() {
+        bad_lines.push(ParseError {
+            file: file("boot.txt"),
+            line: 2,
+            what: format!(
+                "expected /proc/uptime (`SECONDS IDLE`), found {:?}",
+                uptime_line.unwrap_or("")
+            ),
+        });
+    }
     let (after, bad_after) = parse_counter_file(&file("counters-after.txt"), r.counters_after);
     bad_lines.extend(bad_after);
     if uptime_end_s.is_none() {
@@ -364,6 +384,37 @@ pub fn analyse_rep(r: &RepRaw<'_>) -> RepAnalysis {
         chip: r.chip_after.map(parse_chip_counters).unwrap_or_default(),
         driver_halt,
         status,
+    }
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, hex digits.
+fn is_boot_id(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Device output as text: bytes that are not UTF-8 (an SSID printed raw)
+/// are decoded lossily (U+FFFD) and reported as a [`ParseError`] naming
+/// `file` and the line of the first one, instead of failing the report.
+pub fn device_text(file: &str, bytes: Vec<u8>) -> (String, Option<ParseError>) {
+    match String::from_utf8(bytes) {
+        Ok(s) => (s, None),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let bytes = e.into_bytes();
+            let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+            let err = ParseError {
+                file: file.to_string(),
+                line,
+                what: format!(
+                    "bytes that are not UTF-8 (first at byte {at}): decoded lossily, shown as U+FFFD"
+                ),
+            };
+            (String::from_utf8_lossy(&bytes).into_owned(), Some(err))
+        }
     }
 }
 

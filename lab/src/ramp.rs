@@ -1009,22 +1009,38 @@ pub fn load_meta(run_dir: &Path, rep: u32) -> Result<RepMeta> {
 /// Analyses one rep from its raw files alone.
 pub fn analyse_rep_dir(run_dir: &Path, run: &RunJson, rep: u32) -> Result<RepAnalysis> {
     let rd = rep_dir(run_dir, rep);
+    if !rd.is_dir() {
+        bail!(
+            "{}: rep {rep} finished (rep-{rep}.json) but its directory rep-{rep}/ is missing",
+            run_dir.display()
+        );
+    }
     let meta = load_meta(run_dir, rep)?;
     let sender: SendRecord = serde_json::from_str(&read(&rd, "sender.json")?)
         .with_context(|| format!("parsing {}/sender.json", rd.display()))?;
     let monitor: Vec<MonitorSample> = serde_json::from_str(&read(&rd, "monitor.json")?)
         .with_context(|| format!("parsing {}/monitor.json", rd.display()))?;
-    let listener = read(&rd, "listener.txt").ok();
-    let chip_after = read(&rd, "chip-after.txt").ok();
+    // Device output is read as bytes: what is not UTF-8 is decoded lossily
+    // and listed, never a failed report.
+    let mut undecoded = Vec::new();
+    let mut device = |name: &str| -> Result<String> {
+        let bytes = fs::read(rd.join(name))
+            .with_context(|| format!("reading {}", rd.join(name).display()))?;
+        let (text, err) = analysis::device_text(&format!("rep-{rep}/{name}"), bytes);
+        undecoded.extend(err);
+        Ok(text)
+    };
+    let listener = device("listener.txt").ok();
+    let chip_after = device("chip-after.txt").ok();
     let (boot, up_end, cb, ca, trace, dmesg) = (
-        read(&rd, "boot.txt")?,
-        read(&rd, "uptime-end.txt")?,
-        read(&rd, "counters-before.txt")?,
-        read(&rd, "counters-after.txt")?,
-        read(&rd, "trace.txt")?,
-        read(&rd, "dmesg.txt")?,
+        device("boot.txt")?,
+        device("uptime-end.txt")?,
+        device("counters-before.txt")?,
+        device("counters-after.txt")?,
+        device("trace.txt")?,
+        device("dmesg.txt")?,
     );
-    Ok(analysis::analyse_rep(&RepRaw {
+    let mut a = analysis::analyse_rep(&RepRaw {
         rep,
         boot: &boot,
         uptime_end: &up_end,
@@ -1042,7 +1058,9 @@ pub fn analyse_rep_dir(run_dir: &Path, run: &RunJson, rep: u32) -> Result<RepAna
         events_enabled: meta.events_enabled.as_deref(),
         events_missing: &meta.events_missing,
         chip_after: chip_after.as_deref(),
-    }))
+    });
+    a.bad_lines.extend(undecoded);
+    Ok(a)
 }
 
 /// The reps of a run that finished (have `rep-N.json`), re-analysed from raw data.

@@ -365,3 +365,43 @@ fn the_fresh_chip_receipt_follows_the_maintainers_rule() {
     );
     fs::remove_dir_all(&tmp).unwrap();
 }
+
+/// Device output that does not read is listed, never silent and never a
+/// failed report: a cut boot.txt, a kernel log with a raw (non-UTF-8) SSID;
+/// a finished rep whose directory is gone is refused by name.
+#[test]
+fn cut_or_undecodable_device_output_is_listed_and_a_missing_rep_named() {
+    let tmp = std::env::temp_dir().join(format!("besser-report-cut-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let dir = tmp.join("baseline");
+    copy_dir(&data("baseline"), &dir);
+    // The boot_id line only (the uptime line never arrived).
+    let boot = fs::read_to_string(dir.join("rep-1/boot.txt")).unwrap();
+    fs::write(dir.join("rep-1/boot.txt"), boot.lines().next().unwrap()).unwrap();
+    // An SSID the kernel printed byte for byte (Latin-1 "café").
+    let mut dmesg = fs::read(dir.join("rep-2/dmesg.txt")).unwrap();
+    let line = dmesg.iter().filter(|&&b| b == b'\n').count() + 1;
+    dmesg.extend_from_slice(b"[  300.000000] wlan0: connecting to caf\xe9\n");
+    fs::write(dir.join("rep-2/dmesg.txt"), dmesg).unwrap();
+    let md = report::write_report(&dir, None).unwrap().markdown;
+    assert!(
+        md.contains("- `rep-1/boot.txt:2`: expected /proc/uptime"),
+        "{md}"
+    );
+    assert!(
+        md.contains(&format!(
+            "- `rep-2/dmesg.txt:{line}`: bytes that are not UTF-8 (first at byte"
+        )),
+        "{md}"
+    );
+    fs::remove_dir_all(dir.join("rep-3")).unwrap();
+    let Err(e) = report::write_report(&dir, None) else {
+        panic!("a report without rep-3/")
+    };
+    assert!(
+        format!("{e:#}")
+            .contains("rep 3 finished (rep-3.json) but its directory rep-3/ is missing"),
+        "{e:#}"
+    );
+    fs::remove_dir_all(&tmp).unwrap();
+}
