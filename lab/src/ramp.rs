@@ -69,6 +69,10 @@ pub struct RampConfig {
     pub trace_buffer_kb: u32,
     /// A baseline run directory compared in the report.
     pub baseline: Option<PathBuf>,
+    /// More baselines, compared after the first (the maintainers compare a
+    /// candidate against e.g. Patch B and the Bug #5 floor in one note).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_baselines: Vec<PathBuf>,
     /// Fault injection for tests: a device command run right after the
     /// listener is up (recorded, and shown in the report).
     pub fault_cmd: Option<String>,
@@ -88,6 +92,7 @@ impl RampConfig {
             stop_on_wedge: false,
             trace_buffer_kb: TRACE_BUFFER_KB,
             baseline: None,
+            more_baselines: Vec::new(),
             fault_cmd: None,
         }
     }

@@ -112,22 +112,41 @@ fn dir_name(dir: &Path) -> String {
         .unwrap_or_else(|| dir.display().to_string())
 }
 
-/// Re-makes `report.md` and `summary.json` from the run directory's raw data.
-/// `baseline` overrides the one recorded in `run.json`.
+/// Re-makes `report.md` and `summary.json` from the run directory's raw data,
+/// compared with the baselines recorded in `run.json`.
 pub fn write_report(dir: &Path, baseline: Option<&Path>) -> Result<Report> {
+    write_report_with(
+        dir,
+        &baseline
+            .map(Path::to_path_buf)
+            .into_iter()
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// As [`write_report`], with `baselines` (in order) instead of the recorded
+/// ones when not empty.
+pub fn write_report_with(dir: &Path, baselines: &[PathBuf]) -> Result<Report> {
     let run = ramp::load_run(dir)?;
     let reps = ramp::finished_reps(dir, &run)?;
     let metas: Vec<RepMeta> = reps
         .iter()
         .map(|r| ramp::load_meta(dir, r.rep))
         .collect::<Result<_>>()?;
-    let bpath: Option<PathBuf> = baseline
-        .map(Path::to_path_buf)
-        .or_else(|| run.config.baseline.clone());
-    let base = match &bpath {
-        Some(p) => Some(load_baseline(p)?),
-        None => None,
+    let bpaths: Vec<PathBuf> = if baselines.is_empty() {
+        run.config
+            .baseline
+            .iter()
+            .chain(&run.config.more_baselines)
+            .cloned()
+            .collect()
+    } else {
+        baselines.to_vec()
     };
+    let base: Vec<Baseline> = bpaths
+        .iter()
+        .map(|p| load_baseline(p))
+        .collect::<Result<_>>()?;
     let ppath = dir.join(PREDICTIONS_FILE);
     let preds = if ppath.exists() {
         Some(parse_predictions(
@@ -144,7 +163,7 @@ pub fn write_report(dir: &Path, baseline: Option<&Path>) -> Result<Report> {
         &reps,
         &metas,
         &aborted,
-        base.as_ref(),
+        &base,
         preds.as_ref(),
     );
     write_atomic(&dir.join("report.md"), r.markdown.as_bytes())?;
@@ -202,6 +221,9 @@ pub struct Summary {
     pub dispatch_per_s_mean: BTreeMap<String, f64>,
     pub reps: Vec<RepAnalysis>,
     pub baseline: Option<BaselineComparison>,
+    /// The comparisons with the second and later baselines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_baselines: Vec<BaselineComparison>,
     pub predictions: Vec<PredictionResult>,
     pub receipts: Vec<Receipt>,
     /// Rep directories of interrupted attempts, set aside with their data.
@@ -216,6 +238,68 @@ fn series(reps: &[RepAnalysis]) -> Vec<f64> {
         .filter(|r| !matches!(r.status, RepStatus::RigFailure { .. }))
         .filter_map(|r| r.mib_s)
         .collect()
+}
+
+/// One baseline's comparison table and verdict, written to `w`.
+fn compare_to(
+    w: &mut String,
+    b: &Baseline,
+    reps: &[RepAnalysis],
+    st: Option<&Stats>,
+    cols: &[String],
+) -> Option<BaselineComparison> {
+    let Some(s) = st else {
+        let _ = writeln!(
+            w,
+            "Baseline `{}` given, but this run has no throughput figures.",
+            b.name
+        );
+        return None;
+    };
+    let bser = series(&b.reps);
+    let Some(bs) = stats(&bser) else {
+        let _ = writeln!(w, "Baseline `{}` has no throughput figures.", b.name);
+        return None;
+    };
+    let delta = (s.mean - bs.mean) / bs.mean * 100.0;
+    let wn = within_noise(s.mean, &bs);
+    let _ = writeln!(
+        w,
+        "| | baseline `{}` (N={}) | this run (N={}) | Δ |",
+        b.name, bs.n, s.n
+    );
+    let _ = writeln!(w, "|---|---:|---:|---:|");
+    let _ = writeln!(
+        w,
+        "| throughput mean (MB/s) | {:.3} | {:.3} | {:+.1}% |",
+        bs.mean, s.mean, delta
+    );
+    let _ = writeln!(
+        w,
+        "| throughput min–max (MB/s) | {:.3}–{:.3} | {:.3}–{:.3} | |",
+        bs.min, bs.max, s.min, s.max
+    );
+    for c in cols {
+        let a = mean_per_s(&b.reps, c);
+        let z = mean_per_s(reps, c);
+        let _ = writeln!(w, "| {c} dispatches/s | {a:.1} | {z:.1} | {} |", pct(a, z));
+    }
+    let _ = writeln!(
+        w,
+        "\nWithin-noise rule: {WITHIN_NOISE_RULE}.\nVerdict: **{}** ({:.3} MB/s is {} the baseline's {:.3}–{:.3} MB/s).",
+        if wn { "within noise" } else if delta > 0.0 { "outside noise — better" } else { "outside noise — worse" },
+        s.mean,
+        if wn { "inside" } else { "outside" },
+        bs.min,
+        bs.max
+    );
+    Some(BaselineComparison {
+        run: b.name.clone(),
+        baseline_mib_s: bs,
+        delta_percent: delta,
+        within_noise: wn,
+        rule: WITHIN_NOISE_RULE.into(),
+    })
 }
 
 /// The fresh-chip rule of the maintainers' receipts (DOMAIN.md): each rep
@@ -370,7 +454,7 @@ pub fn render(
     reps: &[RepAnalysis],
     metas: &[RepMeta],
     aborted: &[String],
-    baseline: Option<&Baseline>,
+    baselines: &[Baseline],
     preds: Option<&Predictions>,
 ) -> Report {
     let cfg = &run.config;
@@ -544,67 +628,34 @@ pub fn render(
         );
     }
 
-    // Baseline
-    let mut cmp = None;
-    let _ = writeln!(w, "\n## Comparison to baseline\n");
-    match (baseline, &st) {
-        (Some(b), Some(s)) => {
-            let bser = series(&b.reps);
-            if let Some(bs) = stats(&bser) {
-                let delta = (s.mean - bs.mean) / bs.mean * 100.0;
-                let wn = within_noise(s.mean, &bs);
-                let _ = writeln!(
-                    w,
-                    "| | baseline `{}` (N={}) | this run (N={}) | Δ |",
-                    b.name, bs.n, s.n
-                );
-                let _ = writeln!(w, "|---|---:|---:|---:|");
-                let _ = writeln!(
-                    w,
-                    "| throughput mean (MB/s) | {:.3} | {:.3} | {:+.1}% |",
-                    bs.mean, s.mean, delta
-                );
-                let _ = writeln!(
-                    w,
-                    "| throughput min–max (MB/s) | {:.3}–{:.3} | {:.3}–{:.3} | |",
-                    bs.min, bs.max, s.min, s.max
-                );
-                for c in &cols {
-                    let a = mean_per_s(&b.reps, c);
-                    let z = mean_per_s(reps, c);
-                    let _ = writeln!(w, "| {c} dispatches/s | {a:.1} | {z:.1} | {} |", pct(a, z));
-                }
-                let _ = writeln!(
-                    w,
-                    "\nWithin-noise rule: {WITHIN_NOISE_RULE}.\nVerdict: **{}** ({:.3} MB/s is {} the baseline's {:.3}–{:.3} MB/s).",
-                    if wn { "within noise" } else if delta > 0.0 { "outside noise — better" } else { "outside noise — worse" },
-                    s.mean,
-                    if wn { "inside" } else { "outside" },
-                    bs.min,
-                    bs.max
-                );
-                cmp = Some(BaselineComparison {
-                    run: b.name.clone(),
-                    baseline_mib_s: bs,
-                    delta_percent: delta,
-                    within_noise: wn,
-                    rule: WITHIN_NOISE_RULE.into(),
-                });
-            } else {
-                let _ = writeln!(w, "Baseline `{}` has no throughput figures.", b.name);
-            }
+    // Baselines
+    let mut cmps: Vec<BaselineComparison> = Vec::new();
+    let _ = writeln!(
+        w,
+        "\n## Comparison to baseline{}\n",
+        if baselines.len() > 1 { "s" } else { "" }
+    );
+    if baselines.is_empty() {
+        let _ = writeln!(w, "No baseline given (`--baseline RUN_DIR`). Within-noise rule when one is: {WITHIN_NOISE_RULE}.");
+    }
+    for b in baselines {
+        if baselines.len() > 1 {
+            let _ = writeln!(w, "### Baseline `{}`\n", b.name);
         }
-        (Some(b), None) => {
+        if (b.run.config.duration_s - cfg.duration_s).abs() > 0.5 {
             let _ = writeln!(
                 w,
-                "Baseline `{}` given, but this run has no throughput figures.",
-                b.name
+                "**Warning:** rep durations differ: {:.0} s per rep here, {:.0} s in `{}`; \
+                 throughput over different windows is not the same measurement.\n",
+                cfg.duration_s, b.run.config.duration_s, b.name
             );
         }
-        (None, _) => {
-            let _ = writeln!(w, "No baseline given (`--baseline RUN_DIR`). Within-noise rule when one is: {WITHIN_NOISE_RULE}.");
+        cmps.extend(compare_to(w, b, reps, st.as_ref(), &cols));
+        if baselines.len() > 1 {
+            let _ = writeln!(w);
         }
     }
+    let cmp = cmps.first().cloned();
 
     // Dispatches
     let _ = writeln!(w, "\n## Workqueue dispatches\n");
@@ -834,10 +885,11 @@ pub fn render(
     let fc = fresh_chip(metas, reps, run.device.fresh_uptime_max_s);
     let uptimes: Vec<String> = reps.iter().map(|r| f1(r.uptime_start_s)).collect();
     let ours = enabled_set(run, reps);
-    let same_instr = baseline.map(|b| {
+    let same_as = |b: &Baseline| {
         let theirs = enabled_set(&b.run, &b.reps);
         ours.is_ok() && ours == theirs && b.run.device.data.interface == run.device.data.interface
-    });
+    };
+    let differing: Vec<&Baseline> = baselines.iter().filter(|b| !same_as(b)).collect();
     let listeners = !reps.is_empty()
         && reps
             .iter()
@@ -886,18 +938,28 @@ pub fn render(
             },
         },
         Receipt {
-            ok: same_instr == Some(true),
-            text: match (baseline, same_instr) {
-                (Some(b), Some(true)) => format!("same instrumentation as the baseline `{}` (ftrace events, counters)", b.name),
-                (Some(b), _) => format!(
-                    "instrumentation DIFFERS from the baseline `{}`: enabled ftrace events {} here vs {} there, data interface `{}` vs `{}`",
-                    b.name,
-                    show_set(&ours),
-                    show_set(&enabled_set(&b.run, &b.reps)),
-                    run.device.data.interface,
-                    b.run.device.data.interface
+            ok: !baselines.is_empty() && differing.is_empty(),
+            text: match (baselines, differing.as_slice()) {
+                ([], _) => "same instrumentation as a baseline (no baseline given)".into(),
+                (bs, []) => format!(
+                    "same instrumentation as the baseline{} {} (ftrace events, counters)",
+                    if bs.len() > 1 { "s" } else { "" },
+                    bs.iter().map(|b| format!("`{}`", b.name)).collect::<Vec<_>>().join(", ")
                 ),
-                (None, _) => "same instrumentation as a baseline (no baseline given)".into(),
+                (_, ds) => ds
+                    .iter()
+                    .map(|b| {
+                        format!(
+                            "instrumentation DIFFERS from the baseline `{}`: enabled ftrace events {} here vs {} there, data interface `{}` vs `{}`",
+                            b.name,
+                            show_set(&ours),
+                            show_set(&enabled_set(&b.run, &b.reps)),
+                            run.device.data.interface,
+                            b.run.device.data.interface
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
             },
         },
         Receipt { ok: nsplat == 0 && !reps.is_empty(), text: format!("no WARN/BUG/oops/lockdep splat under stress ({nsplat} found)") },
@@ -944,6 +1006,7 @@ pub fn render(
         dispatch_per_s_mean: dispatch_mean,
         reps: reps.to_vec(),
         baseline: cmp.clone(),
+        more_baselines: cmps.iter().skip(1).cloned().collect(),
         predictions: presults,
         receipts: receipts.clone(),
         aborted_attempts: aborted.to_vec(),

@@ -58,7 +58,12 @@ pub fn run_ramp(opts: RampOptions) -> Result<RampOutcome> {
     if opts.config.reps == 0 {
         bail!("--reps must be at least 1");
     }
-    if let Some(b) = &opts.config.baseline {
+    for b in opts
+        .config
+        .baseline
+        .iter()
+        .chain(&opts.config.more_baselines)
+    {
         crate::ramp::load_run(b).with_context(|| format!("--baseline {}", b.display()))?;
     }
     let preds = match &opts.predictions {
@@ -173,6 +178,6 @@ pub fn default_inventory() -> PathBuf {
 }
 
 /// `lab report RUN_DIR`: re-makes the report of a ramp from its raw data.
-pub fn remake_ramp_report(dir: &Path, baseline: Option<&Path>) -> Result<report::Report> {
-    report::write_report(dir, baseline)
+pub fn remake_ramp_report(dir: &Path, baselines: &[PathBuf]) -> Result<report::Report> {
+    report::write_report_with(dir, baselines)
 }

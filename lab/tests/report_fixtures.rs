@@ -405,3 +405,37 @@ fn cut_or_undecodable_device_output_is_listed_and_a_missing_rep_named() {
     );
     fs::remove_dir_all(&tmp).unwrap();
 }
+
+/// The maintainers compare a candidate with two baselines in one note (Patch B
+/// and the Bug #5 floor): one section and one verdict per baseline, all in
+/// the instrumentation receipt and in summary.json.
+#[test]
+fn a_report_compares_against_two_baselines() {
+    let tmp = std::env::temp_dir().join(format!("besser-report-2base-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    copy_dir(&data("candidate"), &tmp.join("candidate"));
+    copy_dir(&data("baseline"), &tmp.join("bug5-floor"));
+    let r = report::write_report_with(
+        &tmp.join("candidate"),
+        &[data("baseline"), tmp.join("bug5-floor")],
+    )
+    .unwrap();
+    let md = &r.markdown;
+    assert!(md.contains("## Comparison to baselines\n"), "{md}");
+    let a = md
+        .find("### Baseline `baseline`")
+        .expect("first baseline section");
+    let b = md
+        .find("### Baseline `bug5-floor`")
+        .expect("second baseline section");
+    assert!(a < b);
+    assert_eq!(md.matches("Verdict: **").count(), 2, "{md}");
+    assert!(
+        md.contains("same instrumentation as the baselines `baseline`, `bug5-floor`"),
+        "{md}"
+    );
+    assert_eq!(r.summary.baseline.as_ref().unwrap().run, "baseline");
+    assert_eq!(r.summary.more_baselines.len(), 1);
+    assert_eq!(r.summary.more_baselines[0].run, "bug5-floor");
+    fs::remove_dir_all(&tmp).unwrap();
+}

@@ -28,9 +28,10 @@ enum LabCmd {
     /// Re-make report.md + summary.json of a run directory from its raw data.
     Report {
         run_dir: PathBuf,
-        /// Compare with this baseline run (default: the one recorded in run.json).
+        /// Compare with this baseline run; repeat to compare with several
+        /// (default: the ones recorded in run.json).
         #[arg(long)]
-        baseline: Option<PathBuf>,
+        baseline: Vec<PathBuf>,
     },
     /// The built-in virtual lab device (QEMU, TCG).
     Vm {
@@ -95,9 +96,10 @@ pub struct RampArgs {
     /// Where run directories go.
     #[arg(long, default_value = "lab-runs")]
     runs_dir: PathBuf,
-    /// A baseline run directory to compare with.
+    /// A baseline run directory to compare with; repeat to compare with
+    /// several (e.g. the previous patch and the Bug #5 floor).
     #[arg(long)]
-    baseline: Option<PathBuf>,
+    baseline: Vec<PathBuf>,
     /// Don't reboot before each rep (reps must still be inside the uptime window).
     #[arg(long)]
     no_reboot: bool,
@@ -213,12 +215,12 @@ pub fn run(args: Args) -> Result<()> {
         LabCmd::Vm { cmd } => vm(&sh, cmd),
         LabCmd::Ramp(a) => ramp(&sh, a),
         LabCmd::Capture(a) => capture::run(&sh, a),
-        LabCmd::Report { run_dir, baseline } => report(&run_dir, baseline.as_deref()),
+        LabCmd::Report { run_dir, baseline } => report(&run_dir, &baseline),
     }
 }
 
 /// `lab report`: dispatches on run.json's kind.
-fn report(dir: &std::path::Path, baseline: Option<&std::path::Path>) -> Result<()> {
+fn report(dir: &std::path::Path, baseline: &[PathBuf]) -> Result<()> {
     let p = dir.join("run.json");
     let text =
         std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?;
@@ -262,7 +264,8 @@ pub fn ramp_config(a: &RampArgs) -> Result<besser_lab::ramp::RampConfig> {
     c.work_fns = a.work_fns.clone();
     c.stall_timeout_s = parse_duration_s(&a.stall_timeout)?;
     c.stop_on_wedge = a.stop_on_wedge;
-    c.baseline = a.baseline.clone();
+    c.baseline = a.baseline.first().cloned();
+    c.more_baselines = a.baseline.iter().skip(1).cloned().collect();
     c.fault_cmd = a.fault_cmd.clone();
     if !a.chip_fault.is_empty() {
         c.fault_cmd = Some(besser_lab::chip_fault::chip_fault_cmd(&a.chip_fault)?);
