@@ -15,10 +15,30 @@ pub fn strip_dmesg_prefix(line: &str) -> &str {
     }
     if l.starts_with('[') {
         if let Some(i) = l.find(']') {
-            return l[i + 1..].trim_start();
+            return strip_caller(l[i + 1..].trim_start());
         }
     }
     l
+}
+
+/// `CONFIG_PRINTK_CALLER`'s `[  T123] ` (task) or `[    C0] ` (CPU) after
+/// the timestamp, as syzbot's console logs print them.
+fn strip_caller(l: &str) -> &str {
+    let Some(inner) = l.strip_prefix('[') else {
+        return l;
+    };
+    let Some((id, rest)) = inner.split_once(']') else {
+        return l;
+    };
+    let id = id.trim_start();
+    let is_caller = id.len() > 1
+        && (id.starts_with('T') || id.starts_with('C'))
+        && id[1..].chars().all(|c| c.is_ascii_digit());
+    if is_caller {
+        rest.trim_start()
+    } else {
+        l
+    }
 }
 
 /// The `[seconds]` timestamp of a dmesg line.

@@ -240,6 +240,22 @@ fn series(reps: &[RepAnalysis]) -> Vec<f64> {
         .collect()
 }
 
+/// ` — locks: `a`, `b`` for a lockdep splat that named its locks.
+pub fn locks_text(locks: &[String]) -> String {
+    if locks.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " — locks: {}",
+            locks
+                .iter()
+                .map(|l| format!("`{l}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
 /// One baseline's comparison table and verdict, written to `w`.
 fn compare_to(
     w: &mut String,
@@ -754,13 +770,14 @@ pub fn render(
         for s in &r.splats {
             let _ = writeln!(
                 w,
-                "  - {} `{}` — call site: {}",
+                "  - {} `{}` — call site: {}{}",
                 s.kind.as_str(),
                 s.first_line,
                 s.call_site
                     .as_deref()
                     .map(|c| format!("`{c}`"))
-                    .unwrap_or_else(|| "unknown".into())
+                    .unwrap_or_else(|| "unknown".into()),
+                locks_text(&s.locks)
             );
         }
     }

@@ -331,14 +331,15 @@ pub fn render(raw: &RawCapture, a: &Analysis) -> Rendered {
         for sp in &a.splats {
             let _ = writeln!(
                 w,
-                "| {} | {} | `{}` | {} |",
+                "| {} | {} | `{}` | {}{} |",
                 opt_s(sp.time_s),
                 sp.kind.as_str(),
                 sp.first_line.replace('|', "\\|"),
                 sp.call_site
                     .as_deref()
                     .map(|c| format!("`{}`", c.replace('|', "\\|")))
-                    .unwrap_or_else(|| "not found".into())
+                    .unwrap_or_else(|| "not found".into()),
+                crate::report::locks_text(&sp.locks).replace('|', "\\|")
             );
         }
         let _ = writeln!(w);
