@@ -29,6 +29,17 @@ impl Arch {
             Arch::Aarch64 => "aarch64",
         }
     }
+
+    /// `uname -m`, Debian's or the kernel's name of an architecture.
+    pub fn parse(s: &str) -> Result<Arch, String> {
+        match s {
+            "x86_64" | "amd64" => Ok(Arch::X86_64),
+            "aarch64" | "arm64" => Ok(Arch::Aarch64),
+            _ => Err(format!(
+                "unknown architecture {s:?} (expected x86_64 or aarch64)"
+            )),
+        }
+    }
 }
 
 /// A board besser builds kernels for.

@@ -48,28 +48,8 @@ pub const PKTGEN_KO: &str = "/lib/modules/besser/test/pktgen.ko";
 /// Line the appliance writes to the kernel log (and console) when it is up.
 pub const READY_MARKER: &str = "besser-appliance: ready";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arch {
-    X86_64,
-    Aarch64,
-}
-
-impl Arch {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Aarch64 => "aarch64",
-        }
-    }
-    pub fn parse(s: &str) -> Result<Arch> {
-        match s {
-            "x86_64" | "amd64" => Ok(Arch::X86_64),
-            "aarch64" | "arm64" => Ok(Arch::Aarch64),
-            _ => bail!("unknown architecture {s:?} (expected x86_64 or aarch64)"),
-        }
-    }
-}
+/// The architecture of a guest: the image crate's, one enum for both.
+pub use besser_image::board::Arch;
 
 /// A file put into the image as is.
 #[derive(Clone, Debug)]

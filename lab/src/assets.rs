@@ -232,7 +232,7 @@ pub fn host_appliance_spec(
         bail!(
             "the host's busybox/dropbear are x86_64; for {} pass an ApplianceSpec with that \
              architecture's static busybox (dropbear: None gives a boot-only appliance)",
-            arch.as_str()
+            arch.name()
         );
     }
     let busybox = PathBuf::from("/bin/busybox");
@@ -449,38 +449,29 @@ fn sha256_hex(path: &Path) -> Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Reads an image directory (CONTRACTS.md: `manifest.json` with `arch`,
+/// Reads an image directory through `besser_image::manifest::Manifest` (`arch`,
 /// `kernel_release`, `artifacts.kernel` / `artifacts.initramfs` and their
 /// `sha256`). The kernel and initramfs must match the manifest's sha256s:
 /// a lab run never boots an image other than the one its manifest names.
 pub fn image_from_dir(dir: &Path) -> Result<VmImage> {
-    let mpath = dir.join("manifest.json");
-    let text =
-        fs::read_to_string(&mpath).with_context(|| format!("reading {}", mpath.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", mpath.display()))?;
-    let get = |ptr: &str| -> Result<String> {
-        v.pointer(ptr)
-            .and_then(|x| x.as_str())
-            .map(str::to_string)
-            .ok_or_else(|| anyhow!("{}: missing string {ptr}", mpath.display()))
-    };
-    let arch = Arch::parse(&get("/arch")?)?;
-    let kernel_name = get("/artifacts/kernel")?;
-    let initrd_name = get("/artifacts/initramfs")?;
-    let kernel = dir.join(&kernel_name);
-    let initrd = dir.join(&initrd_name);
-    for (name, p) in [(&kernel_name, &kernel), (&initrd_name, &initrd)] {
+    let m = besser_image::manifest::Manifest::load(dir)?;
+    let mpath = dir.join(besser_image::manifest::MANIFEST_FILE);
+    let arch = Arch::parse(&m.arch).map_err(|e| anyhow!("{}: arch: {e}", mpath.display()))?;
+    let kernel = dir.join(&m.artifacts.kernel);
+    let initrd = dir.join(&m.artifacts.initramfs);
+    for (name, p) in [
+        (&m.artifacts.kernel, &kernel),
+        (&m.artifacts.initramfs, &initrd),
+    ] {
         if !p.exists() {
             bail!("{}: {} does not exist", mpath.display(), p.display());
         }
-        // JSON pointer escaping of `/` and `~` in the artifact name.
-        let want = get(&format!(
-            "/sha256/{}",
-            name.replace('~', "~0").replace('/', "~1")
-        ))?;
+        let want = m
+            .sha256
+            .get(name)
+            .ok_or_else(|| anyhow!("{}: no sha256 for {name}", mpath.display()))?;
         let got = sha256_hex(p)?;
-        if got != want {
+        if &got != want {
             bail!(
                 "{}: {} has sha256 {got}, the manifest says {want} (rebuild the image or fix the manifest)",
                 mpath.display(),
@@ -490,12 +481,12 @@ pub fn image_from_dir(dir: &Path) -> Result<VmImage> {
     }
     // An image with the simulated SDIO host has the simulated AP: its
     // data link goes through bes2600 over the simulated air.
-    let sim = v.pointer("/driver/sdio_sim").is_some_and(|x| !x.is_null());
+    let sim = m.driver.as_ref().is_some_and(|d| d.sdio_sim.is_some());
     Ok(VmImage {
         arch,
         kernel,
         initrd,
-        kernel_release: get("/kernel_release").ok(),
+        kernel_release: Some(m.kernel_release.clone()),
         data_link: if sim {
             DataLink::SimulatedAir
         } else {
@@ -515,12 +506,18 @@ mod tests {
         fs::create_dir_all(&d).unwrap();
         fs::write(d.join("bzImage"), b"kernel").unwrap();
         fs::write(d.join("initramfs.cpio"), b"").unwrap();
+        // A whole manifest.json as `cargo xtask image` writes it.
         let manifest = |kernel_sha: &str| {
             format!(
-                "{{\"arch\": \"x86_64\", \"kernel_release\": \"6.12.0-besser\", \
-                 \"artifacts\": {{\"kernel\": \"bzImage\", \"initramfs\": \"initramfs.cpio\"}}, \
+                "{{\"schema\": 1, \"board\": \"qemu-x86_64\", \"flavour\": \"release\", \"arch\": \"x86_64\", \
+                 \"kernel_release\": \"6.12.0-besser\", \"kernel_version\": \"6.12.0\", \
+                 \"source\": {{\"tarball\": \"linux.tar.xz\", \"sha256\": \"00\"}}, \"patches\": [], \"fragments\": [], \
+                 \"config_sha256\": \"33\", \"toolchain\": {{}}, \"tree_key\": \"44\", \"build_key\": \"55\", \
+                 \"artifacts\": {{\"kernel\": \"bzImage\", \"initramfs\": \"initramfs.cpio\", \"config\": \"config\", \
+                 \"modules\": \"modules\", \"build_log\": \"build.log\"}}, \
                  \"sha256\": {{\"bzImage\": \"{kernel_sha}\", \
-                 \"initramfs.cpio\": \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"}}}}"
+                 \"initramfs.cpio\": \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"}}, \
+                 \"build\": {{\"finished_utc\": \"2026-11-22T04:00:00Z\", \"build_time_s\": 1.0, \"kind\": \"cold\"}}}}"
             )
         };
         // Some other file's hash: the manifest no longer matches.

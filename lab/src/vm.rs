@@ -271,7 +271,7 @@ fn spawn(opts: &VmOptions<'_>, lock: &VmLock) -> Result<(Child, VmState)> {
         format!(
             "starting {:?} (is qemu-system-{} installed?)",
             cmd.get_program(),
-            opts.image.arch.as_str()
+            opts.image.arch.name()
         )
     })?;
     let state = VmState {

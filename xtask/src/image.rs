@@ -1298,13 +1298,6 @@ const CHIP_STATS: &str = "mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 /// Per remote command of the boot test.
 const BOOT_TEST_CMD_TIMEOUT_S: u64 = 30;
 
-fn lab_arch(a: Arch) -> besser_lab::appliance::Arch {
-    match a {
-        Arch::X86_64 => besser_lab::appliance::Arch::X86_64,
-        Arch::Aarch64 => besser_lab::appliance::Arch::Aarch64,
-    }
-}
-
 /// Debian arm64 packages the arm64 appliance is made of: a static busybox,
 /// dropbear and the libraries dropbear links (its ELF interpreter included).
 const ARM64_APPLIANCE_DEBS: &[&str] = &[
@@ -1426,7 +1419,7 @@ pub fn make_initramfs(
         Arch::X86_64 => {
             let mut spec = besser_lab::assets::host_appliance_spec(
                 &keys,
-                lab_arch(arch),
+                arch,
                 Some(modules.to_path_buf()),
                 wanted,
             )?;
@@ -1459,7 +1452,7 @@ pub fn make_initramfs(
                     .context("arm64 appliance: sbin/iw (Debian's iw:arm64)")?,
             });
             ApplianceSpec {
-                arch: lab_arch(arch),
+                arch: arch,
                 busybox: root.join("bin/busybox"),
                 dropbear: Some(Dropbear {
                     binary: root.join("usr/sbin/dropbear"),
@@ -1846,7 +1839,7 @@ fn bench_module_loop(
     let t1 = Instant::now();
     make_initramfs(&sh, spec.arch, &root, &[BENCH_MODULE], Vec::new(), &initrd)?;
     let image = besser_lab::assets::VmImage {
-        arch: lab_arch(spec.arch),
+        arch: spec.arch,
         kernel: image_dir.join(&m.artifacts.kernel),
         initrd,
         kernel_release: Some(m.kernel_release.clone()),

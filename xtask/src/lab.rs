@@ -195,7 +195,7 @@ pub fn vm_image(sh: &Shell, a: &ImageArgs) -> Result<VmImage> {
         assets::image_from_dir(&dir)?
     } else if let (Some(k), Some(i)) = (&a.kernel, &a.initrd) {
         VmImage {
-            arch: Arch::parse(&a.arch)?,
+            arch: Arch::parse(&a.arch).map_err(anyhow::Error::msg)?,
             kernel: k.clone(),
             initrd: i.clone(),
             kernel_release: None,
