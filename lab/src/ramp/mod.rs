@@ -8,9 +8,10 @@
 //! written atomically. A ramp stopped half-way keeps its finished reps;
 //! [`resume`] runs the missing ones.
 
+pub mod live;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::{self, MonitorSample, RepAnalysis, RepRaw};
 use crate::inventory::{Device, Reboot};
 use crate::rundir::{self, write_atomic};
-use crate::sender::{self, SendControl, SendParams, SendRecord};
+use crate::sender::{self, SendParams, SendRecord};
 use crate::transport::{Transport, TransportError};
 
 /// ftrace events armed by default (the maintainers' instrumentation).
@@ -50,6 +51,9 @@ pub const CMD_TIMEOUT_S: u64 = 30;
 pub const COLLECT_TIMEOUT_S: u64 = 120;
 /// Timeout of one probe while waiting for a reboot.
 pub const PROBE_TIMEOUT_S: u64 = 4;
+/// After starting a reboot: the first look at the device, then the retries.
+const BOOT_SETTLE_S: f64 = 1.5;
+const BOOT_RETRY_S: f64 = 0.5;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RampConfig {
@@ -355,7 +359,6 @@ pub fn fresh_boot(
             }
         }
     }
-    let t0 = Instant::now();
     let pb = crate::progress::seconds_bar(
         dev.boot_timeout_s,
         format!("{what}: waiting for a fresh boot of {}", dev.name),
@@ -363,41 +366,48 @@ pub fn fresh_boot(
     if quiet {
         pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    std::thread::sleep(Duration::from_millis(1500));
-    let mut last = String::from("no answer yet");
-    loop {
-        pb.set_position(t0.elapsed().as_secs());
-        if t0.elapsed() > Duration::from_secs(dev.boot_timeout_s) {
-            pb.finish_and_clear();
-            return Err(FreshBootError::Lost { last });
-        }
-        match Transport::connect_with_timeout(&dev.wired, Duration::from_secs(PROBE_TIMEOUT_S)) {
-            Ok(mut t) => match t.exec(
-                "cat /proc/sys/kernel/random/boot_id",
-                Duration::from_secs(PROBE_TIMEOUT_S),
-            ) {
-                Ok(o)
-                    if o.status == 0
-                        && o.stdout_str().trim() != old
-                        && !o.stdout_str().trim().is_empty() =>
-                {
-                    pb.finish_and_clear();
-                    return Ok((t, t0.elapsed().as_secs_f64()));
+    // `live::wait_fresh_boot` decides (simulated-time tests there); each
+    // probe is a new SSH session, and the one that sees the new boot is kept.
+    let probe_timeout = Duration::from_secs(PROBE_TIMEOUT_S);
+    let mut fresh: Option<Transport> = None;
+    let r = live::wait_fresh_boot(
+        &mut live::SystemClock::default(),
+        || match Transport::connect_with_timeout(&dev.wired, probe_timeout) {
+            Ok(mut t) => match t.exec("cat /proc/sys/kernel/random/boot_id", probe_timeout) {
+                Ok(o) => {
+                    let id = if o.status == 0 {
+                        o.stdout_str().trim().to_string()
+                    } else {
+                        String::new()
+                    };
+                    if !id.is_empty() && id != old {
+                        fresh = Some(t);
+                    }
+                    live::BootProbe::Booted(id)
                 }
-                Ok(_) => last = "still the old boot (reboot not started yet)".into(),
-                Err(e) => last = e.to_string(),
+                Err(e) => live::BootProbe::NoAnswer(e.to_string()),
             },
             Err(
                 e @ (TransportError::HostKeyMismatch { .. }
                 | TransportError::HostKeyUnknown { .. }
                 | TransportError::Auth { .. }),
-            ) => {
-                pb.finish_and_clear();
-                return Err(e.into());
-            }
-            Err(e) => last = e.to_string(),
-        }
-        std::thread::sleep(Duration::from_millis(500));
+            ) => live::BootProbe::Fatal(e.into()),
+            Err(e) => live::BootProbe::NoAnswer(e.to_string()),
+        },
+        |waited_s| pb.set_position(waited_s as u64),
+        old,
+        dev.boot_timeout_s as f64,
+        BOOT_SETTLE_S,
+        BOOT_RETRY_S,
+    );
+    pb.finish_and_clear();
+    match r {
+        Ok((_, waited_s)) => Ok((
+            fresh.ok_or_else(|| anyhow!("the fresh boot's session was not kept"))?,
+            waited_s,
+        )),
+        Err(live::BootWaitError::Lost { last }) => Err(FreshBootError::Lost { last }),
+        Err(live::BootWaitError::Fatal(e)) => Err(FreshBootError::Other(e)),
     }
 }
 
@@ -757,20 +767,15 @@ impl Ramp {
             fs::write(rd.join("fault.txt"), out)?;
         }
 
-        // 4. traffic, device polled over the wired link
-        let ctl = Arc::new(SendControl::default());
+        // 4. traffic, device polled over the wired link (`live`: the same
+        // loop the simulated-time tests drive)
         let params = SendParams {
             target: format!("{}:{}", dev.data.connect_host, dev.data.connect_port),
             rate_bytes_per_s: cfg.rate_bytes_per_s,
             duration_s: cfg.duration_s,
             stall_timeout_s: cfg.stall_timeout_s,
         };
-        let mut monitor: Vec<MonitorSample> = Vec::new();
-        let mut wedge: Option<String> = None;
-        let sender_rec: SendRecord = if listening {
-            let ctl2 = ctl.clone();
-            let h = std::thread::spawn(move || sender::send(&params, &ctl2));
-            let t0 = Instant::now();
+        let (sender_rec, monitor, wedge) = if listening {
             let pb = crate::progress::seconds_bar(
                 cfg.duration_s.ceil() as u64,
                 format!("rep {rep}: sending"),
@@ -778,66 +783,23 @@ impl Ramp {
             if self.quiet {
                 pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
             }
-            let poll = format!(
-                "cat /sys/class/net/{iface}/statistics/rx_bytes; pidof nc >/dev/null && echo alive || echo gone"
-            );
-            let mut next_poll = MONITOR_INTERVAL_S;
-            while !h.is_finished() {
-                // Short naps: notice the sender's end at once, poll once per interval.
-                std::thread::sleep(Duration::from_millis(MONITOR_NAP_MS));
-                if h.is_finished() {
-                    break;
-                }
-                if t0.elapsed().as_secs_f64() < next_poll {
-                    continue;
-                }
-                next_poll += MONITOR_INTERVAL_S;
-                let t_s = t0.elapsed().as_secs_f64();
-                let s = match self
-                    .transport()
-                    .and_then(|t| Ok(t.exec_ok(&poll, Duration::from_secs(5))?))
-                {
-                    Ok(out) => {
-                        let mut l = out.lines();
-                        MonitorSample {
-                            t_s,
-                            rx_bytes: l.next().and_then(|x| x.trim().parse().ok()),
-                            listener_alive: l.next().map(|x| x.trim() == "alive"),
-                        }
-                    }
-                    Err(_) => {
-                        self.transport = None;
-                        MonitorSample {
-                            t_s,
-                            rx_bytes: None,
-                            listener_alive: None,
-                        }
-                    }
-                };
-                // The listener exits when the sender closes the connection at
-                // the end: a "gone" answer that arrives after the sender has
-                // finished is that normal end racing the poll, not a wedge.
-                if s.listener_alive == Some(false) && h.is_finished() {
-                    break;
-                }
-                let mb = s
-                    .rx_bytes
-                    .map(|b| format!("{:.1} MiB received", b as f64 / crate::units::MIB));
-                pb.set_position(t_s as u64);
-                pb.set_message(format!("rep {rep}: sending · {}", mb.unwrap_or_default()));
-                monitor.push(s);
-                // The sender still running but the listener gone, or nothing arriving.
-                if wedge.is_none() {
-                    if let Some(w) = analysis::wedge_reason(&monitor, cfg.stall_timeout_s) {
-                        ctl.request_stop(&format!("wedge: {w}"));
-                        wedge = Some(w);
-                    }
-                }
-            }
+            let mut bar = SendingBar { pb: &pb, rep };
+            let o = live::drive_traffic(
+                self,
+                &mut live::SystemClock::default(),
+                &mut live::SenderThread::default(),
+                &mut bar,
+                params,
+                iface,
+                live::Polling {
+                    interval_s: MONITOR_INTERVAL_S,
+                    nap_s: MONITOR_NAP_MS as f64 / 1000.0,
+                },
+            )?;
             pb.finish_and_clear();
-            h.join().map_err(|_| anyhow!("sender thread panicked"))?
+            (o.sender, o.monitor, o.wedge)
         } else {
-            SendRecord {
+            let rec = SendRecord {
                 target: params.target.clone(),
                 rate_bytes_per_s: params.rate_bytes_per_s,
                 duration_s: params.duration_s,
@@ -848,7 +810,8 @@ impl Ramp {
                     at_s: 0.0,
                     msg: "not sent: the listener never listened".into(),
                 },
-            }
+            };
+            (rec, Vec::new(), None)
         };
         fs::write(
             rd.join("sender.json"),
@@ -925,6 +888,36 @@ impl Ramp {
             serde_json::to_string_pretty(&RepJson::new(&meta, &a))?.as_bytes(),
         )?;
         Ok(a)
+    }
+}
+
+/// The traffic phase polls over the ramp's one session; a failed poll drops
+/// it, and the next command reconnects.
+impl live::PollLink for Ramp {
+    fn poll(&mut self, cmd: &str, timeout: Duration) -> Result<String> {
+        let r = self.transport().and_then(|t| Ok(t.exec_ok(cmd, timeout)?));
+        if r.is_err() {
+            self.transport = None;
+        }
+        r
+    }
+}
+
+/// The rep's progress bar while it sends.
+struct SendingBar<'a> {
+    pb: &'a indicatif::ProgressBar,
+    rep: u32,
+}
+
+impl live::TrafficObserver for SendingBar<'_> {
+    fn sending(&mut self, t_s: f64, rx_bytes: Option<u64>) {
+        let mb = rx_bytes.map(|b| format!("{:.1} MiB received", b as f64 / crate::units::MIB));
+        self.pb.set_position(t_s as u64);
+        self.pb.set_message(format!(
+            "rep {}: sending · {}",
+            self.rep,
+            mb.unwrap_or_default()
+        ));
     }
 }
 
