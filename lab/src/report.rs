@@ -914,12 +914,20 @@ pub fn render(
     // A fact about the link: every rep's collect ran over the inventory's
     // wired endpoint, which is not the data endpoint; and the kernel log
     // it brought back reaches the rep's marker.
-    let wired_ep = ramp::ssh_endpoint_name(&run.device.wired);
-    let wired_is_data = run.device.wired.host == run.device.data.connect_host
-        && run.device.wired.port == run.device.data.connect_port;
+    // Each rep against the endpoints of the boot it ran on (a resume may
+    // bring new ones); older runs recorded only the run's device.
+    let run_eps = ramp::RepEndpoints::of(&run.device);
+    let eps = |m: &RepMeta| m.endpoints.clone().unwrap_or_else(|| run_eps.clone());
+    let same_host_port =
+        |wired: &str, data: &str| wired.rsplit_once('@').map(|(_, hp)| hp) == Some(data);
+    let wired_is_data = metas.iter().any(|m| {
+        let e = eps(m);
+        same_host_port(&e.wired, &e.data)
+    }) || (metas.is_empty() && same_host_port(&run_eps.wired, &run_eps.data));
+    let wired_ep = run_eps.wired.clone();
     let off_link: Vec<String> = metas
         .iter()
-        .filter(|m| m.collect_over.as_deref() != Some(wired_ep.as_str()))
+        .filter(|m| m.collect_over.as_deref() != Some(eps(m).wired.as_str()))
         .map(|m| {
             format!(
                 "rep {} {}",
@@ -1006,7 +1014,7 @@ pub fn render(
         let _ = writeln!(w, "- {} {}", tick(r.ok), r.text);
     }
     if (reps.len() as u32) < cfg.reps {
-        let _ = writeln!(w, "\n**Incomplete run**: {} of {} reps finished (resume with `cargo xtask lab ramp --resume {run_name}` from its runs directory).", reps.len(), cfg.reps);
+        let _ = writeln!(w, "\n**Incomplete run**: {} of {} reps finished (resume with `cargo xtask lab ramp --resume {run_name}`, adding `--runs-dir DIR` when the run is not under the default `lab-runs/`).", reps.len(), cfg.reps);
     }
 
     let summary = Summary {

@@ -77,7 +77,8 @@ pub fn run_ramp(opts: RampOptions) -> Result<RampOutcome> {
     };
     // 1. the run directory, before any device is touched
     let dir = match &opts.resume {
-        Some(d) => {
+        Some(given) => {
+            let d = &resolve_resume(given, &opts.runs_dir)?;
             crate::ramp::load_run(d)?;
             rundir::write_atomic(&d.join(".writable"), b"").with_context(|| {
                 format!(
@@ -177,7 +178,50 @@ pub fn default_inventory() -> PathBuf {
     home.join(".config/besser/inventory.yaml")
 }
 
+/// `--resume` takes a run directory's path, or its name under `--runs-dir`.
+pub fn resolve_resume(given: &Path, runs_dir: &Path) -> Result<PathBuf> {
+    if given.join("run.json").is_file() {
+        return Ok(given.to_path_buf());
+    }
+    let under = runs_dir.join(given);
+    if under.join("run.json").is_file() {
+        return Ok(under);
+    }
+    bail!(
+        "--resume {}: no run.json in {} nor in {} (give the run directory's path, or its name with --runs-dir)",
+        given.display(),
+        given.display(),
+        under.display()
+    )
+}
+
 /// `lab report RUN_DIR`: re-makes the report of a ramp from its raw data.
 pub fn remake_ramp_report(dir: &Path, baselines: &[PathBuf]) -> Result<report::Report> {
     report::write_report_with(dir, baselines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_takes_a_path_or_a_name_under_the_runs_dir() {
+        let runs = std::env::temp_dir().join(format!("besser-resume-{}", std::process::id()));
+        let run = runs.join("20261201T000000Z-x");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("run.json"), "{}").unwrap();
+        assert_eq!(resolve_resume(&run, Path::new("elsewhere")).unwrap(), run);
+        assert_eq!(
+            resolve_resume(Path::new("20261201T000000Z-x"), &runs).unwrap(),
+            run
+        );
+        let e = resolve_resume(Path::new("nope"), &runs)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("give the run directory's path, or its name with --runs-dir"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&runs).unwrap();
+    }
 }

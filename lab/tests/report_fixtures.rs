@@ -439,3 +439,41 @@ fn a_report_compares_against_two_baselines() {
     assert_eq!(r.summary.more_baselines[0].run, "bug5-floor");
     fs::remove_dir_all(&tmp).unwrap();
 }
+
+/// After a resume on the virtual device (new forwarded ports), each rep is
+/// judged against the wired endpoint of the boot it ran on, recorded in its
+/// meta.json; before, the reps done before the interruption failed.
+#[test]
+fn a_resumed_run_judges_each_rep_against_its_own_wired_endpoint() {
+    let tmp = std::env::temp_dir().join(format!("besser-report-resumed-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let dir = tmp.join("baseline");
+    copy_dir(&data("baseline"), &dir);
+    let set = |rep: u32, wired: &str, data: &str| {
+        let p = dir.join(format!("rep-{rep}/meta.json"));
+        let mut m: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&p).unwrap()).unwrap();
+        m["collect_over"] = serde_json::json!(wired);
+        m["endpoints"] = serde_json::json!({"wired": wired, "data": data});
+        fs::write(&p, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    };
+    // Reps 1-2 before the interruption, rep 3 after it, on new ports.
+    set(1, "root@127.0.0.1:40001", "127.0.0.1:40002");
+    set(2, "root@127.0.0.1:40001", "127.0.0.1:40002");
+    set(3, "root@127.0.0.1:41001", "127.0.0.1:41002");
+    let md = report::write_report(&dir, None).unwrap().markdown;
+    let line = md
+        .lines()
+        .find(|l| l.contains("collected over the wired link"))
+        .unwrap();
+    assert!(line.starts_with("- [x]"), "{line}");
+    // A rep whose collect went over its own data endpoint still fails.
+    set(3, "root@127.0.0.1:41002", "127.0.0.1:41002");
+    let md = report::write_report(&dir, None).unwrap().markdown;
+    let line = md
+        .lines()
+        .find(|l| l.contains("collected over the wired link"))
+        .unwrap();
+    assert!(line.starts_with("- [ ]"), "{line}");
+    fs::remove_dir_all(&tmp).unwrap();
+}

@@ -37,16 +37,48 @@ enum Cmd {
     Mutants(driver::MutantsArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    // A user-facing error is its cause chain; a backtrace only when asked
+    // (RUST_BACKTRACE may be set machine-wide for other reasons).
+    if std::env::var_os("BESSER_BACKTRACE").is_some() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "1");
+    } else {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     let cli = Cli::parse();
-    match cli.cmd {
+    let r = match cli.cmd {
         Cmd::Image(a) => image::run(a),
         Cmd::Lab(a) => lab::run(a),
         Cmd::Test(a) => test::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Fuzz(a) => driver::fuzz(a),
         Cmd::Mutants(a) => driver::mutants(a),
+    };
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", error_text(&e));
+            std::process::ExitCode::FAILURE
+        }
     }
+}
+
+/// `Error: …` and its causes, one per line (anyhow's layout), then the
+/// backtrace if one was captured (`BESSER_BACKTRACE=1`).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut s = format!("Error: {e}");
+    let causes: Vec<String> = e.chain().skip(1).map(|c| c.to_string()).collect();
+    if !causes.is_empty() {
+        s.push_str("\n\nCaused by:");
+        for (i, c) in causes.iter().enumerate() {
+            s.push_str(&format!("\n    {i}: {c}"));
+        }
+    }
+    let bt = e.backtrace();
+    if bt.status() == std::backtrace::BacktraceStatus::Captured {
+        s.push_str(&format!("\n\nBacktrace:\n{bt}"));
+    }
+    s
 }
 
 /// The workspace root (parent of `xtask/`).
@@ -55,4 +87,15 @@ pub fn project_root() -> std::path::PathBuf {
         .parent()
         .expect("xtask lives one level below the workspace root")
         .to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_error_is_its_cause_chain() {
+        let e = anyhow::anyhow!("ssh: session dropped")
+            .context("rep 3: collecting over the wired link");
+        let t = super::error_text(&e);
+        assert!(t.starts_with("Error: rep 3: collecting over the wired link\n\nCaused by:\n    0: ssh: session dropped"), "{t}");
+    }
 }

@@ -139,6 +139,27 @@ pub struct RepMeta {
     /// checks it is the wired endpoint, not the data link).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collect_over: Option<String>,
+    /// The device's wired endpoint (`user@host:port`) and data endpoint
+    /// (`host:port`) when the rep ran: a resumed run's device may have new
+    /// ones (the virtual device's forwarded ports), and each rep is judged
+    /// against its own. `None` in runs made before this was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<RepEndpoints>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RepEndpoints {
+    pub wired: String,
+    pub data: String,
+}
+
+impl RepEndpoints {
+    pub fn of(dev: &Device) -> Self {
+        RepEndpoints {
+            wired: ssh_endpoint_name(&dev.wired),
+            data: format!("{}:{}", dev.data.connect_host, dev.data.connect_port),
+        }
+    }
 }
 
 /// `user@host:port` of an SSH endpoint, as [`RepMeta::collect_over`] records it.
@@ -878,6 +899,7 @@ impl Ramp {
             events_enabled: Some(events_enabled),
             events_missing,
             collect_over,
+            endpoints: Some(RepEndpoints::of(&dev)),
         };
         fs::write(rd.join("meta.json"), serde_json::to_string_pretty(&meta)?)?;
 
