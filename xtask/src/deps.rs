@@ -88,8 +88,32 @@ pub fn ensure_debs(sh: &Shell, pkgs: &[&str]) -> Result<()> {
             deb_version(sh, sys, "Candidate:"),
         ) {
             if inst != cand {
+                eprintln!(
+                    "note: qemu-utils {inst} is installed, but Debian's {sys} {cand} is what besser's VMs \
+                     run, and its qemu-system-common Breaks other qemu-utils versions: qemu-utils is \
+                     set to {cand} as well"
+                );
                 args.push(format!("qemu-utils={cand}"));
             }
+        }
+    }
+    // Say what changes on the machine beyond new packages before changing it.
+    let sim_args = args.clone();
+    if let Ok(sim) = cmd!(
+        sh,
+        "apt-get -s install -q --allow-downgrades --no-install-recommends {sim_args...}"
+    )
+    .env("DEBIAN_FRONTEND", "noninteractive")
+    .ignore_status()
+    .read()
+    {
+        let changes = installed_changes(&sim);
+        if !changes.is_empty() {
+            eprintln!(
+                "installing {} changes packages already on this machine:\n  {}",
+                missing.join(" "),
+                changes.join("\n  ")
+            );
         }
     }
     let what = args.join(" ");
@@ -153,4 +177,49 @@ pub fn ensure_rustup_target(sh: &Shell, target: &str) -> Result<()> {
         .run()
         .with_context(|| format!("rustup target add {target}"))?;
     Ok(())
+}
+
+/// What an `apt-get -s install` would do to packages already installed:
+/// `Inst NAME [OLD] (NEW …)` is an upgrade or downgrade, `Remv NAME [OLD]`
+/// a removal. New packages (`Inst NAME (NEW …)`) are not listed.
+pub fn installed_changes(simulation: &str) -> Vec<String> {
+    simulation
+        .lines()
+        .filter_map(|l| {
+            if let Some(rest) = l.strip_prefix("Inst ") {
+                let (name, rest) = rest.split_once(' ')?;
+                let old = rest.strip_prefix('[')?.split_once(']')?.0;
+                let new = rest.split_once('(')?.1.split_whitespace().next()?;
+                Some(format!("{name} {old} -> {new}"))
+            } else if let Some(rest) = l.strip_prefix("Remv ") {
+                let (name, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+                let old = rest
+                    .strip_prefix('[')
+                    .and_then(|r| r.split_once(']'))
+                    .map(|(o, _)| o);
+                Some(format!("{name} {} -> removed", old.unwrap_or("?")))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod apt_tests {
+    #[test]
+    fn a_simulated_install_lists_what_changes_on_the_machine() {
+        let sim = "NOTE: This is only a simulation!\n\
+            Inst qemu-utils [1:10.0.2+ds-1~bpo12+1] (1:7.2+dfsg-7+deb12u7 Debian:12.7/stable [amd64])\n\
+            Inst qemu-system-x86 (1:7.2+dfsg-7+deb12u7 Debian:12.7/stable [amd64])\n\
+            Remv qemu-block-extra [1:10.0.2+ds-1~bpo12+1]\n\
+            Conf qemu-utils (1:7.2+dfsg-7+deb12u7 Debian:12.7/stable [amd64])\n";
+        assert_eq!(
+            super::installed_changes(sim),
+            [
+                "qemu-utils 1:10.0.2+ds-1~bpo12+1 -> 1:7.2+dfsg-7+deb12u7",
+                "qemu-block-extra 1:10.0.2+ds-1~bpo12+1 -> removed",
+            ]
+        );
+    }
 }
