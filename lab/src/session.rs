@@ -41,6 +41,9 @@ pub struct RampOptions {
     pub reboot_override: Option<Reboot>,
     /// No progress bars / per-rep lines (tests).
     pub quiet: bool,
+    /// Set by the caller's Ctrl-C handler (the library installs none): the
+    /// rep in flight stops, finished reps and the report stay.
+    pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// What a finished (or failed) ramp leaves.
@@ -121,6 +124,7 @@ pub fn run_ramp(opts: RampOptions) -> Result<RampOutcome> {
         },
     };
     ramp.quiet = opts.quiet;
+    ramp.interrupt = opts.interrupt.clone();
     let result = ramp.run_all();
     let screen = report::write_report(&dir, None).ok().map(|r| r.screen);
     Ok(RampOutcome {

@@ -247,6 +247,12 @@ fn spawn(opts: &VmOptions<'_>, lock: &VmLock) -> Result<(Child, VmState)> {
         .stderr(Stdio::from(fs::File::create(opts.dir.join("qemu.stderr"))?));
     let lock_fd = lock.fd().map(|f| f.as_raw_fd());
     let detached = opts.detached;
+    if !detached {
+        // Its own process group: a terminal's Ctrl-C reaches besser, which
+        // saves what it has and then stops the VM, not QEMU mid-collect.
+        // (Detached VMs get a session of their own below.)
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    }
     // SAFETY: the closure runs in the forked child before exec and only makes
     // async-signal-safe system calls (fcntl, setsid, prctl) on values copied
     // into it; it allocates nothing and touches no locks.

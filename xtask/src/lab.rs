@@ -252,7 +252,10 @@ pub fn ramp_config(a: &RampArgs) -> Result<besser_lab::ramp::RampConfig> {
     let mut c = besser_lab::ramp::RampConfig::new(&a.label);
     c.reps = match (&a.resume, a.reps) {
         (_, Some(n)) => n,
-        (Some(dir), None) => besser_lab::ramp::load_run(dir)?.config.reps,
+        (Some(dir), None) => {
+            let dir = besser_lab::session::resolve_resume(dir, &a.runs_dir)?;
+            besser_lab::ramp::load_run(&dir)?.config.reps
+        }
         (None, None) => 3,
     };
     c.rate_bytes_per_s = parse_rate(&a.rate)?;
@@ -299,6 +302,21 @@ pub fn device_choice(
 fn ramp(sh: &Shell, a: RampArgs) -> Result<()> {
     let config = ramp_config(&a)?;
     let device = device_choice(sh, a.device.as_deref(), a.inventory.as_deref(), &a.image)?;
+    // Ctrl-C: the terminal signals the whole foreground process group. The
+    // virtual device's QEMU runs in a group of its own (it lives until the
+    // ramp has saved everything and stops it); the first Ctrl-C stops the
+    // rep in flight, keeps the finished ones and says how to resume; a
+    // second one exits at once.
+    let interrupt = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let flag = interrupt.clone();
+        let _ = ctrlc::set_handler(move || {
+            if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\ninterrupted: stopping the rep in flight (Ctrl-C again to exit at once)");
+        });
+    }
     let out = besser_lab::session::run_ramp(besser_lab::session::RampOptions {
         config,
         runs_dir: a.runs_dir.clone(),
@@ -310,6 +328,7 @@ fn ramp(sh: &Shell, a: RampArgs) -> Result<()> {
         boot_timeout_s: a.boot_timeout,
         reboot_override: None,
         quiet: false,
+        interrupt: Some(interrupt),
     })?;
     if let Some(s) = &out.screen {
         print!("{s}");
@@ -434,6 +453,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         boot_timeout_s: None,
         reboot_override: None,
         quiet: true,
+        interrupt: None,
     })?;
     out.result?;
     println!("\n| rep | rep wall time (s) | boot wait (s) | stress window (s) | overhead (s) |");

@@ -135,7 +135,14 @@ pub fn run_capture(opts: CaptureOptions) -> Result<CaptureOutcome> {
                 "cat /proc/sys/kernel/random/boot_id",
                 std::time::Duration::from_secs(live::EXEC_TIMEOUT_S),
             )?;
-            t = match crate::ramp::fresh_boot(&device, Some(t), old.trim(), "capture", opts.quiet) {
+            t = match crate::ramp::fresh_boot(
+                &device,
+                Some(t),
+                old.trim(),
+                "capture",
+                opts.quiet,
+                None,
+            ) {
                 Ok((t, _)) => t,
                 Err(FreshBootError::Lost { last }) => bail!(
                     "device {} did not come back within {} s after the reboot (last: {last})",
@@ -143,6 +150,9 @@ pub fn run_capture(opts: CaptureOptions) -> Result<CaptureOutcome> {
                     device.boot_timeout_s
                 ),
                 Err(FreshBootError::Other(e)) => return Err(e),
+                Err(FreshBootError::Interrupted) => {
+                    bail!("interrupted while waiting for the fresh boot")
+                }
             };
         }
         let id = t.exec_ok(

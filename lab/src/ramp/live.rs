@@ -9,6 +9,7 @@
 //! dies, a link that stalls, an SSH session that drops and a device that
 //! never comes back are each checked in milliseconds.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +51,8 @@ pub struct TrafficOutcome {
     pub monitor: Vec<MonitorSample>,
     /// Why the rep was stopped early, if it was.
     pub wedge: Option<String>,
+    /// Stopped by an interrupt (the rep is not a measurement).
+    pub interrupted: bool,
 }
 
 /// The device poll of the traffic phase: the data interface's `rx_bytes`
@@ -70,11 +73,17 @@ fn parse_poll(t_s: f64, out: &str) -> MonitorSample {
 }
 
 /// How the traffic phase polls: once per `interval_s`, checking for the
-/// sender's end every `nap_s`.
+/// sender's end (and an interrupt) every `nap_s`.
 #[derive(Clone, Copy, Debug)]
-pub struct Polling {
+pub struct Polling<'a> {
     pub interval_s: f64,
     pub nap_s: f64,
+    /// Set from outside (the CLI's Ctrl-C): stop the sender and return.
+    pub interrupt: Option<&'a AtomicBool>,
+}
+
+fn interrupted(flag: Option<&AtomicBool>) -> bool {
+    flag.is_some_and(|f| f.load(Ordering::SeqCst))
 }
 
 /// Runs the sender and polls the device once per interval until the sender
@@ -88,7 +97,11 @@ pub fn drive_traffic(
     iface: &str,
     polling: Polling,
 ) -> Result<TrafficOutcome> {
-    let Polling { interval_s, nap_s } = polling;
+    let Polling {
+        interval_s,
+        nap_s,
+        interrupt,
+    } = polling;
     let stall_s = params.stall_timeout_s;
     let poll = poll_cmd(iface);
     traffic.start(params);
@@ -96,9 +109,15 @@ pub fn drive_traffic(
     let mut monitor: Vec<MonitorSample> = Vec::new();
     let mut wedge: Option<String> = None;
     let mut next_poll = interval_s;
+    let mut was_interrupted = false;
     while !traffic.finished() {
         // Short naps: notice the sender's end at once, poll once per interval.
         clock.sleep_s(nap_s);
+        if interrupted(interrupt) {
+            traffic.request_stop("interrupted");
+            was_interrupted = true;
+            break;
+        }
         if traffic.finished() {
             break;
         }
@@ -136,6 +155,7 @@ pub fn drive_traffic(
         sender: traffic.join()?,
         monitor,
         wedge,
+        interrupted: was_interrupted,
     })
 }
 
@@ -184,11 +204,14 @@ pub enum BootWaitError {
         last: String,
     },
     Fatal(anyhow::Error),
+    /// Interrupted from outside while waiting.
+    Interrupted,
 }
 
 /// Waits until `probe` sees a boot_id other than `old` (after a first
 /// `settle_s`, then every `retry_s`), at most `timeout_s`. Returns the new
 /// boot_id and the seconds waited.
+#[allow(clippy::too_many_arguments)]
 pub fn wait_fresh_boot(
     clock: &mut impl Clock,
     mut probe: impl FnMut() -> BootProbe,
@@ -197,11 +220,15 @@ pub fn wait_fresh_boot(
     timeout_s: f64,
     settle_s: f64,
     retry_s: f64,
+    interrupt: Option<&AtomicBool>,
 ) -> std::result::Result<(String, f64), BootWaitError> {
     let t0 = clock.now_s();
     clock.sleep_s(settle_s);
     let mut last = String::from("no answer yet");
     loop {
+        if interrupted(interrupt) {
+            return Err(BootWaitError::Interrupted);
+        }
         let waited = clock.now_s() - t0;
         observer(waited);
         if waited > timeout_s {
@@ -366,6 +393,7 @@ mod tests {
         let polling = Polling {
             interval_s: 1.0,
             nap_s: 0.05,
+            interrupt: None,
         };
         drive_traffic(
             dev,
@@ -439,6 +467,60 @@ mod tests {
         assert!(matches!(o.sender.outcome, SendOutcome::Completed));
     }
 
+    /// Ctrl-C mid-rep: the sender is stopped at once and the loop returns,
+    /// marked interrupted (the ramp keeps the rep out of the results).
+    #[test]
+    fn an_interrupt_stops_the_sender_and_returns() {
+        struct SetAt<'a>(&'a AtomicBool);
+        impl TrafficObserver for SetAt<'_> {
+            fn sending(&mut self, t_s: f64, _: Option<u64>) {
+                if t_s >= 7.0 {
+                    self.0.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+        let clock = SimClock::default();
+        let mut dev = SimDevice::healthy(&clock);
+        let flag = AtomicBool::new(false);
+        let mut c = clock.clone();
+        let mut s = SimSender::new(&clock);
+        let polling = Polling {
+            interval_s: 1.0,
+            nap_s: 0.05,
+            interrupt: Some(&flag),
+        };
+        let o = drive_traffic(
+            &mut dev,
+            &mut c,
+            &mut s,
+            &mut SetAt(&flag),
+            params(180.0),
+            "wlan0",
+            polling,
+        )
+        .unwrap();
+        assert!(o.interrupted);
+        assert!(o.wedge.is_none());
+        assert!(clock.now_s() < 7.2, "{}", clock.now_s());
+        assert!(
+            matches!(o.sender.outcome, SendOutcome::Stopped { ref reason, .. } if reason == "interrupted"),
+            "{:?}",
+            o.sender.outcome
+        );
+        let mut clock = SimClock::default();
+        let r = wait_fresh_boot(
+            &mut clock,
+            || BootProbe::NoAnswer("x".into()),
+            |_| {},
+            "old",
+            90.0,
+            1.5,
+            0.5,
+            Some(&flag),
+        );
+        assert!(matches!(r, Err(BootWaitError::Interrupted)));
+    }
+
     #[test]
     fn a_device_that_never_comes_back_is_lost_at_its_timeout() {
         let mut clock = SimClock::default();
@@ -451,6 +533,7 @@ mod tests {
             90.0,
             1.5,
             0.5,
+            None,
         );
         match r {
             Err(BootWaitError::Lost { last }) => {
@@ -476,7 +559,7 @@ mod tests {
             }
         };
         let (id, waited) =
-            wait_fresh_boot(&mut clock, probe, |_| {}, "old-boot", 90.0, 1.5, 0.5).unwrap();
+            wait_fresh_boot(&mut clock, probe, |_| {}, "old-boot", 90.0, 1.5, 0.5, None).unwrap();
         assert_eq!(id, "new-boot");
         assert!((20.0..20.6).contains(&waited), "{waited}");
         let mut clock = SimClock::default();
@@ -488,6 +571,7 @@ mod tests {
             90.0,
             1.5,
             0.5,
+            None,
         );
         assert!(matches!(r, Err(BootWaitError::Fatal(_))));
         assert!(clock.now_s() < 2.0, "no waiting on a fatal answer");

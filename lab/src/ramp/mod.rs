@@ -12,6 +12,8 @@ pub mod live;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -214,6 +216,12 @@ pub enum RampError {
          (max {max_s:.0} s); reboot the device or drop --no-reboot"
     )]
     OutsideWindow { rep: u32, uptime_s: f64, max_s: f64 },
+    #[error(
+        "interrupted during rep {rep}: the reps finished before it and their report are kept in \
+         {run_dir} (rep {rep}'s partial data is set aside on resume); resume with \
+         `cargo xtask lab ramp --resume {run_dir}`"
+    )]
+    Interrupted { rep: u32, run_dir: String },
     /// The device printed something the ramp cannot read. The raw output is
     /// already saved verbatim (`start.out`/`collect.out`) when this is returned.
     #[error("{file}{}: {what}", line.map(|l| format!(":{l}")).unwrap_or_default())]
@@ -295,6 +303,9 @@ pub struct Ramp {
     boot_id: Option<String>,
     /// No per-rep lines or progress bars (tests).
     pub quiet: bool,
+    /// Set by the CLI's Ctrl-C handler: the rep in flight stops, the finished
+    /// ones and their report stay.
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 fn rep_dir(run_dir: &Path, rep: u32) -> PathBuf {
@@ -335,6 +346,8 @@ fn sh_quote(s: &str) -> String {
 /// Why [`fresh_boot`] failed.
 #[derive(Debug)]
 pub enum FreshBootError {
+    /// Interrupted from outside (Ctrl-C) while waiting.
+    Interrupted,
     /// The device did not come back with a new boot_id within its boot timeout.
     Lost {
         last: String,
@@ -357,6 +370,7 @@ pub fn fresh_boot(
     old_boot_id: &str,
     what: &str,
     quiet: bool,
+    interrupt: Option<&AtomicBool>,
 ) -> std::result::Result<(Transport, f64), FreshBootError> {
     let old = old_boot_id;
     match &dev.reboot {
@@ -420,6 +434,7 @@ pub fn fresh_boot(
         dev.boot_timeout_s as f64,
         BOOT_SETTLE_S,
         BOOT_RETRY_S,
+        interrupt,
     );
     pb.finish_and_clear();
     match r {
@@ -429,6 +444,7 @@ pub fn fresh_boot(
         )),
         Err(live::BootWaitError::Lost { last }) => Err(FreshBootError::Lost { last }),
         Err(live::BootWaitError::Fatal(e)) => Err(FreshBootError::Other(e)),
+        Err(live::BootWaitError::Interrupted) => Err(FreshBootError::Interrupted),
     }
 }
 
@@ -518,6 +534,7 @@ impl Ramp {
             transport: None,
             boot_id: None,
             quiet: false,
+            interrupt: None,
         };
         let rel = r.exec(
             "uname -r; cat /proc/sys/kernel/random/boot_id",
@@ -554,6 +571,7 @@ impl Ramp {
             transport: None,
             boot_id: None,
             quiet: false,
+            interrupt: None,
         })
     }
 
@@ -598,6 +616,10 @@ impl Ramp {
         for rep in 1..=n {
             if rep_json(&self.dir, rep).exists() {
                 continue;
+            }
+            if self.is_interrupted() {
+                result = Err(self.interrupted_at(rep));
+                break;
             }
             match self.run_rep(rep) {
                 Ok(a) => {
@@ -657,7 +679,14 @@ impl Ramp {
         };
         let dev = self.run.device.clone();
         let t = self.transport.take();
-        match fresh_boot(&dev, t, &old, &format!("rep {rep}"), self.quiet) {
+        match fresh_boot(
+            &dev,
+            t,
+            &old,
+            &format!("rep {rep}"),
+            self.quiet,
+            self.interrupt.as_deref(),
+        ) {
             Ok((t, waited_s)) => {
                 self.transport = Some(t);
                 Ok(waited_s)
@@ -671,7 +700,22 @@ impl Ramp {
             }
             .into()),
             Err(FreshBootError::Other(e)) => Err(e),
+            Err(FreshBootError::Interrupted) => Err(self.interrupted_at(rep)),
         }
+    }
+
+    fn interrupted_at(&self, rep: u32) -> anyhow::Error {
+        RampError::Interrupted {
+            rep,
+            run_dir: self.dir.display().to_string(),
+        }
+        .into()
+    }
+
+    fn is_interrupted(&self) -> bool {
+        self.interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// One rep, in a fresh rep directory: a half-done one from an interrupted
@@ -815,9 +859,16 @@ impl Ramp {
                 live::Polling {
                     interval_s: MONITOR_INTERVAL_S,
                     nap_s: MONITOR_NAP_MS as f64 / 1000.0,
+                    interrupt: self.interrupt.clone().as_deref(),
                 },
             )?;
             pb.finish_and_clear();
+            if o.interrupted {
+                // Not a measurement: no rep-N.json; a resume sets the
+                // directory aside and runs the rep again.
+                let _ = self.exec("killall nc 2>/dev/null; true", CMD_TIMEOUT_S);
+                return Err(self.interrupted_at(rep));
+            }
             (o.sender, o.monitor, o.wedge)
         } else {
             let rec = SendRecord {
