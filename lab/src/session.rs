@@ -126,7 +126,7 @@ pub fn run_ramp(opts: RampOptions) -> Result<RampOutcome> {
     ramp.quiet = opts.quiet;
     ramp.interrupt = opts.interrupt.clone();
     let result = ramp.run_all();
-    let screen = report::write_report(&dir, None).ok().map(|r| r.screen);
+    let screen = ramp.report.take().map(|r| r.screen);
     Ok(RampOutcome {
         run_dir: dir,
         result,

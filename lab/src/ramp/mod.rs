@@ -306,6 +306,8 @@ pub struct Ramp {
     /// Set by the CLI's Ctrl-C handler: the rep in flight stops, the finished
     /// ones and their report stay.
     pub interrupt: Option<Arc<AtomicBool>>,
+    /// The report `run_all` wrote.
+    pub report: Option<crate::report::Report>,
 }
 
 fn rep_dir(run_dir: &Path, rep: u32) -> PathBuf {
@@ -535,6 +537,7 @@ impl Ramp {
             boot_id: None,
             quiet: false,
             interrupt: None,
+            report: None,
         };
         let rel = r.exec(
             "uname -r; cat /proc/sys/kernel/random/boot_id",
@@ -572,6 +575,7 @@ impl Ramp {
             boot_id: None,
             quiet: false,
             interrupt: None,
+            report: None,
         })
     }
 
@@ -647,12 +651,12 @@ impl Ramp {
                 }
             }
         }
-        // The report covers whatever finished, also after an error.
-        if let Err(e) = crate::report::write_report(&self.dir, None) {
-            if result.is_ok() {
-                return Err(e);
-            }
-            self.say(&format!("(report not written: {e:#})"));
+        // The report covers whatever finished, also after an error; it is
+        // written once per ramp, here (the session shows its screen).
+        match crate::report::write_report(&self.dir, None) {
+            Ok(r) => self.report = Some(r),
+            Err(e) if result.is_ok() => return Err(e),
+            Err(e) => self.say(&format!("(report not written: {e:#})")),
         }
         result
     }
