@@ -29,6 +29,16 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A scratch copy of fixture run `fixture` (`baseline` / `candidate`) for
+/// one test: `(the scratch root to remove, the run directory)`.
+fn scratch(tag: &str, fixture: &str) -> (PathBuf, PathBuf) {
+    let tmp = std::env::temp_dir().join(format!("besser-report-{tag}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let dir = tmp.join(fixture);
+    copy_dir(&data(fixture), &dir);
+    (tmp, dir)
+}
+
 #[test]
 fn splats_in_a_rep_log_after_its_marker() {
     let dmesg = fs::read_to_string(data("candidate/rep-3/dmesg.txt")).unwrap();
@@ -117,10 +127,7 @@ fn report_with_baseline_and_predictions() {
 
 #[test]
 fn aborted_attempts_are_listed_in_the_report() {
-    let tmp = std::env::temp_dir().join(format!("besser-report-aborted-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
-    let dir = tmp.join("baseline");
-    copy_dir(&data("baseline"), &dir);
+    let (tmp, dir) = scratch("aborted", "baseline");
     // What `--resume` leaves of a rep 2 interrupted before it finished.
     copy_dir(
         &dir.join("rep-2"),
@@ -146,10 +153,7 @@ fn aborted_attempts_are_listed_in_the_report() {
 
 #[test]
 fn malformed_device_lines_are_listed_in_the_report() {
-    let tmp = std::env::temp_dir().join(format!("besser-report-badlines-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
-    let dir = tmp.join("baseline");
-    copy_dir(&data("baseline"), &dir);
+    let (tmp, dir) = scratch("badlines", "baseline");
     let trace = dir.join("rep-1/trace.txt");
     let mut t = fs::read_to_string(&trace).unwrap();
     let n = t.lines().count();
@@ -176,10 +180,7 @@ fn malformed_device_lines_are_listed_in_the_report() {
 
 #[test]
 fn a_missing_ftrace_event_shows_and_breaks_same_instrumentation() {
-    let tmp = std::env::temp_dir().join(format!("besser-report-events-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
-    let dir = tmp.join("candidate");
-    copy_dir(&data("candidate"), &dir);
+    let (tmp, dir) = scratch("events", "candidate");
     // Same configured events as the baseline, but rep 2's kernel lacked the
     // workqueue event: the receipt must compare what was enabled.
     for rep in 1..=3 {
@@ -234,10 +235,7 @@ fn a_missing_ftrace_event_shows_and_breaks_same_instrumentation() {
 
 #[test]
 fn the_wired_link_receipt_comes_from_the_recorded_collect_endpoint() {
-    let tmp = std::env::temp_dir().join(format!("besser-report-wired-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
-    let dir = tmp.join("baseline");
-    copy_dir(&data("baseline"), &dir);
+    let (tmp, dir) = scratch("wired", "baseline");
     let set = |rep: u32, v: serde_json::Value| {
         let p = dir.join(format!("rep-{rep}/meta.json"));
         let mut m: serde_json::Value =
@@ -289,10 +287,7 @@ fn bad_predictions_file_says_where() {
 /// "dropped to 0/s" prediction held on a kernel where it still ran ~86/s.
 #[test]
 fn a_work_function_in_a_module_is_found_by_its_bare_name() {
-    let tmp = std::env::temp_dir().join(format!("besser-report-modfn-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
-    let dir = tmp.join("candidate");
-    copy_dir(&data("candidate"), &dir);
+    let (tmp, dir) = scratch("modfn", "candidate");
     for rep in 1..=3 {
         let p = dir.join(format!("rep-{rep}/trace.txt"));
         let mut t = fs::read_to_string(&p).unwrap();
@@ -323,10 +318,7 @@ fn a_work_function_in_a_module_is_found_by_its_bare_name() {
 /// Before, the receipt demanded a fresh boot *and* the whole rep inside.
 #[test]
 fn the_fresh_chip_receipt_follows_the_maintainers_rule() {
-    let tmp = std::env::temp_dir().join(format!("besser-report-fresh-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
-    let dir = tmp.join("candidate");
-    copy_dir(&data("candidate"), &dir);
+    let (tmp, dir) = scratch("fresh", "candidate");
     let set = |rep: u32, boot_id: &str, start: &str, end: &str| {
         let rd = dir.join(format!("rep-{rep}"));
         fs::write(rd.join("boot.txt"), format!("{boot_id}\n{start} 740.00\n")).unwrap();
@@ -371,10 +363,7 @@ fn the_fresh_chip_receipt_follows_the_maintainers_rule() {
 /// a finished rep whose directory is gone is refused by name.
 #[test]
 fn cut_or_undecodable_device_output_is_listed_and_a_missing_rep_named() {
-    let tmp = std::env::temp_dir().join(format!("besser-report-cut-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
-    let dir = tmp.join("baseline");
-    copy_dir(&data("baseline"), &dir);
+    let (tmp, dir) = scratch("cut", "baseline");
     // The boot_id line only (the uptime line never arrived).
     let boot = fs::read_to_string(dir.join("rep-1/boot.txt")).unwrap();
     fs::write(dir.join("rep-1/boot.txt"), boot.lines().next().unwrap()).unwrap();
@@ -445,10 +434,7 @@ fn a_report_compares_against_two_baselines() {
 /// meta.json; before, the reps done before the interruption failed.
 #[test]
 fn a_resumed_run_judges_each_rep_against_its_own_wired_endpoint() {
-    let tmp = std::env::temp_dir().join(format!("besser-report-resumed-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
-    let dir = tmp.join("baseline");
-    copy_dir(&data("baseline"), &dir);
+    let (tmp, dir) = scratch("resumed", "baseline");
     let set = |rep: u32, wired: &str, data: &str| {
         let p = dir.join(format!("rep-{rep}/meta.json"));
         let mut m: serde_json::Value =

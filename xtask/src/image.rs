@@ -1544,43 +1544,22 @@ pub fn boot_test(sh: &Shell, dir: &Path) -> Result<()> {
         sdio_ids: run("for d in /sys/bus/sdio/devices/*; do [ -e $d/vendor ] && echo $(cat $d/vendor) $(cat $d/device); done")?,
         sdio_modalias: run("cat /sys/bus/sdio/devices/*/modalias 2>/dev/null")?,
         driver_srcversion: run("cat /sys/module/bes2600/srcversion 2>/dev/null")?,
-        scan_2ghz: if sim { run(&format!("{WLAN}; ip link set $w up; sleep 1; iw dev $w scan 2>&1"))? } else { String::new() },
-        chip_before: if sim { run(CHIP_STATS)? } else { String::new() },
-        chip_after_5ghz_multi: if sim {
-            run(&format!("{WLAN}; iw dev $w scan freq 5180 5200 >/dev/null 2>&1; {CHIP_STATS}"))?
-        } else {
-            String::new()
-        },
-        chip_after_5ghz_single: if sim {
-            run(&format!("{WLAN}; iw dev $w scan freq 5180 >/dev/null 2>&1; {CHIP_STATS}"))?
-        } else {
-            String::new()
-        },
-        scan_withheld: if sim {
-            run(&format!(
+        scan_2ghz: when(sim, || run(&format!("{WLAN}; ip link set $w up; sleep 1; iw dev $w scan 2>&1")))?,
+        chip_before: when(sim, || run(CHIP_STATS))?,
+        chip_after_5ghz_multi: when(sim, || run(&format!("{WLAN}; iw dev $w scan freq 5180 5200 >/dev/null 2>&1; {CHIP_STATS}")))?,
+        chip_after_5ghz_single: when(sim, || run(&format!("{WLAN}; iw dev $w scan freq 5180 >/dev/null 2>&1; {CHIP_STATS}")))?,
+        scan_withheld: when(sim, || run(&format!(
                 "{WLAN}; F=/sys/kernel/debug/besser_sdio_sim/fault; echo drop_scan_complete_every 1 > $F; \
                  timeout 20 iw dev $w scan >/dev/null 2>&1; echo rc=$?; echo clear 0 > $F; \
                  iw dev $w scan 2>&1 | grep 'SSID: '; {CHIP_STATS}"
-            ))?
-        } else {
-            String::new()
-        },
-        link_open: if sim {
-            run(&format!("{WLAN}; iw dev $w connect besser; sleep 4; iw dev $w link"))?
-        } else {
-            String::new()
-        },
-        link_wep: if sim {
-            run(&format!(
+            )))?,
+        link_open: when(sim, || run(&format!("{WLAN}; iw dev $w connect besser; sleep 4; iw dev $w link")))?,
+        link_wep: when(sim, || run(&format!(
                 "{WLAN}; iw dev $w disconnect; {CHIP_STATS} >/dev/null; echo 1 > /sys/kernel/debug/besser_sdio_sim/ap_privacy; \
                  sleep 1; iw dev $w scan >/dev/null 2>&1; iw dev $w connect besser key 0:abcde; sleep 4; iw dev $w link"
-            ))?
-        } else {
-            String::new()
-        },
-        chip_after_wep: if sim { run(CHIP_STATS)? } else { String::new() },
-        tx_flood: if sim {
-            run(&format!(
+            )))?,
+        chip_after_wep: when(sim, || run(CHIP_STATS))?,
+        tx_flood: when(sim, || run(&format!(
                 "{WLAN}; insmod {}; P=/proc/net/pktgen; echo rem_device_all > $P/kpktgend_0; \
                  echo add_device $w > $P/kpktgend_0; for c in 'count 20000' 'pkt_size 600' 'delay 0' \
                  'dst {}' 'dst_mac 02:be:57:00:00:01'; do echo $c > $P/$w; done; \
@@ -1588,34 +1567,15 @@ pub fn boot_test(sh: &Shell, dir: &Path) -> Result<()> {
                  grep 'Result:' $P/$w; {CHIP_STATS} | grep '^tx_frames '; rmmod pktgen",
                 besser_lab::appliance::PKTGEN_KO,
                 besser_lab::vm::net::DATA_GATEWAY_ADDR
-            ))?
-        } else {
-            String::new()
-        },
-        chip_after_ps_on: if sim {
-            run(&format!("{WLAN}; iw dev $w set power_save on; sleep 1; {CHIP_STATS}"))?
-        } else {
-            String::new()
-        },
-        chip_after_ps_off: if sim {
-            run(&format!("{WLAN}; iw dev $w set power_save off; sleep 1; {CHIP_STATS}"))?
-        } else {
-            String::new()
-        },
-        chip_after_ps_refused: if sim {
-            run(&format!(
+            )))?,
+        chip_after_ps_on: when(sim, || run(&format!("{WLAN}; iw dev $w set power_save on; sleep 1; {CHIP_STATS}")))?,
+        chip_after_ps_off: when(sim, || run(&format!("{WLAN}; iw dev $w set power_save off; sleep 1; {CHIP_STATS}")))?,
+        chip_after_ps_refused: when(sim, || run(&format!(
                 "{WLAN}; F=/sys/kernel/debug/besser_sdio_sim/fault; echo pm_refused 1 > $F; \
                  iw dev $w set power_save on; sleep 1; iw dev $w set power_save off; sleep 1; \
                  iw dev $w set power_save on; sleep 1; echo clear 0 > $F; {CHIP_STATS}"
-            ))?
-        } else {
-            String::new()
-        },
-        dmesg_after_rmmod: if sim {
-            run("rmmod bes2600; rmmod besser_sdio_sim; sleep 1; dmesg")?
-        } else {
-            String::new()
-        },
+            )))?,
+        dmesg_after_rmmod: when(sim, || run("rmmod bes2600; rmmod besser_sdio_sim; sleep 1; dmesg"))?,
     };
     drop(vm);
     let log = vm_dir.join("dmesg.txt");
@@ -1639,6 +1599,16 @@ pub fn boot_test(sh: &Shell, dir: &Path) -> Result<()> {
         bail!("{name}: {failed} boot check(s) failed");
     }
     Ok(())
+}
+
+/// `f()` on images with the simulated SDIO host; nothing (an empty
+/// observation) on the others.
+fn when(sim: bool, f: impl FnOnce() -> Result<String>) -> Result<String> {
+    if sim {
+        f()
+    } else {
+        Ok(String::new())
+    }
 }
 
 /// The benchmark's out-of-tree module and the line it prints when loaded.
