@@ -22,4 +22,5 @@ pub mod sender;
 pub mod session;
 pub mod transport;
 pub mod units;
+mod verdicts;
 pub mod vm;
