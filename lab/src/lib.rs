@@ -11,7 +11,6 @@ pub mod bench;
 pub mod capture;
 pub mod chip_fault;
 pub mod cpio;
-pub mod e2e;
 pub mod inventory;
 pub mod lock;
 pub mod progress;

@@ -1884,8 +1884,12 @@ pub fn matrix_steps() -> Vec<Step> {
             |sh| {
                 let dir = build_image(sh, Board::QemuArm64, Flavour::Release, default_jobs())?;
                 let image = besser_lab::assets::image_from_dir(&dir)?;
-                let run =
-                    besser_lab::e2e::fresh_boot_ramp(&crate::lab::target_dir(), &image, 1, 5.0)?;
+                let run = besser_lab_e2e::ramp::fresh_boot_ramp(
+                    &crate::lab::target_dir(),
+                    &image,
+                    1,
+                    5.0,
+                )?;
                 let _ = fs::remove_dir_all(run.parent().unwrap_or(&run));
                 Ok(())
             },
@@ -1937,7 +1941,7 @@ pub fn test_steps() -> Vec<Step> {
                     dir.display()
                 );
                 let run =
-                    besser_lab::e2e::fresh_boot_ramp(&crate::lab::target_dir(), &image, 1, 5.0)
+                    besser_lab_e2e::ramp::fresh_boot_ramp(&crate::lab::target_dir(), &image, 1, 5.0)
                         .with_context(|| format!("lab ramp on {}", dir.display()))?;
                 // The bytes the e2e counted crossed bes2600: the rep's kernel
                 // log says wlan0 associated over the simulated air.
@@ -1968,7 +1972,7 @@ pub fn test_steps() -> Vec<Step> {
             |sh| {
                 let dir = build_image(sh, Board::QemuX86_64, Flavour::Release, default_jobs())?;
                 let image = besser_lab::assets::image_from_dir(&dir)?;
-                for l in besser_lab::e2e::chip_faults(&crate::lab::target_dir(), &image)? {
+                for l in besser_lab_e2e::ramp::chip_faults(&crate::lab::target_dir(), &image)? {
                     eprintln!("  {l}");
                 }
                 Ok(())
@@ -1982,7 +1986,7 @@ pub fn test_steps() -> Vec<Step> {
                 let dir =
                     build_image(sh, Board::QemuX86_64, Flavour::ProveLocking, default_jobs())?;
                 let image = besser_lab::assets::image_from_dir(&dir)?;
-                let run = besser_lab::e2e::planted_inversion_is_reported(
+                let run = besser_lab_e2e::ramp::planted_inversion_is_reported(
                     &crate::lab::target_dir(),
                     &image,
                     besser_lab::appliance::LOCK_PLANT_KO,

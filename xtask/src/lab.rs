@@ -487,7 +487,7 @@ pub fn test_steps() -> Vec<Step> {
             "lab e2e: 3-rep fresh-boot ramp on the virtual device, bytes arrive, report re-made byte-identical",
             |sh| {
                 let image = vm_image(sh, &ImageArgs::debian())?;
-                let dir = besser_lab::e2e::fresh_boot_ramp(&target_dir(), &image, 3, 5.0)?;
+                let dir = besser_lab_e2e::ramp::fresh_boot_ramp(&target_dir(), &image, 3, 5.0)?;
                 eprintln!("{}", std::fs::read_to_string(dir.join("report.md"))?.lines().take(16).collect::<Vec<_>>().join("\n"));
                 let _ = std::fs::remove_dir_all(dir.parent().unwrap_or(&dir));
                 Ok(())
@@ -497,7 +497,7 @@ pub fn test_steps() -> Vec<Step> {
             "lab faults: unwritable run dir, host keys, injected WARN, link cut -> wedged, device never comes back, resume",
             |sh| {
                 let image = vm_image(sh, &ImageArgs::debian())?;
-                besser_lab::e2e::faults(&target_dir(), &image)
+                besser_lab_e2e::ramp::faults(&target_dir(), &image)
             },
         ),
     ]

@@ -145,7 +145,7 @@ pub fn test_steps() -> Vec<Step> {
             let image = vm_image(sh, &ImageArgs::debian())?;
             let runs = std::env::temp_dir().join(format!("besser-capture-e2e-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&runs);
-            let dir = capture::e2e::compressed_capture(&target_dir(), &image, &runs)?;
+            let dir = besser_lab_e2e::capture::compressed_capture(&target_dir(), &image, &runs)?;
             let md = std::fs::read_to_string(dir.join(capture::layout::REPORT_MD))?;
             eprintln!("{}", md.lines().take(40).collect::<Vec<_>>().join("\n"));
             let _ = std::fs::remove_dir_all(&runs);

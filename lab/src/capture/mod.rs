@@ -9,8 +9,8 @@
 //! - [`live`]: the capture loop (streams saved raw as they arrive, probes,
 //!   reconnects, injections) behind the [`live::DeviceLink`] / [`live::Prober`] seams;
 //! - [`traffic`]: the lab's listener and sender as the prober; [`command`]: one
-//!   `lab capture` run (run dir, device, fresh boot, progress); [`e2e`]: the
-//!   compressed capture on the virtual device.
+//!   `lab capture` run (run dir, device, fresh boot, progress). The
+//!   compressed capture on the virtual device is `besser-lab-e2e`'s.
 //!
 //! Units: throughput is MiB/s (2^20 bytes/s), which the maintainers' notes call
 //! "MB/s"; uptimes are seconds since boot (T0 = boot).
@@ -22,7 +22,6 @@
 
 pub mod analysis;
 pub mod command;
-pub mod e2e;
 pub mod live;
 pub mod plot;
 pub mod raw;

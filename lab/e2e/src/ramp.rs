@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 
-use crate::analysis::RepStatus;
-use crate::assets::{self, VmImage};
-use crate::inventory::{Device, Reboot};
-use crate::ramp::{self, Ramp, RampConfig, RampError};
-use crate::report;
-use crate::rundir;
-use crate::session::{self, DeviceChoice, RampOptions};
-use crate::vm::{Vm, VmOptions};
 use besser_klog::splat::SplatKind;
+use besser_lab::analysis::RepStatus;
+use besser_lab::assets::{self, VmImage};
+use besser_lab::inventory::{Device, Reboot};
+use besser_lab::ramp::{self, Ramp, RampConfig, RampError};
+use besser_lab::report;
+use besser_lab::rundir;
+use besser_lab::session::{self, DeviceChoice, RampOptions};
+use besser_lab::vm::{Vm, VmOptions};
 
 /// A real-looking WARN splat, written line by line to `/dev/kmsg` at
 /// warning level. It is a *pattern* test of the detector: the lines enter
@@ -194,7 +194,7 @@ pub fn chip_faults(target: &Path, image: &VmImage) -> Result<Vec<String>> {
         cfg.duration_s = duration_s;
         cfg.fault_cmd = Some(format!(
             "{}{then}",
-            crate::chip_fault::chip_fault_cmd(&[spec.to_string()])?
+            besser_lab::chip_fault::chip_fault_cmd(&[spec.to_string()])?
         ));
         let out = session::run_ramp(opts(cfg.clone(), &runs, image, target))?;
         let dir = out.run_dir.clone();
@@ -338,7 +338,7 @@ pub fn fresh_boot_ramp(
         ensure!(
             r.events_enabled.as_deref()
                 == Some(
-                    &crate::ramp::DEFAULT_EVENTS
+                    &besser_lab::ramp::DEFAULT_EVENTS
                         .iter()
                         .map(|e| e.to_string())
                         .collect::<Vec<_>>()[..]
@@ -533,7 +533,7 @@ pub fn faults(target: &Path, image: &VmImage) -> Result<()> {
         "report does not show the wedge"
     );
     // Bring the link back for the next test.
-    crate::transport::Transport::connect(&dev.wired)?
+    besser_lab::transport::Transport::connect(&dev.wired)?
         .exec_ok("ip link set wlan0 up", Duration::from_secs(10))?;
 
     // 4. A device that never comes back: rep 1 done, rep 2's reboot powers
@@ -633,8 +633,8 @@ fn host_keys_and_inventory(
     dev: &Device,
     keys: &assets::LabKeys,
 ) -> Result<()> {
-    use crate::inventory::HostKeyPolicy;
-    use crate::transport::{Transport, TransportError};
+    use besser_lab::inventory::HostKeyPolicy;
+    use besser_lab::transport::{Transport, TransportError};
     // A different key recorded for this host:port → refused.
     let kh = runs.join("known_hosts-wrong");
     fs::write(
@@ -674,8 +674,8 @@ fn host_keys_and_inventory(
     // The same VM described by an inventory file, as a real device would be.
     let inv = runs.join("inventory.yaml");
     let key = match &dev.wired.auth {
-        crate::inventory::Auth::Key(k) => k.display().to_string(),
-        crate::inventory::Auth::Agent => bail!("VM device uses a key"),
+        besser_lab::inventory::Auth::Key(k) => k.display().to_string(),
+        besser_lab::inventory::Auth::Agent => bail!("VM device uses a key"),
     };
     fs::write(
         &inv,

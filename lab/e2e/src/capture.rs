@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
 
-use super::analysis::{Analysis, DropVerdict, Status};
-use super::command::{run_capture, CaptureOptions};
-use super::{
+use besser_lab::assets::{VmImage, GUEST_TC};
+use besser_lab::capture::analysis::{Analysis, DropVerdict, Status};
+use besser_lab::capture::command::{run_capture, CaptureOptions};
+use besser_lab::capture::{
     CaptureConfig, Injection, RawCapture, COLLAPSE_FRACTION_DEFAULT, GOOD_FRACTION_DEFAULT,
 };
-use crate::assets::{VmImage, GUEST_TC};
-use crate::session::DeviceChoice;
+use besser_lab::session::DeviceChoice;
 
 pub const DURATION_S: f64 = 120.0;
 pub const PROBES_S: [f64; 5] = [20.0, 40.0, 60.0, 80.0, 100.0];
@@ -86,11 +86,11 @@ pub fn config() -> CaptureConfig {
         probes_s: PROBES_S.to_vec(),
         probe_len_s: PROBE_LEN_S,
         rate_bytes_per_s: RATE_BYTES_PER_S,
-        events: super::DEFAULT_EVENTS
+        events: besser_lab::capture::DEFAULT_EVENTS
             .iter()
             .map(|s| s.to_string())
             .collect(),
-        data_iface: crate::appliance::DATA_IFACE.into(),
+        data_iface: besser_lab::appliance::DATA_IFACE.into(),
         injections,
         collapse_fraction: COLLAPSE_FRACTION_DEFAULT,
         good_fraction: GOOD_FRACTION_DEFAULT,
@@ -100,7 +100,7 @@ pub fn config() -> CaptureConfig {
 /// Checks the analysis of the compressed capture against what was injected.
 pub fn check(raw: &RawCapture, a: &Analysis) -> Result<()> {
     // the cut connection: one gap, ridden out, nothing doubled or lost after it
-    let gaps: Vec<&crate::capture::raw::GapRecord> =
+    let gaps: Vec<&besser_lab::capture::raw::GapRecord> =
         raw.gaps.iter().filter(|g| g.stream == "all").collect();
     ensure!(
         gaps.len() == 1,
@@ -220,23 +220,23 @@ pub fn compressed_capture(target: &Path, image: &VmImage, runs_dir: &Path) -> Re
         trust_new_host_key: false,
         boot_timeout_s: None,
         snap_every_s: SNAP_EVERY_S,
-        stall_timeout_s: crate::ramp::STALL_TIMEOUT_S_DEFAULT,
+        stall_timeout_s: besser_lab::ramp::STALL_TIMEOUT_S_DEFAULT,
         quiet: true,
     })?;
     let dir = out.run_dir;
     let a = out.result?;
-    let raw = super::load_run(&dir)?;
+    let raw = besser_lab::capture::load_run(&dir)?;
     check(&raw, &a).with_context(|| format!("run directory {}", dir.display()))?;
     let files = [
-        super::layout::REPORT_MD,
-        super::layout::SUMMARY_JSON,
-        super::layout::PLOT_SVG,
+        besser_lab::capture::layout::REPORT_MD,
+        besser_lab::capture::layout::SUMMARY_JSON,
+        besser_lab::capture::layout::PLOT_SVG,
     ];
     let before: Vec<Vec<u8>> = files
         .iter()
         .map(|f| std::fs::read(dir.join(f)))
         .collect::<std::io::Result<_>>()?;
-    super::remake_report(&dir)?;
+    besser_lab::capture::remake_report(&dir)?;
     for (f, b) in files.iter().zip(&before) {
         ensure!(
             &std::fs::read(dir.join(f))? == b,
