@@ -461,9 +461,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let mut over = Vec::new();
     for rep in 1..=a.overhead_reps {
         let m = besser_lab::ramp::load_meta(&out.run_dir, rep)?;
-        let s: besser_lab::sender::SendRecord = serde_json::from_str(&std::fs::read_to_string(
-            out.run_dir.join(format!("rep-{rep}/sender.json")),
-        )?)?;
+        let s = besser_lab::ramp::load_sender(&out.run_dir, rep)?;
         let o = m.total_s - m.boot_wait_s - s.elapsed_s;
         over.push(o);
         println!(

@@ -1075,6 +1075,13 @@ fn read(rd: &Path, name: &str) -> Result<String> {
         .with_context(|| format!("reading {}", rd.join(name).display()))
 }
 
+/// A rep's `sender.json`: what the sender did.
+pub fn load_sender(run_dir: &Path, rep: u32) -> Result<SendRecord> {
+    let rd = rep_dir(run_dir, rep);
+    serde_json::from_str(&read(&rd, "sender.json")?)
+        .with_context(|| format!("parsing {}/sender.json", rd.display()))
+}
+
 pub fn load_meta(run_dir: &Path, rep: u32) -> Result<RepMeta> {
     let rd = rep_dir(run_dir, rep);
     serde_json::from_str(&read(&rd, "meta.json")?)
@@ -1091,8 +1098,7 @@ pub fn analyse_rep_dir(run_dir: &Path, run: &RunJson, rep: u32) -> Result<RepAna
         );
     }
     let meta = load_meta(run_dir, rep)?;
-    let sender: SendRecord = serde_json::from_str(&read(&rd, "sender.json")?)
-        .with_context(|| format!("parsing {}/sender.json", rd.display()))?;
+    let sender = load_sender(run_dir, rep)?;
     let monitor: Vec<MonitorSample> = serde_json::from_str(&read(&rd, "monitor.json")?)
         .with_context(|| format!("parsing {}/monitor.json", rd.display()))?;
     // Device output is read as bytes: what is not UTF-8 is decoded lossily
