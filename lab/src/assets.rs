@@ -358,7 +358,7 @@ pub fn default_vm_image(target_dir: &Path) -> Result<VmImage> {
     fs::remove_dir_all(&work)?;
     fs::write(&done, format!("{key}\n"))?;
     pb.finish_and_clear();
-    eprintln!("virtual lab device built: {}", dir.display());
+    crate::progress::note(format!("virtual lab device built: {}", dir.display()));
     Ok(VmImage {
         arch: Arch::X86_64,
         kernel,

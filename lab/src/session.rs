@@ -39,8 +39,6 @@ pub struct RampOptions {
     pub boot_timeout_s: Option<u64>,
     /// Replaces the device's reboot method (tests: a device that never comes back).
     pub reboot_override: Option<Reboot>,
-    /// No progress bars / per-rep lines (tests).
-    pub quiet: bool,
     /// Set by the caller's Ctrl-C handler (the library installs none): the
     /// rep in flight stops, finished reps and the report stay.
     pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
@@ -98,7 +96,7 @@ pub fn run_ramp(opts: RampOptions) -> Result<RampOutcome> {
         rundir::write_atomic(&dir.join(PREDICTIONS_FILE), t.as_bytes())?;
     }
     // 2. the device
-    let (mut device, _vm_guard) = open_device(&opts.device, &opts.target_dir, &dir, opts.quiet)?;
+    let (mut device, _vm_guard) = open_device(&opts.device, &opts.target_dir, &dir)?;
     if opts.trust_new_host_key {
         device.wired.host_key_policy = HostKeyPolicy::TrustOnFirstUse;
     }
@@ -123,7 +121,6 @@ pub fn run_ramp(opts: RampOptions) -> Result<RampOutcome> {
             }
         },
     };
-    ramp.quiet = opts.quiet;
     ramp.interrupt = opts.interrupt.clone();
     let result = ramp.run_all();
     let screen = ramp.report.take().map(|r| r.screen);
@@ -142,18 +139,15 @@ pub fn open_device(
     choice: &DeviceChoice,
     target_dir: &Path,
     run_dir: &Path,
-    quiet: bool,
 ) -> Result<(crate::inventory::Device, Option<Vm>)> {
     Ok(match choice {
         DeviceChoice::Inventory { path, name } => (Inventory::load(path)?.device(name)?, None),
         DeviceChoice::Vm { image, fresh } => match vm::running(target_dir).filter(|_| !fresh) {
             Some(s) => {
-                if !quiet {
-                    eprintln!(
-                        "using the virtual lab device left up by `lab vm up` (pid {})",
-                        s.pid
-                    );
-                }
+                crate::progress::note(format!(
+                    "using the virtual lab device left up by `lab vm up` (pid {})",
+                    s.pid
+                ));
                 (s.device(), None)
             }
             _ => {

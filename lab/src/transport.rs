@@ -411,11 +411,11 @@ fn check_host_key(ep: &SshEndpoint, sess: &Session) -> TResult<()> {
                         ep.known_hosts.display()
                     ),
                 })?;
-                eprintln!(
+                crate::progress::note(format!(
                     "trusting on first use: recorded {} {key_type} {fingerprint} in {}",
                     known_hosts_name(host, ep.port),
                     ep.known_hosts.display()
-                );
+                ));
                 Ok(())
             }
         },

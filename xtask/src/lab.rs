@@ -327,7 +327,6 @@ fn ramp(sh: &Shell, a: RampArgs) -> Result<()> {
         trust_new_host_key: a.trust_new_host_key,
         boot_timeout_s: a.boot_timeout,
         reboot_override: None,
-        quiet: false,
         interrupt: Some(interrupt),
     })?;
     if let Some(s) = &out.screen {
@@ -452,7 +451,6 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         trust_new_host_key: false,
         boot_timeout_s: None,
         reboot_override: None,
-        quiet: true,
         interrupt: None,
     })?;
     out.result?;

@@ -119,7 +119,6 @@ pub fn run(sh: &Shell, a: CaptureArgs) -> Result<()> {
         boot_timeout_s: a.boot_timeout,
         snap_every_s: parse_duration_s(&a.snap_every)?,
         stall_timeout_s: parse_duration_s(&a.stall_timeout)?,
-        quiet: false,
     })?;
     let dir = out.run_dir;
     match out.result {

@@ -9,6 +9,7 @@ mod deps;
 mod driver;
 mod image;
 mod lab;
+mod progress;
 mod test;
 mod tidy;
 
@@ -46,6 +47,11 @@ fn main() -> std::process::ExitCode {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
     let cli = Cli::parse();
+    // The lab's waits are drawn for the interactive commands; the test
+    // steps keep the lab silent (their own step lines are the output).
+    if !matches!(cli.cmd, Cmd::Test(_)) {
+        progress::install();
+    }
     let r = match cli.cmd {
         Cmd::Image(a) => image::run(a),
         Cmd::Lab(a) => lab::run(a),

@@ -221,7 +221,6 @@ pub fn compressed_capture(target: &Path, image: &VmImage, runs_dir: &Path) -> Re
         boot_timeout_s: None,
         snap_every_s: SNAP_EVERY_S,
         stall_timeout_s: besser_lab::ramp::STALL_TIMEOUT_S_DEFAULT,
-        quiet: true,
     })?;
     let dir = out.run_dir;
     let a = out.result?;

@@ -64,7 +64,6 @@ fn opts(cfg: RampConfig, runs: &Path, image: &VmImage, target: &Path) -> RampOpt
         trust_new_host_key: false,
         boot_timeout_s: None,
         reboot_override: None,
-        quiet: true,
         interrupt: None,
     }
 }
@@ -455,7 +454,6 @@ pub fn faults(target: &Path, image: &VmImage) -> Result<()> {
     cfg.events.push("besser:no_such_event".into());
     let dir = rundir::create_run_dir(&runs, "warn", rundir::now_unix())?;
     let mut r = Ramp::start(dir.clone(), cfg, dev.clone())?;
-    r.quiet = true;
     r.run_all()?;
     let a = &ramp::finished_reps(&dir, &r.run)?[0];
     ensure!(
@@ -500,7 +498,6 @@ pub fn faults(target: &Path, image: &VmImage) -> Result<()> {
     cfg.fault_cmd = Some("(sleep 3; ip link set wlan0 down) </dev/null >/dev/null 2>&1 &".into());
     let dir = rundir::create_run_dir(&runs, "cut", rundir::now_unix())?;
     let mut r = Ramp::start(dir.clone(), cfg, dev.clone())?;
-    r.quiet = true;
     let t0 = Instant::now();
     r.run_all()?;
     ensure!(
@@ -543,7 +540,6 @@ pub fn faults(target: &Path, image: &VmImage) -> Result<()> {
     cfg.duration_s = 3.0;
     let dir = rundir::create_run_dir(&runs, "lost", rundir::now_unix())?;
     let mut r = Ramp::start(dir.clone(), cfg, dev.clone())?;
-    r.quiet = true;
     r.run_rep(1)?;
     let rep1 = fs::read(ramp::rep_json(&dir, 1))?;
     r.run.device.reboot = Reboot::Ssh {
@@ -589,7 +585,6 @@ pub fn faults(target: &Path, image: &VmImage) -> Result<()> {
         detached: false,
     })?;
     let mut r = Ramp::resume(dir.clone(), vm2.device(), None)?;
-    r.quiet = true;
     r.run_all()?;
     ensure!(
         fs::read(ramp::rep_json(&dir, 1))? == rep1,

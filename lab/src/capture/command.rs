@@ -28,8 +28,6 @@ pub struct CaptureOptions {
     pub snap_every_s: f64,
     /// No bytes accepted for this long ends a probe as wedged.
     pub stall_timeout_s: f64,
-    /// No progress display (tests).
-    pub quiet: bool,
 }
 
 pub struct CaptureOutcome {
@@ -111,15 +109,14 @@ pub fn run_capture(opts: CaptureOptions) -> Result<CaptureOutcome> {
     let dir = rundir::create_run_dir(&opts.runs_dir, &opts.label, rundir::now_unix())?;
     let started_utc = rundir::utc_human(rundir::now_unix());
     // 2. the device
-    let (mut device, vm_guard) =
-        match session::open_device(&opts.device, &opts.target_dir, &dir, opts.quiet) {
-            Ok(d) => d,
-            Err(e) => {
-                // nothing was recorded: leave no empty run directory behind
-                let _ = std::fs::remove_dir(&dir);
-                return Err(e);
-            }
-        };
+    let (mut device, vm_guard) = match session::open_device(&opts.device, &opts.target_dir, &dir) {
+        Ok(d) => d,
+        Err(e) => {
+            // nothing was recorded: leave no empty run directory behind
+            let _ = std::fs::remove_dir(&dir);
+            return Err(e);
+        }
+    };
     if opts.trust_new_host_key {
         device.wired.host_key_policy = crate::inventory::HostKeyPolicy::TrustOnFirstUse;
     }
@@ -135,14 +132,7 @@ pub fn run_capture(opts: CaptureOptions) -> Result<CaptureOutcome> {
                 "cat /proc/sys/kernel/random/boot_id",
                 std::time::Duration::from_secs(live::EXEC_TIMEOUT_S),
             )?;
-            t = match crate::ramp::fresh_boot(
-                &device,
-                Some(t),
-                old.trim(),
-                "capture",
-                opts.quiet,
-                None,
-            ) {
+            t = match crate::ramp::fresh_boot(&device, Some(t), old.trim(), "capture", None) {
                 Ok((t, _)) => t,
                 Err(FreshBootError::Lost { last }) => bail!(
                     "device {} did not come back within {} s after the reboot (last: {last})",
@@ -173,9 +163,6 @@ pub fn run_capture(opts: CaptureOptions) -> Result<CaptureOutcome> {
         };
         live::create_run_dir(&dir, &run)?;
         let pb = crate::progress::seconds_bar(run.config.duration_s.ceil() as u64, "capture");
-        if opts.quiet {
-            pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-        }
         let mut prober = LabProber::new(&device, opts.stall_timeout_s);
         let params = CaptureParams {
             run,

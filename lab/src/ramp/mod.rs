@@ -301,8 +301,6 @@ pub struct Ramp {
     /// The device's boot_id as last seen on the current session (saves a
     /// round trip before the next reboot).
     boot_id: Option<String>,
-    /// No per-rep lines or progress bars (tests).
-    pub quiet: bool,
     /// Set by the CLI's Ctrl-C handler: the rep in flight stops, the finished
     /// ones and their report stay.
     pub interrupt: Option<Arc<AtomicBool>>,
@@ -371,7 +369,6 @@ pub fn fresh_boot(
     transport: Option<Transport>,
     old_boot_id: &str,
     what: &str,
-    quiet: bool,
     interrupt: Option<&AtomicBool>,
 ) -> std::result::Result<(Transport, f64), FreshBootError> {
     let old = old_boot_id;
@@ -400,9 +397,6 @@ pub fn fresh_boot(
         dev.boot_timeout_s,
         format!("{what}: waiting for a fresh boot of {}", dev.name),
     );
-    if quiet {
-        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
     // `live::wait_fresh_boot` decides (simulated-time tests there); each
     // probe is a new SSH session, and the one that sees the new boot is kept.
     let probe_timeout = Duration::from_secs(PROBE_TIMEOUT_S);
@@ -535,7 +529,6 @@ impl Ramp {
             run,
             transport: None,
             boot_id: None,
-            quiet: false,
             interrupt: None,
             report: None,
         };
@@ -573,7 +566,6 @@ impl Ramp {
             run,
             transport: None,
             boot_id: None,
-            quiet: false,
             interrupt: None,
             report: None,
         })
@@ -608,9 +600,7 @@ impl Ramp {
     }
 
     fn say(&self, msg: &str) {
-        if !self.quiet {
-            eprintln!("{msg}");
-        }
+        crate::progress::note(msg);
     }
 
     /// Runs every rep that has no `rep-N.json` yet; then writes the report.
@@ -688,7 +678,6 @@ impl Ramp {
             t,
             &old,
             &format!("rep {rep}"),
-            self.quiet,
             self.interrupt.as_deref(),
         ) {
             Ok((t, waited_s)) => {
@@ -849,9 +838,6 @@ impl Ramp {
                 cfg.duration_s.ceil() as u64,
                 format!("rep {rep}: sending"),
             );
-            if self.quiet {
-                pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-            }
             let mut bar = SendingBar { pb: &pb, rep };
             let o = live::drive_traffic(
                 self,
@@ -982,7 +968,7 @@ impl live::PollLink for Ramp {
 
 /// The rep's progress bar while it sends.
 struct SendingBar<'a> {
-    pb: &'a indicatif::ProgressBar,
+    pb: &'a crate::progress::Bar,
     rep: u32,
 }
 
