@@ -422,10 +422,11 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         );
     }
     println!(
-        "ratio besser/pv: rate error {:.2}x, CPU {:.2}x (goals: error <= 0.5 %: {}; CPU <= pv + nc: {})",
+        "ratio besser/pv: rate error {:.2}x, CPU {:.2}x (goals: error <= pv's own in this run, {:.3} %: {}; CPU <= pv + nc: {})",
         if ep > 0.0 { eo / ep } else { f64::NAN },
         if b.pv_cpu_s > 0.0 { b.ours_cpu_s / b.pv_cpu_s } else { f64::NAN },
-        if eo <= 0.005 { "met" } else { "NOT met" },
+        ep * 100.0,
+        if eo <= ep { "met" } else { "NOT met" },
         if b.ours_cpu_s <= b.pv_cpu_s { "met" } else { "NOT met" }
     );
     if a.overhead_reps == 0 {
@@ -469,8 +470,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     }
     let mean = over.iter().sum::<f64>() / over.len() as f64;
     println!(
-        "ramp overhead per rep beyond stress window and boot: mean {mean:.2} s (goal <= 1 s: {}); the last rep ran {} remote commands on its one SSH session (one session per boot)",
-        if mean <= 1.0 { "met" } else { "NOT met" },
+        "ramp overhead per rep beyond stress window and boot: mean {mean:.2} s (goal <= 0.5 s: {}); the last rep ran {} remote commands on its one SSH session (one session per boot)",
+        if mean <= 0.5 { "met" } else { "NOT met" },
         out.commands_run
     );
     let _ = std::fs::remove_dir_all(&runs);
