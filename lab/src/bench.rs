@@ -13,6 +13,9 @@ use crate::sender::{self, SendControl, SendParams};
 
 /// What a loopback sink saw.
 pub struct SinkResult {
+    /// Bytes that arrived after the first read: N arrivals span N-1
+    /// intervals, so the first read's bytes are not part of the rate (with
+    /// them, a 10-s run at 16 writes/s read 0.62 % fast for any sender).
     pub bytes: u64,
     /// First to last byte, seconds.
     pub span_s: f64,
@@ -42,9 +45,12 @@ fn sink(window_s: f64) -> Result<(u16, std::thread::JoinHandle<SinkResult>)> {
                 Ok(0) => break,
                 Ok(n) => {
                     let now = Instant::now();
-                    first.get_or_insert(now);
+                    if first.is_none() {
+                        first = Some(now);
+                    } else {
+                        bytes += n as u64;
+                    }
                     last = now;
-                    bytes += n as u64;
                 }
                 Err(e)
                     if matches!(
