@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use besser_lab::capture::analysis::DropVerdict;
-use besser_lab::capture::live::{self, Clock, DeviceLink, Prober, PushResult};
+use besser_lab::capture::live::{self, DeviceLink, Prober, PushResult};
 use besser_lab::capture::{self, layout, CaptureConfig, RunInfo};
+use besser_lab::clock::Clock;
 
 const MIB: f64 = 1048576.0;
 /// The simulated device booted this many seconds before the capture starts.

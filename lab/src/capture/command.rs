@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 
 use super::analysis::Analysis;
-use super::live::{self, CaptureParams, Progress, SystemClock};
+use super::live::{self, CaptureParams, Progress};
 use super::traffic::LabProber;
 use super::{CaptureConfig, RunInfo, RUN_KIND};
+use crate::clock::SystemClock;
 use crate::ramp::FreshBootError;
 use crate::rundir;
 use crate::session::{self, DeviceChoice};
@@ -69,7 +70,7 @@ pub fn validate(c: &CaptureConfig) -> Result<()> {
         bail!("--rate must be positive");
     }
     for e in &c.events {
-        live::validate_event(e)?;
+        crate::device::commands::validate_event(e)?;
     }
     if !(0.0 < c.collapse_fraction
         && c.collapse_fraction <= c.good_fraction

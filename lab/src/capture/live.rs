@@ -8,6 +8,8 @@
 //! `/proc/uptime` read taken at the start (`uptime = host_now + offset`); probes
 //! record the uptimes the device itself reports around them.
 
+use crate::clock::Clock;
+use crate::device::commands::{enable_events_cmd, validate_event};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -77,32 +79,6 @@ pub trait Prober<L: DeviceLink> {
     fn poll_push(&mut self) -> Option<Result<PushResult>>;
     /// Stops the listener and returns the bytes it received.
     fn finish_listener(&mut self, link: &mut L) -> Result<u64>;
-}
-
-/// The host's monotonic clock (injected, so tests run in simulated time).
-pub trait Clock {
-    /// Seconds since an arbitrary origin.
-    fn now_s(&self) -> f64;
-    fn sleep_s(&mut self, s: f64);
-}
-
-pub struct SystemClock(std::time::Instant);
-
-impl Default for SystemClock {
-    fn default() -> Self {
-        SystemClock(std::time::Instant::now())
-    }
-}
-
-impl Clock for SystemClock {
-    fn now_s(&self) -> f64 {
-        self.0.elapsed().as_secs_f64()
-    }
-    fn sleep_s(&mut self, s: f64) {
-        if s > 0.0 {
-            std::thread::sleep(Duration::from_secs_f64(s));
-        }
-    }
 }
 
 /// What the progress display shows, refreshed every poll.
@@ -191,35 +167,6 @@ pub fn arm_command(events: &[String]) -> String {
           if command -v iw >/dev/null 2>&1; then echo 'iw yes'; else echo 'iw no'; fi; \
           read up _ < /proc/uptime; echo \"uptime $up\"";
     s
-}
-
-/// Shell (run with `$T` set to tracefs) that enables each `system/event` and
-/// prints `enabled system/event` or `missing system/event` per event. Event
-/// names must have passed [`validate_event`] (no shell metacharacters).
-/// Shared by the capture's arming and the ramp's.
-pub fn enable_events_cmd(events: &[String]) -> String {
-    events
-        .iter()
-        .map(|e| {
-            let filter = match crate::ramp::event_filter(e) {
-                Some(f) => format!("echo '{f}' > $T/events/{e}/filter && "),
-                None => String::new(),
-            };
-            format!(
-                "if [ -e $T/events/{e}/enable ]; then {filter}echo 1 > $T/events/{e}/enable && echo 'enabled {e}'; \
-                 else echo 'missing {e}'; fi; "
-            )
-        })
-        .collect()
-}
-
-/// An ftrace event as `system/event`, letters, digits and `_` only.
-pub fn validate_event(e: &str) -> Result<()> {
-    let ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    match e.split_once('/') {
-        Some((sys, ev)) if ok(sys) && ok(ev) => Ok(()),
-        _ => bail!("ftrace event {e:?}: expected `system/event` (letters, digits, `_`)"),
-    }
 }
 
 /// Reads the arming script's output.

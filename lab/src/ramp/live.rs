@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 
 use crate::analysis::{self, MonitorSample};
-pub use crate::capture::live::{Clock, SystemClock};
+pub use crate::clock::{Clock, SystemClock};
 use crate::sender::{self, SendControl, SendParams, SendRecord};
 
 /// The device's wired link as the traffic phase uses it.

@@ -28,13 +28,6 @@ use crate::transport::{Transport, TransportError};
 /// ftrace events armed by default (the maintainers' instrumentation).
 pub const DEFAULT_EVENTS: &[&str] = &["workqueue:workqueue_execute_start", "sched:sched_wakeup"];
 
-/// The ftrace filter an event is armed with (`events/SYS/EVENT/filter`), if
-/// any: `sched_wakeup` only for the driver's own threads (bes2600's bh
-/// kthread is `bes2600_bh`), so the ring buffer holds the bh's wake-ups and
-/// not every wake-up of the system.
-pub fn event_filter(path: &str) -> Option<&'static str> {
-    (path == "sched/sched_wakeup").then_some("comm ~ \"bes2600*\"")
-}
 /// No bytes for this long while sending = the data link is wedged.
 pub const STALL_TIMEOUT_S_DEFAULT: f64 = 10.0;
 /// Nap of the monitor loop between checks of the sender.
@@ -173,7 +166,7 @@ pub fn ssh_endpoint_name(ep: &crate::inventory::SshEndpoint) -> String {
 /// `system/event`) as the `system/event` path under `$T/events/`.
 pub fn event_path(e: &str) -> Result<String> {
     let p = e.replacen(':', "/", 1);
-    crate::capture::live::validate_event(&p)
+    crate::device::commands::validate_event(&p)
         .with_context(|| format!("ftrace event {e:?} of the ramp config"))?;
     Ok(p)
 }
@@ -759,7 +752,7 @@ impl Ramp {
              {tcp}; {LISTENING_CHECK_CMD}",
             boot = section("boot"),
             evs = section("events"),
-            enable = crate::capture::live::enable_events_cmd(&event_paths),
+            enable = crate::device::commands::enable_events_cmd(&event_paths),
             tf = tracefs(),
             kb = cfg.trace_buffer_kb,
             m = sh_quote(&marker),
@@ -1266,7 +1259,7 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let cmd = crate::capture::live::enable_events_cmd(&[event_path(&cfg[0]).unwrap()]);
+        let cmd = crate::device::commands::enable_events_cmd(&[event_path(&cfg[0]).unwrap()]);
         assert!(
             cmd.contains("$T/events/workqueue/workqueue_execute_start/enable"),
             "{cmd}"
