@@ -437,14 +437,7 @@ impl Ramp {
             device,
             kernel_release: None,
         };
-        let mut r = Ramp {
-            dir,
-            run,
-            transport: None,
-            boot_id: None,
-            interrupt: None,
-            report: None,
-        };
+        let mut r = Ramp::new(dir, run);
         let rel = r.exec(
             "uname -r; cat /proc/sys/kernel/random/boot_id",
             CMD_TIMEOUT_S,
@@ -474,14 +467,18 @@ impl Ramp {
             &dir.join("run.json"),
             serde_json::to_string_pretty(&run)?.as_bytes(),
         )?;
-        Ok(Ramp {
+        Ok(Ramp::new(dir, run))
+    }
+
+    fn new(dir: PathBuf, run: RunJson) -> Ramp {
+        Ramp {
             dir,
             run,
             transport: None,
             boot_id: None,
             interrupt: None,
             report: None,
-        })
+        }
     }
 
     fn transport(&mut self) -> Result<&mut Transport> {
