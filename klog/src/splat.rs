@@ -183,7 +183,7 @@ const CORE_FRAMES: &[&str] = &[
     "mutex_lock",
     "__mutex_lock",
     "mutex_lock_nested",
-    "down",
+    "down_",
     "__down",
     "rwsem_",
     "wait_for_completion",
@@ -226,7 +226,8 @@ const CORE_FRAMES: &[&str] = &[
 ];
 
 fn is_core_frame(func: &str) -> bool {
-    CORE_FRAMES.iter().any(|p| func.starts_with(p))
+    // `down()` itself, but not a driver's `download_fw`.
+    func == "down" || CORE_FRAMES.iter().any(|p| func.starts_with(p))
 }
 
 /// A stack frame on a line: `func+0x1a/0x30 [mod]` (x86, arm64; `? ` marks
@@ -454,6 +455,11 @@ mod tests {
                 "rn5t618_trigger_poweroff_sequence+0x34/0x64"
             )),
             "arm32: the caller, with its offset"
+        );
+        assert!(is_core_frame("down") && is_core_frame("down_interruptible"));
+        assert!(
+            !is_core_frame("download_fw"),
+            "a driver's function is not a semaphore"
         );
         let mut l = Vec::new();
         locks_in(
