@@ -157,6 +157,7 @@ impl DelayedWorkItem for Shared {
             this.kick();
         }
     }
+
 }
 
 /// One mac80211 scan, run as the chip wants it: one leg per band, the
@@ -319,9 +320,14 @@ impl Shared {
     }
 
     /// (Re)arms the scan watchdog for the leg `next_leg` started.
+    ///
+    /// One jiffy more than the leg's time: a timer may fire up to a jiffy
+    /// before `ms` have passed on the ktime clock, and a watchdog that runs
+    /// before the deadline does nothing (it does not re-arm itself, so a
+    /// `cancel_sync` never races with its own `schedule`).
     fn arm_scan_timeout(this: &Arc<Self>, ms: Option<u32>) {
         if let Some(ms) = ms {
-            DelayedWork::schedule(this.clone(), time::msecs_to_jiffies(ms));
+            DelayedWork::schedule(this.clone(), time::msecs_to_jiffies(ms) + 1);
         }
     }
 }
