@@ -1297,6 +1297,8 @@ const WLAN: &str = "w=$(iw dev | awk '/Interface/ {print $2; exit}')";
 const CHIP_STATS: &str = "mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null; cat /sys/kernel/debug/besser_sdio_sim/chip";
 /// Per remote command of the boot test.
 const BOOT_TEST_CMD_TIMEOUT_S: u64 = 30;
+/// Lines of the guest's log a failed boot test prints.
+const BOOT_TEST_LOG_TAIL: usize = 40;
 
 /// Debian arm64 packages the arm64 appliance is made of: a static busybox,
 /// dropbear and the libraries dropbear links (its ELF interpreter included).
@@ -1489,7 +1491,7 @@ fn wait_vm_lock_free() -> Duration {
 /// manifest (see `besser_image::bootcheck`).
 pub fn boot_test(sh: &Shell, dir: &Path) -> Result<()> {
     use besser_image::bootcheck::{evaluate, Observed};
-    use besser_lab::transport::Transport;
+    use besser_lab::device::transport::Transport;
     let m = Manifest::load(dir)?;
     let qemu = if m.arch == "aarch64" {
         "qemu-system-arm"
@@ -1530,11 +1532,13 @@ pub fn boot_test(sh: &Shell, dir: &Path) -> Result<()> {
     .with_context(|| format!("{name}: boot test"))?;
     let boot_s = t0.elapsed().as_secs_f64();
     let dev = vm.device();
-    let mut t = Transport::connect(&dev.wired)?;
+    let log = vm_dir.join("dmesg.txt");
     let to = Duration::from_secs(BOOT_TEST_CMD_TIMEOUT_S);
-    let mut run = |c: &str| -> Result<String> { Ok(t.exec(c, to)?.stdout_str()) };
     let sim = m.driver.as_ref().is_some_and(|d| d.sdio_sim.is_some());
-    let obs = Observed {
+    let observed = (|| -> Result<Observed> {
+        let mut t = Transport::connect(&dev.wired)?;
+        let mut run = |c: &str| -> Result<String> { Ok(t.exec(c, to)?.stdout_str()) };
+        Ok(Observed {
         uname_r: run("uname -r")?,
         proc_config: run("zcat /proc/config.gz")?,
         proc_lockdep: run("test -e /proc/lockdep && echo yes")?.trim() == "yes",
@@ -1576,9 +1580,38 @@ pub fn boot_test(sh: &Shell, dir: &Path) -> Result<()> {
                  iw dev $w set power_save on; sleep 1; echo clear 0 > $F; {CHIP_STATS}"
             )))?,
         dmesg_after_rmmod: when(sim, || run("rmmod bes2600; rmmod besser_sdio_sim; sleep 1; dmesg"))?,
+    })
+    })();
+    let obs = match observed {
+        Ok(obs) => obs,
+        // A check that hung or failed: what the guest logged up to here is
+        // the evidence, so keep it (a fresh connection: the failed one may
+        // still wait for the hung command) before the VM goes.
+        Err(e) => {
+            let dmesg = Transport::connect(&dev.wired)
+                .ok()
+                .and_then(|mut t| t.exec(&format!("dmesg; {CHIP_STATS}"), to).ok())
+                .map(|o| o.stdout_str());
+            drop(vm);
+            return Err(match dmesg {
+                Some(d) => {
+                    fs::write(&log, &d)?;
+                    let tail: Vec<&str> = d.lines().rev().take(BOOT_TEST_LOG_TAIL).collect();
+                    let tail: Vec<&str> = tail.into_iter().rev().collect();
+                    e.context(format!(
+                        "{name}: boot test; the guest's dmesg and chip counters are in {}, their last {} lines:\n{}",
+                        log.display(),
+                        tail.len(),
+                        tail.join("\n")
+                    ))
+                }
+                None => e.context(format!(
+                    "{name}: boot test (the guest no longer answered for its dmesg)"
+                )),
+            });
+        }
     };
     drop(vm);
-    let log = vm_dir.join("dmesg.txt");
     fs::write(&log, &obs.dmesg)?;
     let checks = evaluate(&m, &image_config, &obs);
     println!(
@@ -1744,7 +1777,7 @@ fn bench_module_loop(
     image_dir: &Path,
     scratch: &Path,
 ) -> Result<(f64, f64)> {
-    use besser_lab::transport::Transport;
+    use besser_lab::device::transport::Transport;
     let name = board::image_name(b, f);
     let spec = b.spec();
     let build = paths.cache.join("build").join(&name);
