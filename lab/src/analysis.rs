@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sender::{SendOutcome, SendRecord};
+use crate::device::sender::{SendOutcome, SendRecord};
 use crate::units::mib_per_s;
 use besser_klog::dmesg::{dmesg_since_marker, parse_uptime, strip_dmesg_prefix};
 use besser_klog::ftrace::{count_trace, work_fn_matches};

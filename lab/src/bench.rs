@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::sender::{self, SendControl, SendParams};
+use crate::device::sender::{self, SendControl, SendParams};
 
 /// What a loopback sink saw.
 pub struct SinkResult {

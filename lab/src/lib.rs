@@ -1,7 +1,7 @@
 //! The besser test lab.
 //!
 //! Everything that talks to a device goes through one transport type
-//! ([`transport::Transport`]); analysis is pure functions over recorded raw
+//! ([`device::transport::Transport`]); analysis is pure functions over recorded raw
 //! data, so a report can be re-made without a device.
 
 pub mod analysis;
@@ -13,15 +13,12 @@ pub mod chip_fault;
 pub mod clock;
 pub mod cpio;
 pub mod device;
-pub mod inventory;
 pub mod lock;
 pub mod progress;
 pub mod ramp;
 pub mod report;
 pub mod rundir;
-pub mod sender;
 pub mod session;
-pub mod transport;
 pub mod units;
 mod verdicts;
 pub mod vm;

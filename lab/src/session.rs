@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::assets::{self, VmImage};
-use crate::inventory::{HostKeyPolicy, Inventory, Reboot};
+use crate::device::inventory::{HostKeyPolicy, Inventory, Reboot};
 use crate::ramp::{Ramp, RampConfig};
 use crate::report::{self, PREDICTIONS_FILE};
 use crate::rundir;
@@ -139,7 +139,7 @@ pub fn open_device(
     choice: &DeviceChoice,
     target_dir: &Path,
     run_dir: &Path,
-) -> Result<(crate::inventory::Device, Option<Vm>)> {
+) -> Result<(crate::device::inventory::Device, Option<Vm>)> {
     Ok(match choice {
         DeviceChoice::Inventory { path, name } => (Inventory::load(path)?.device(name)?, None),
         DeviceChoice::Vm { image, fresh } => match vm::running(target_dir).filter(|_| !fresh) {

@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::appliance::{Arch, DATA_IFACE, GUEST_DATA_PORT, GUEST_SSH_PORT};
 use crate::assets::{DataLink, LabKeys, VmImage, SIM_AP_SSID};
-use crate::inventory::{Auth, DataEndpoint, Device, HostKeyPolicy, Reboot, SshEndpoint};
+use crate::device::inventory::{Auth, DataEndpoint, Device, HostKeyPolicy, Reboot, SshEndpoint};
+use crate::device::transport::{known_hosts_name, Transport};
 use crate::lock::VmLock;
-use crate::transport::{known_hosts_name, Transport};
 
 /// QEMU user-mode networking, the one place that names guest addresses.
 /// Each NIC gets its own `net=` subnet chosen here (QEMU's default is
@@ -80,7 +80,7 @@ impl VmState {
                 listen_port: GUEST_DATA_PORT,
                 interface: DATA_IFACE.into(),
             },
-            fresh_uptime_max_s: crate::inventory::FRESH_UPTIME_MAX_S_DEFAULT,
+            fresh_uptime_max_s: crate::device::inventory::FRESH_UPTIME_MAX_S_DEFAULT,
             boot_timeout_s: VM_DEVICE_BOOT_TIMEOUT_S,
             reboot: Reboot::Ssh {
                 command: "reboot".into(),
@@ -324,7 +324,7 @@ pub fn wait_ssh(
                 Ok(o) => last = format!("exit {}", o.status),
                 Err(e) => last = e.to_string(),
             },
-            Err(e @ crate::transport::TransportError::HostKeyMismatch { .. }) => {
+            Err(e @ crate::device::transport::TransportError::HostKeyMismatch { .. }) => {
                 return Err(e.into())
             }
             Err(e) => last = e.to_string(),

@@ -18,10 +18,10 @@ use anyhow::{bail, ensure, Context, Result};
 use besser_image::manifest::Manifest;
 use besser_image::{Arch, Board, Flavour};
 use besser_lab::assets::{DataLink, VmImage};
-use besser_lab::inventory::Device;
-use besser_lab::ramp::{listener_drain_cmd, listener_start_cmd, listening_test_cmd};
-use besser_lab::sender::{send, SendControl, SendParams};
-use besser_lab::transport::Transport;
+use besser_lab::device::commands::{listener_drain_cmd, listener_start_cmd, listening_test_cmd};
+use besser_lab::device::inventory::Device;
+use besser_lab::device::sender::{send, SendControl, SendParams};
+use besser_lab::device::transport::Transport;
 use clap::Parser;
 use xshell::Shell;
 

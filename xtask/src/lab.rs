@@ -363,7 +363,7 @@ fn vm(sh: &Shell, cmd: VmCmd) -> Result<()> {
         },
         VmCmd::Status => match besser_lab::vm::running(&t) {
             Some(s) => {
-                let mut tr = besser_lab::transport::Transport::connect(&s.device().wired)?;
+                let mut tr = besser_lab::device::transport::Transport::connect(&s.device().wired)?;
                 let up = tr.exec_ok(
                     "cat /proc/uptime /proc/sys/kernel/random/boot_id; uname -r",
                     std::time::Duration::from_secs(10),

@@ -11,7 +11,7 @@ use anyhow::{bail, ensure, Context, Result};
 use besser_klog::splat::SplatKind;
 use besser_lab::analysis::RepStatus;
 use besser_lab::assets::{self, VmImage};
-use besser_lab::inventory::{Device, Reboot};
+use besser_lab::device::inventory::{Device, Reboot};
 use besser_lab::ramp::{self, Ramp, RampConfig, RampError};
 use besser_lab::report;
 use besser_lab::rundir;
@@ -530,7 +530,7 @@ pub fn faults(target: &Path, image: &VmImage) -> Result<()> {
         "report does not show the wedge"
     );
     // Bring the link back for the next test.
-    besser_lab::transport::Transport::connect(&dev.wired)?
+    besser_lab::device::transport::Transport::connect(&dev.wired)?
         .exec_ok("ip link set wlan0 up", Duration::from_secs(10))?;
 
     // 4. A device that never comes back: rep 1 done, rep 2's reboot powers
@@ -628,8 +628,8 @@ fn host_keys_and_inventory(
     dev: &Device,
     keys: &assets::LabKeys,
 ) -> Result<()> {
-    use besser_lab::inventory::HostKeyPolicy;
-    use besser_lab::transport::{Transport, TransportError};
+    use besser_lab::device::inventory::HostKeyPolicy;
+    use besser_lab::device::transport::{Transport, TransportError};
     // A different key recorded for this host:port → refused.
     let kh = runs.join("known_hosts-wrong");
     fs::write(
@@ -669,8 +669,8 @@ fn host_keys_and_inventory(
     // The same VM described by an inventory file, as a real device would be.
     let inv = runs.join("inventory.yaml");
     let key = match &dev.wired.auth {
-        besser_lab::inventory::Auth::Key(k) => k.display().to_string(),
-        besser_lab::inventory::Auth::Agent => bail!("VM device uses a key"),
+        besser_lab::device::inventory::Auth::Key(k) => k.display().to_string(),
+        besser_lab::device::inventory::Auth::Agent => bail!("VM device uses a key"),
     };
     fs::write(
         &inv,

@@ -12,10 +12,10 @@ use super::live::{self, CaptureParams, Progress};
 use super::traffic::LabProber;
 use super::{CaptureConfig, RunInfo, RUN_KIND};
 use crate::clock::SystemClock;
-use crate::ramp::FreshBootError;
+use crate::device::boot::FreshBootError;
+use crate::device::transport::Transport;
 use crate::rundir;
 use crate::session::{self, DeviceChoice};
-use crate::transport::Transport;
 
 pub struct CaptureOptions {
     pub config: CaptureConfig,
@@ -119,7 +119,7 @@ pub fn run_capture(opts: CaptureOptions) -> Result<CaptureOutcome> {
         }
     };
     if opts.trust_new_host_key {
-        device.wired.host_key_policy = crate::inventory::HostKeyPolicy::TrustOnFirstUse;
+        device.wired.host_key_policy = crate::device::inventory::HostKeyPolicy::TrustOnFirstUse;
     }
     if let Some(t) = opts.boot_timeout_s {
         device.boot_timeout_s = t;
@@ -133,7 +133,8 @@ pub fn run_capture(opts: CaptureOptions) -> Result<CaptureOutcome> {
                 "cat /proc/sys/kernel/random/boot_id",
                 std::time::Duration::from_secs(live::EXEC_TIMEOUT_S),
             )?;
-            t = match crate::ramp::fresh_boot(&device, Some(t), old.trim(), "capture", None) {
+            t = match crate::device::boot::fresh_boot(&device, Some(t), old.trim(), "capture", None)
+            {
                 Ok((t, _)) => t,
                 Err(FreshBootError::Lost { last }) => bail!(
                     "device {} did not come back within {} s after the reboot (last: {last})",

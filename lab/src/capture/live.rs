@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 
 use super::raw::{self, ArmRecord, GapRecord, ProbeOutcome, ProbeRecord, MARKER_PREFIX};
 use super::{layout, CaptureConfig, RunInfo};
-use crate::ramp::tracefs;
+use crate::device::commands::tracefs;
 use besser_klog::dmesg::parse_uptime;
 use besser_klog::scan::is_scan_failure;
 
@@ -486,7 +486,7 @@ pub fn run<L: DeviceLink, P: Prober<L>, C: Clock>(
     for e in &cfg.events {
         validate_event(e)?;
     }
-    if let Err(e) = crate::inventory::check_interface(&cfg.data_iface) {
+    if let Err(e) = crate::device::inventory::check_interface(&cfg.data_iface) {
         bail!("data interface: {e}");
     }
     let h0 = clock.now_s();
@@ -712,8 +712,8 @@ fn probe<L: DeviceLink, P: Prober<L>, C: Clock>(
 }
 
 /// The lab's one transport is the capture's link.
-impl DeviceLink for crate::transport::Transport {
-    type Stream = crate::transport::Stream;
+impl DeviceLink for crate::device::transport::Transport {
+    type Stream = crate::device::transport::Stream;
     fn exec(&mut self, cmd: &str, timeout: Duration) -> Result<String> {
         Ok(self.exec_ok(cmd, timeout)?)
     }
@@ -721,16 +721,18 @@ impl DeviceLink for crate::transport::Transport {
         Ok(self.stream(cmd)?)
     }
     fn poll_stream(&mut self, s: &mut Self::Stream, out: &mut Vec<u8>) -> Result<usize> {
-        Ok(crate::transport::Transport::poll_stream(self, s, out)?)
+        Ok(crate::device::transport::Transport::poll_stream(
+            self, s, out,
+        )?)
     }
     fn stream_ended(&self, s: &Self::Stream) -> bool {
         s.eof
     }
     fn close_stream(&mut self, s: Self::Stream) {
-        crate::transport::Transport::close_stream(self, s)
+        crate::device::transport::Transport::close_stream(self, s)
     }
     fn reconnect(&mut self) -> Result<()> {
-        Ok(crate::transport::Transport::reconnect(self)?)
+        Ok(crate::device::transport::Transport::reconnect(self)?)
     }
 }
 

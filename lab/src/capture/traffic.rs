@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::live::{Prober, PushResult};
-use crate::sender::{self, SendControl, SendOutcome, SendParams, SendRecord};
-use crate::transport::Transport;
+use crate::device::sender::{self, SendControl, SendOutcome, SendParams, SendRecord};
+use crate::device::transport::Transport;
 
 /// Seconds the capture waits for a probe's listener to report after the push
 /// (short: the probe's figure comes from `rx_bytes`; a degraded link could
@@ -26,7 +26,7 @@ pub struct LabProber {
 }
 
 impl LabProber {
-    pub fn new(device: &crate::inventory::Device, stall_timeout_s: f64) -> LabProber {
+    pub fn new(device: &crate::device::inventory::Device, stall_timeout_s: f64) -> LabProber {
         LabProber {
             target: format!("{}:{}", device.data.connect_host, device.data.connect_port),
             listen_port: device.data.listen_port,
@@ -40,13 +40,13 @@ impl Prober<Transport> for LabProber {
     fn start_listener(&mut self, link: &mut Transport, _index: u32) -> Result<()> {
         let cmd_timeout = Duration::from_secs(crate::ramp::CMD_TIMEOUT_S);
         link.exec_ok(
-            &crate::ramp::listener_start_cmd(self.listen_port),
+            &crate::device::commands::listener_start_cmd(self.listen_port),
             cmd_timeout,
         )?;
         // a forwarded port accepts connections even when nothing listens: check
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(crate::ramp::LISTEN_TIMEOUT_S) {
-            let tcp = link.exec_ok(crate::ramp::LISTENING_CHECK_CMD, cmd_timeout)?;
+            let tcp = link.exec_ok(crate::device::commands::LISTENING_CHECK_CMD, cmd_timeout)?;
             if crate::analysis::tcp_listening(&tcp, self.listen_port) {
                 return Ok(());
             }
@@ -103,7 +103,7 @@ impl Prober<Transport> for LabProber {
 
     fn finish_listener(&mut self, link: &mut Transport) -> Result<u64> {
         let out = link.exec_ok(
-            &crate::ramp::listener_drain_cmd(LISTENER_DRAIN_S),
+            &crate::device::commands::listener_drain_cmd(LISTENER_DRAIN_S),
             Duration::from_secs(crate::ramp::CMD_TIMEOUT_S + LISTENER_DRAIN_S),
         )?;
         out.trim()

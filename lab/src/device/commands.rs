@@ -1,7 +1,7 @@
 //! Device shell commands shared by the ramp and the capture, with their
 //! replies' parsers.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 /// The ftrace filter an event is armed with (`events/SYS/EVENT/filter`), if
 /// any: `sched_wakeup` only for the driver's own threads (bes2600's bh
@@ -36,5 +36,186 @@ pub fn validate_event(e: &str) -> Result<()> {
     match e.split_once('/') {
         Some((sys, ev)) if ok(sys) && ok(ev) => Ok(()),
         _ => bail!("ftrace event {e:?}: expected `system/event` (letters, digits, `_`)"),
+    }
+}
+
+/// A configured ftrace event (`system:event`, as `set_event` takes it, or
+/// `system/event`) as the `system/event` path under `$T/events/`.
+pub fn event_path(e: &str) -> Result<String> {
+    let p = e.replacen(':', "/", 1);
+    validate_event(&p).with_context(|| format!("ftrace event {e:?} of the ramp config"))?;
+    Ok(p)
+}
+
+/// Which of `configured` the start command's `events` section says were
+/// enabled; every other one is missing (absent, or enabling it failed).
+pub fn enabled_events(configured: &[String], section: &str) -> Result<(Vec<String>, Vec<String>)> {
+    let enabled_paths: Vec<&str> = section
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("enabled "))
+        .collect();
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for e in configured {
+        if enabled_paths.contains(&event_path(e)?.as_str()) {
+            on.push(e.clone());
+        } else {
+            off.push(e.clone());
+        }
+    }
+    Ok((on, off))
+}
+
+/// Shell that sets `$T` to the device's tracefs directory (newer kernels mount
+/// it at /sys/kernel/tracing, older ones only under debugfs).
+pub fn tracefs() -> &'static str {
+    "T=/sys/kernel/tracing; [ -e $T/trace ] || T=/sys/kernel/debug/tracing"
+}
+
+pub fn counters_cmd(iface: &str) -> String {
+    format!(
+        "for f in rx_bytes rx_packets rx_dropped rx_errors tx_bytes tx_packets; do \
+         echo \"$f $(cat /sys/class/net/{iface}/statistics/$f)\"; done"
+    )
+}
+
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Starts a fresh listener on the device's data port (any old one killed) that
+/// counts what it receives into `/run/besser/rx.count` when its connection
+/// closes. Shared by the ramp and the capture. `nc -l -p PORT` is busybox's
+/// and traditional netcat's form; OpenBSD netcat (e.g. on Arch/DanctNIX)
+/// refuses `-p` with `-l` (exit status 1) and gets `nc -l PORT` instead; a
+/// listener stopped by a signal (the drain's `killall`) is not retried.
+pub fn listener_start_cmd(port: u16) -> String {
+    format!(
+        "killall nc 2>/dev/null; mkdir -p /run/besser; rm -f /run/besser/rx.count /run/besser/rx.tmp; \
+         ((nc -l -p {port} || {{ [ $? -eq 1 ] && nc -l {port}; }}) 2>/dev/null | wc -c > /run/besser/rx.tmp; mv /run/besser/rx.tmp /run/besser/rx.count) \
+         </dev/null >/dev/null 2>&1 &"
+    )
+}
+
+/// Waits up to `wait_s` for the listener's count, then stops it (what it had
+/// received is still counted) and prints the count.
+pub fn listener_drain_cmd(wait_s: u64) -> String {
+    format!(
+        "i=0; while [ ! -e /run/besser/rx.count ] && [ $i -lt {n} ]; do sleep 0.05; i=$((i+1)); done; \
+         [ -e /run/besser/rx.count ] || {{ killall nc 2>/dev/null; sleep 1; }}; \
+         cat /run/besser/rx.count 2>/dev/null",
+        n = wait_s * 20
+    )
+}
+
+/// A device-side test (exit status) that something listens on TCP `port`;
+/// the host still judges the TCP table itself with [`analysis::tcp_listening`].
+pub fn listening_test_cmd(port: u16) -> String {
+    format!(
+        "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4==\"0A\" && $2 ~ /:{port:04X}$/ {{f=1}} END {{exit !f}}'"
+    )
+}
+
+pub const SECTION_TAG: &str = "@@besser-section:";
+
+/// A shell command printing the line that opens section `name` of a
+/// combined command's output.
+pub fn section(name: &str) -> String {
+    format!("echo '{SECTION_TAG}{name}@@'")
+}
+
+/// Splits a combined command's output into its sections (text before the
+/// first tag is dropped). Each section keeps its text byte for byte.
+pub fn split_sections(out: &str) -> std::collections::BTreeMap<String, String> {
+    let mut m = std::collections::BTreeMap::new();
+    let mut cur: Option<(String, String)> = None;
+    for line in out.split_inclusive('\n') {
+        let t = line.trim_end_matches('\n');
+        if let Some(name) = t
+            .strip_prefix(SECTION_TAG)
+            .and_then(|r| r.strip_suffix("@@"))
+        {
+            if let Some((n, body)) = cur.take() {
+                m.insert(n, body);
+            }
+            cur = Some((name.to_string(), String::new()));
+        } else if let Some((_, body)) = cur.as_mut() {
+            body.push_str(line);
+        }
+    }
+    if let Some((n, body)) = cur {
+        m.insert(n, body);
+    }
+    m
+}
+
+/// The command that tells whether something listens on a port (for
+/// [`analysis::tcp_listening`]).
+pub const LISTENING_CHECK_CMD: &str = "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; true";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The device-side listening test as a shell runs it: true for a port
+    /// something listens on, false for one nothing does. (besser's kernels
+    /// have no IPv6: `awk` given a missing /proc/net/tcp6 exits non-zero, so
+    /// the test reads the tables through `cat` and only judges the rows.)
+    #[test]
+    fn the_listening_test_judges_the_tcp_table_not_the_files() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let run = |p: u16| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(listening_test_cmd(p))
+                .status()
+                .unwrap()
+                .success()
+        };
+        assert!(run(port));
+        drop(l);
+        assert!(!run(port));
+    }
+
+    #[test]
+    fn sections_split_byte_for_byte() {
+        let out = format!(
+            "noise\n{t}a@@\nline 1\n\nline 3\n{t}b@@\n{t}c@@\nno newline",
+            t = SECTION_TAG
+        );
+        let m = split_sections(&out);
+        assert_eq!(m["a"], "line 1\n\nline 3\n");
+        assert_eq!(m["b"], "");
+        assert_eq!(m["c"], "no newline");
+        assert_eq!(m.len(), 3);
+    }
+
+    #[test]
+    fn enabled_and_missing_events_from_the_start_output() {
+        let cfg: Vec<String> = ["workqueue:workqueue_execute_start", "bes2600/bh_rx"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let cmd = crate::device::commands::enable_events_cmd(&[event_path(&cfg[0]).unwrap()]);
+        assert!(
+            cmd.contains("$T/events/workqueue/workqueue_execute_start/enable"),
+            "{cmd}"
+        );
+        // bh_rx absent on this kernel; nothing printed at all counts as missing too.
+        let (on, off) = enabled_events(
+            &cfg,
+            "enabled workqueue/workqueue_execute_start\nmissing bes2600/bh_rx\n",
+        )
+        .unwrap();
+        assert_eq!((on.as_slice(), off.as_slice()), (&cfg[..1], &cfg[1..]));
+        let (on, off) = enabled_events(&cfg, "").unwrap();
+        assert!(on.is_empty() && off == cfg);
+        assert!(event_path("workqueue:x; reboot").is_err());
+    }
+
+    #[test]
+    fn section_command_prints_the_tag() {
+        assert_eq!(section("dmesg"), "echo '@@besser-section:dmesg@@'");
+        assert!(listening_test_cmd(5001).contains(":1389$/"));
     }
 }

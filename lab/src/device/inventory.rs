@@ -565,7 +565,7 @@ Host *
 mod example_tests {
     #[test]
     fn the_example_inventory_parses() {
-        let text = include_str!("../inventory.example.yaml");
+        let text = include_str!("../../inventory.example.yaml");
         let inv = super::Inventory::parse(text, "lab/inventory.example.yaml", "").unwrap();
         let d = inv.device("ohm").unwrap();
         assert_eq!(d.wired.host, "ohm-wired.lan");

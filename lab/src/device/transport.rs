@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use ssh2::{CheckResult, HostKeyType, KnownHostFileKind, Session};
 
-use crate::inventory::{Auth, HostKeyPolicy, SshEndpoint};
+use crate::device::inventory::{Auth, HostKeyPolicy, SshEndpoint};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {

@@ -17,7 +17,7 @@ use anyhow::{anyhow, Result};
 
 use crate::analysis::{self, MonitorSample};
 pub use crate::clock::{Clock, SystemClock};
-use crate::sender::{self, SendControl, SendParams, SendRecord};
+use crate::device::sender::{self, SendControl, SendParams, SendRecord};
 
 /// The device's wired link as the traffic phase uses it.
 pub trait PollLink {
@@ -249,7 +249,7 @@ pub fn wait_fresh_boot(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sender::SendOutcome;
+    use crate::device::sender::SendOutcome;
     use std::cell::Cell;
     use std::rc::Rc;
 

@@ -23,10 +23,16 @@ use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{self, RepAnalysis};
-use crate::inventory::{Device, Reboot};
+use crate::device::boot::{fresh_boot, FreshBootError};
+use crate::device::commands::{
+    counters_cmd, enabled_events, event_path, listener_drain_cmd, listener_start_cmd,
+    listening_test_cmd, section, sh_quote, split_sections, tracefs, LISTENING_CHECK_CMD,
+    SECTION_TAG,
+};
+use crate::device::inventory::Device;
+use crate::device::sender::{self, SendParams, SendRecord};
+use crate::device::transport::{Transport, TransportError};
 use crate::rundir::{self, write_atomic};
-use crate::sender::{self, SendParams, SendRecord};
-use crate::transport::{Transport, TransportError};
 
 /// ftrace events armed by default (the maintainers' instrumentation).
 pub const DEFAULT_EVENTS: &[&str] = &["workqueue:workqueue_execute_start", "sched:sched_wakeup"];
@@ -47,11 +53,6 @@ pub const LISTENER_DRAIN_S: u64 = 10;
 pub const CMD_TIMEOUT_S: u64 = 30;
 /// Timeout of the big collection commands (trace, dmesg).
 pub const COLLECT_TIMEOUT_S: u64 = 120;
-/// Timeout of one probe while waiting for a reboot.
-pub const PROBE_TIMEOUT_S: u64 = 4;
-/// After starting a reboot: the first look at the device, then the retries.
-const BOOT_SETTLE_S: f64 = 1.5;
-const BOOT_RETRY_S: f64 = 0.5;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RampConfig {
@@ -101,35 +102,8 @@ impl RampConfig {
 }
 
 /// `user@host:port` of an SSH endpoint, as [`RepMeta::collect_over`] records it.
-pub fn ssh_endpoint_name(ep: &crate::inventory::SshEndpoint) -> String {
+pub fn ssh_endpoint_name(ep: &crate::device::inventory::SshEndpoint) -> String {
     format!("{}@{}:{}", ep.user, ep.host, ep.port)
-}
-
-/// A configured ftrace event (`system:event`, as `set_event` takes it, or
-/// `system/event`) as the `system/event` path under `$T/events/`.
-pub fn event_path(e: &str) -> Result<String> {
-    let p = e.replacen(':', "/", 1);
-    crate::device::commands::validate_event(&p)
-        .with_context(|| format!("ftrace event {e:?} of the ramp config"))?;
-    Ok(p)
-}
-
-/// Which of `configured` the start command's `events` section says were
-/// enabled; every other one is missing (absent, or enabling it failed).
-pub fn enabled_events(configured: &[String], section: &str) -> Result<(Vec<String>, Vec<String>)> {
-    let enabled_paths: Vec<&str> = section
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("enabled "))
-        .collect();
-    let (mut on, mut off) = (Vec::new(), Vec::new());
-    for e in configured {
-        if enabled_paths.contains(&event_path(e)?.as_str()) {
-            on.push(e.clone());
-        } else {
-            off.push(e.clone());
-        }
-    }
-    Ok((on, off))
 }
 
 /// Errors the caller may want to tell apart.
@@ -238,194 +212,6 @@ pub struct Ramp {
     /// The report `run_all` wrote.
     pub report: Option<crate::report::Report>,
 }
-
-/// Shell that sets `$T` to the device's tracefs directory (newer kernels mount
-/// it at /sys/kernel/tracing, older ones only under debugfs).
-pub fn tracefs() -> &'static str {
-    "T=/sys/kernel/tracing; [ -e $T/trace ] || T=/sys/kernel/debug/tracing"
-}
-
-fn counters_cmd(iface: &str) -> String {
-    format!(
-        "for f in rx_bytes rx_packets rx_dropped rx_errors tx_bytes tx_packets; do \
-         echo \"$f $(cat /sys/class/net/{iface}/statistics/$f)\"; done"
-    )
-}
-
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
-/// Why [`fresh_boot`] failed.
-#[derive(Debug)]
-pub enum FreshBootError {
-    /// Interrupted from outside (Ctrl-C) while waiting.
-    Interrupted,
-    /// The device did not come back with a new boot_id within its boot timeout.
-    Lost {
-        last: String,
-    },
-    Other(anyhow::Error),
-}
-
-impl<E: Into<anyhow::Error>> From<E> for FreshBootError {
-    fn from(e: E) -> Self {
-        FreshBootError::Other(e.into())
-    }
-}
-
-/// Reboots `dev` (its configured method) and waits, with a progress bar, until
-/// SSH answers with a boot_id other than `old_boot_id`. Returns the session to
-/// the fresh boot and the seconds waited. Shared by the ramp and the capture.
-pub fn fresh_boot(
-    dev: &Device,
-    transport: Option<Transport>,
-    old_boot_id: &str,
-    what: &str,
-    interrupt: Option<&AtomicBool>,
-) -> std::result::Result<(Transport, f64), FreshBootError> {
-    let old = old_boot_id;
-    match &dev.reboot {
-        Reboot::Ssh { command } => {
-            let mut t = match transport {
-                Some(t) => t,
-                None => Transport::connect(&dev.wired)?,
-            };
-            let cmd = format!("(sleep 1; {command}) </dev/null >/dev/null 2>&1 &");
-            let _ = t.exec(&cmd, Duration::from_secs(PROBE_TIMEOUT_S));
-        }
-        Reboot::Power { command } => {
-            drop(transport);
-            let st = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(command)
-                .status()
-                .with_context(|| format!("running the power command {command:?}"))?;
-            if !st.success() {
-                return Err(anyhow!("the power command {command:?} failed ({st})").into());
-            }
-        }
-    }
-    let pb = crate::progress::seconds_bar(
-        dev.boot_timeout_s,
-        format!("{what}: waiting for a fresh boot of {}", dev.name),
-    );
-    // `live::wait_fresh_boot` decides (simulated-time tests there); each
-    // probe is a new SSH session, and the one that sees the new boot is kept.
-    let probe_timeout = Duration::from_secs(PROBE_TIMEOUT_S);
-    let mut fresh: Option<Transport> = None;
-    let r = live::wait_fresh_boot(
-        &mut live::SystemClock::default(),
-        || match Transport::connect_with_timeout(&dev.wired, probe_timeout) {
-            Ok(mut t) => match t.exec("cat /proc/sys/kernel/random/boot_id", probe_timeout) {
-                Ok(o) => {
-                    let id = if o.status == 0 {
-                        o.stdout_str().trim().to_string()
-                    } else {
-                        String::new()
-                    };
-                    if !id.is_empty() && id != old {
-                        fresh = Some(t);
-                    }
-                    live::BootProbe::Booted(id)
-                }
-                Err(e) => live::BootProbe::NoAnswer(e.to_string()),
-            },
-            Err(
-                e @ (TransportError::HostKeyMismatch { .. }
-                | TransportError::HostKeyUnknown { .. }
-                | TransportError::Auth { .. }),
-            ) => live::BootProbe::Fatal(e.into()),
-            Err(e) => live::BootProbe::NoAnswer(e.to_string()),
-        },
-        |waited_s| pb.set_position(waited_s as u64),
-        old,
-        dev.boot_timeout_s as f64,
-        BOOT_SETTLE_S,
-        BOOT_RETRY_S,
-        interrupt,
-    );
-    pb.finish_and_clear();
-    match r {
-        Ok((_, waited_s)) => Ok((
-            fresh.ok_or_else(|| anyhow!("the fresh boot's session was not kept"))?,
-            waited_s,
-        )),
-        Err(live::BootWaitError::Lost { last }) => Err(FreshBootError::Lost { last }),
-        Err(live::BootWaitError::Fatal(e)) => Err(FreshBootError::Other(e)),
-        Err(live::BootWaitError::Interrupted) => Err(FreshBootError::Interrupted),
-    }
-}
-
-/// Starts a fresh listener on the device's data port (any old one killed) that
-/// counts what it receives into `/run/besser/rx.count` when its connection
-/// closes. Shared by the ramp and the capture. `nc -l -p PORT` is busybox's
-/// and traditional netcat's form; OpenBSD netcat (e.g. on Arch/DanctNIX)
-/// refuses `-p` with `-l` (exit status 1) and gets `nc -l PORT` instead; a
-/// listener stopped by a signal (the drain's `killall`) is not retried.
-pub fn listener_start_cmd(port: u16) -> String {
-    format!(
-        "killall nc 2>/dev/null; mkdir -p /run/besser; rm -f /run/besser/rx.count /run/besser/rx.tmp; \
-         ((nc -l -p {port} || {{ [ $? -eq 1 ] && nc -l {port}; }}) 2>/dev/null | wc -c > /run/besser/rx.tmp; mv /run/besser/rx.tmp /run/besser/rx.count) \
-         </dev/null >/dev/null 2>&1 &"
-    )
-}
-
-/// Waits up to `wait_s` for the listener's count, then stops it (what it had
-/// received is still counted) and prints the count.
-pub fn listener_drain_cmd(wait_s: u64) -> String {
-    format!(
-        "i=0; while [ ! -e /run/besser/rx.count ] && [ $i -lt {n} ]; do sleep 0.05; i=$((i+1)); done; \
-         [ -e /run/besser/rx.count ] || {{ killall nc 2>/dev/null; sleep 1; }}; \
-         cat /run/besser/rx.count 2>/dev/null",
-        n = wait_s * 20
-    )
-}
-
-/// A device-side test (exit status) that something listens on TCP `port`;
-/// the host still judges the TCP table itself with [`analysis::tcp_listening`].
-pub fn listening_test_cmd(port: u16) -> String {
-    format!(
-        "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4==\"0A\" && $2 ~ /:{port:04X}$/ {{f=1}} END {{exit !f}}'"
-    )
-}
-
-const SECTION_TAG: &str = "@@besser-section:";
-
-/// A shell command printing the line that opens section `name` of a
-/// combined command's output.
-fn section(name: &str) -> String {
-    format!("echo '{SECTION_TAG}{name}@@'")
-}
-
-/// Splits a combined command's output into its sections (text before the
-/// first tag is dropped). Each section keeps its text byte for byte.
-pub fn split_sections(out: &str) -> std::collections::BTreeMap<String, String> {
-    let mut m = std::collections::BTreeMap::new();
-    let mut cur: Option<(String, String)> = None;
-    for line in out.split_inclusive('\n') {
-        let t = line.trim_end_matches('\n');
-        if let Some(name) = t
-            .strip_prefix(SECTION_TAG)
-            .and_then(|r| r.strip_suffix("@@"))
-        {
-            if let Some((n, body)) = cur.take() {
-                m.insert(n, body);
-            }
-            cur = Some((name.to_string(), String::new()));
-        } else if let Some((_, body)) = cur.as_mut() {
-            body.push_str(line);
-        }
-    }
-    if let Some((n, body)) = cur {
-        m.insert(n, body);
-    }
-    m
-}
-
-/// The command that tells whether something listens on a port (for
-/// [`analysis::tcp_listening`]).
-pub const LISTENING_CHECK_CMD: &str = "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; true";
 
 impl Ramp {
     /// Starts a new ramp in an already-created run directory.
@@ -896,41 +682,8 @@ impl live::TrafficObserver for SendingBar<'_> {
 
 #[cfg(test)]
 mod tests {
-    /// The device-side listening test as a shell runs it: true for a port
-    /// something listens on, false for one nothing does. (besser's kernels
-    /// have no IPv6: `awk` given a missing /proc/net/tcp6 exits non-zero, so
-    /// the test reads the tables through `cat` and only judges the rows.)
-    #[test]
-    fn the_listening_test_judges_the_tcp_table_not_the_files() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let run = |p: u16| {
-            std::process::Command::new("sh")
-                .arg("-c")
-                .arg(listening_test_cmd(p))
-                .status()
-                .unwrap()
-                .success()
-        };
-        assert!(run(port));
-        drop(l);
-        assert!(!run(port));
-    }
 
     use super::*;
-
-    #[test]
-    fn sections_split_byte_for_byte() {
-        let out = format!(
-            "noise\n{t}a@@\nline 1\n\nline 3\n{t}b@@\n{t}c@@\nno newline",
-            t = SECTION_TAG
-        );
-        let m = split_sections(&out);
-        assert_eq!(m["a"], "line 1\n\nline 3\n");
-        assert_eq!(m["b"], "");
-        assert_eq!(m["c"], "no newline");
-        assert_eq!(m.len(), 3);
-    }
 
     fn scratch(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("besser-ramp-{name}-{}", std::process::id()));
@@ -1014,29 +767,6 @@ mod tests {
     }
 
     #[test]
-    fn enabled_and_missing_events_from_the_start_output() {
-        let cfg: Vec<String> = ["workqueue:workqueue_execute_start", "bes2600/bh_rx"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let cmd = crate::device::commands::enable_events_cmd(&[event_path(&cfg[0]).unwrap()]);
-        assert!(
-            cmd.contains("$T/events/workqueue/workqueue_execute_start/enable"),
-            "{cmd}"
-        );
-        // bh_rx absent on this kernel; nothing printed at all counts as missing too.
-        let (on, off) = enabled_events(
-            &cfg,
-            "enabled workqueue/workqueue_execute_start\nmissing bes2600/bh_rx\n",
-        )
-        .unwrap();
-        assert_eq!((on.as_slice(), off.as_slice()), (&cfg[..1], &cfg[1..]));
-        let (on, off) = enabled_events(&cfg, "").unwrap();
-        assert!(on.is_empty() && off == cfg);
-        assert!(event_path("workqueue:x; reboot").is_err());
-    }
-
-    #[test]
     fn unreadable_uptime_is_a_device_output_error_not_outside_the_window() {
         let e = parse_boot(
             "rep-1/boot.txt",
@@ -1062,11 +792,5 @@ mod tests {
             parse_boot("b", "0b5e-id\n12.50 20.00\n").unwrap(),
             ("0b5e-id".to_string(), 12.5)
         );
-    }
-
-    #[test]
-    fn section_command_prints_the_tag() {
-        assert_eq!(section("dmesg"), "echo '@@besser-section:dmesg@@'");
-        assert!(listening_test_cmd(5001).contains(":1389$/"));
     }
 }

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{ssh_endpoint_name, RampConfig};
 use crate::analysis::{self, MonitorSample, RepAnalysis, RepRaw};
-use crate::inventory::Device;
+use crate::device::inventory::Device;
+use crate::device::sender::SendRecord;
 use crate::rundir;
-use crate::sender::SendRecord;
 
 /// `run.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
