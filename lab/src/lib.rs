@@ -4,7 +4,6 @@
 //! ([`device::transport::Transport`]); analysis is pure functions over recorded raw
 //! data, so a report can be re-made without a device.
 
-pub mod analysis;
 pub mod appliance;
 pub mod assets;
 pub mod bench;
@@ -16,9 +15,6 @@ pub mod device;
 pub mod lock;
 pub mod progress;
 pub mod ramp;
-pub mod report;
 pub mod rundir;
-pub mod session;
 pub mod units;
-mod verdicts;
 pub mod vm;

@@ -6,9 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use besser_klog::{dmesg, ftrace, scan, splat, splat::SplatKind};
-use besser_lab::analysis;
 use besser_lab::ramp;
-use besser_lab::report;
+use besser_lab::ramp::analysis;
+use besser_lab::ramp::report;
 
 fn data(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -228,7 +228,7 @@ fn report(dir: &std::path::Path, baseline: &[PathBuf]) -> Result<()> {
         serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("parsing {}: {e}", p.display()))?;
     match v.get("kind").and_then(|k| k.as_str()) {
         Some("ramp") => {
-            let r = besser_lab::session::remake_ramp_report(dir, baseline)?;
+            let r = besser_lab::ramp::command::remake_ramp_report(dir, baseline)?;
             print!("{}", r.screen);
         }
         Some("capture") => {
@@ -253,7 +253,7 @@ pub fn ramp_config(a: &RampArgs) -> Result<besser_lab::ramp::RampConfig> {
     c.reps = match (&a.resume, a.reps) {
         (_, Some(n)) => n,
         (Some(dir), None) => {
-            let dir = besser_lab::session::resolve_resume(dir, &a.runs_dir)?;
+            let dir = besser_lab::ramp::command::resolve_resume(dir, &a.runs_dir)?;
             besser_lab::ramp::load_run(&dir)?.config.reps
         }
         (None, None) => 3,
@@ -283,16 +283,16 @@ pub fn device_choice(
     device: Option<&str>,
     inventory: Option<&std::path::Path>,
     image: &ImageArgs,
-) -> Result<besser_lab::session::DeviceChoice> {
+) -> Result<besser_lab::ramp::command::DeviceChoice> {
     Ok(match (device, inventory) {
-        (Some("vm"), None) | (None, None) => besser_lab::session::DeviceChoice::Vm {
+        (Some("vm"), None) | (None, None) => besser_lab::ramp::command::DeviceChoice::Vm {
             image: vm_image(sh, image)?,
             fresh: false,
         },
-        (Some(name), inv) => besser_lab::session::DeviceChoice::Inventory {
+        (Some(name), inv) => besser_lab::ramp::command::DeviceChoice::Inventory {
             path: inv
                 .map(|p| p.to_path_buf())
-                .unwrap_or_else(besser_lab::session::default_inventory),
+                .unwrap_or_else(besser_lab::ramp::command::default_inventory),
             name: name.to_string(),
         },
         (None, Some(inv)) => bail!("--inventory {} given without --device NAME", inv.display()),
@@ -317,7 +317,7 @@ fn ramp(sh: &Shell, a: RampArgs) -> Result<()> {
             eprintln!("\ninterrupted: stopping the rep in flight (Ctrl-C again to exit at once)");
         });
     }
-    let out = besser_lab::session::run_ramp(besser_lab::session::RampOptions {
+    let out = besser_lab::ramp::command::run_ramp(besser_lab::ramp::command::RampOptions {
         config,
         runs_dir: a.runs_dir.clone(),
         resume: a.resume.clone(),
@@ -442,12 +442,12 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let mut cfg = besser_lab::ramp::RampConfig::new("bench");
     cfg.reps = a.overhead_reps;
     cfg.duration_s = dur;
-    let out = besser_lab::session::run_ramp(besser_lab::session::RampOptions {
+    let out = besser_lab::ramp::command::run_ramp(besser_lab::ramp::command::RampOptions {
         config: cfg,
         runs_dir: runs.clone(),
         resume: None,
         predictions: None,
-        device: besser_lab::session::DeviceChoice::Vm { image, fresh: true },
+        device: besser_lab::ramp::command::DeviceChoice::Vm { image, fresh: true },
         target_dir: target_dir(),
         trust_new_host_key: false,
         boot_timeout_s: None,

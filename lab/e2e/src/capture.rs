@@ -18,7 +18,7 @@ use besser_lab::capture::command::{run_capture, CaptureOptions};
 use besser_lab::capture::{
     CaptureConfig, Injection, RawCapture, COLLAPSE_FRACTION_DEFAULT, GOOD_FRACTION_DEFAULT,
 };
-use besser_lab::session::DeviceChoice;
+use besser_lab::ramp::command::DeviceChoice;
 
 pub const DURATION_S: f64 = 120.0;
 pub const PROBES_S: [f64; 5] = [20.0, 40.0, 60.0, 80.0, 100.0];

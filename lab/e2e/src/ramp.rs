@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 
 use besser_klog::splat::SplatKind;
-use besser_lab::analysis::RepStatus;
 use besser_lab::assets::{self, VmImage};
 use besser_lab::device::inventory::{Device, Reboot};
+use besser_lab::ramp::analysis::RepStatus;
+use besser_lab::ramp::command::{self, DeviceChoice, RampOptions};
+use besser_lab::ramp::report;
 use besser_lab::ramp::{self, Ramp, RampConfig, RampError};
-use besser_lab::report;
 use besser_lab::rundir;
-use besser_lab::session::{self, DeviceChoice, RampOptions};
 use besser_lab::vm::{Vm, VmOptions};
 
 /// A real-looking WARN splat, written line by line to `/dev/kmsg` at
@@ -82,7 +82,7 @@ pub fn planted_inversion_is_reported(
     cfg.reps = 1;
     cfg.duration_s = 5.0;
     cfg.fault_cmd = Some(format!("insmod {plant_ko}"));
-    let out = session::run_ramp(opts(cfg, &runs, image, target))?;
+    let out = command::run_ramp(opts(cfg, &runs, image, target))?;
     out.result
         .with_context(|| format!("ramp in {}", out.run_dir.display()))?;
     let dir = out.run_dir;
@@ -195,7 +195,7 @@ pub fn chip_faults(target: &Path, image: &VmImage) -> Result<Vec<String>> {
             "{}{then}",
             besser_lab::chip_fault::chip_fault_cmd(&[spec.to_string()])?
         ));
-        let out = session::run_ramp(opts(cfg.clone(), &runs, image, target))?;
+        let out = command::run_ramp(opts(cfg.clone(), &runs, image, target))?;
         let dir = out.run_dir.clone();
         let ctx = || format!("--chip-fault {spec:?} ({})", dir.display());
         let run = ramp::load_run(&dir).with_context(ctx)?;
@@ -292,7 +292,7 @@ pub fn fresh_boot_ramp(
     let mut cfg = RampConfig::new("e2e");
     cfg.reps = reps;
     cfg.duration_s = duration_s;
-    let out = session::run_ramp(opts(cfg, &runs, image, target))?;
+    let out = command::run_ramp(opts(cfg, &runs, image, target))?;
     out.result
         .with_context(|| format!("ramp in {}", out.run_dir.display()))?;
     let dir = out.run_dir;
@@ -419,7 +419,7 @@ pub fn faults(target: &Path, image: &VmImage) -> Result<()> {
     let mut cfg = RampConfig::new("unwritable");
     cfg.reps = 1;
     let bad = runs.join("a-file/runs");
-    match session::run_ramp(opts(cfg, &bad, image, target)) {
+    match command::run_ramp(opts(cfg, &bad, image, target)) {
         Ok(_) => bail!("a ramp into {} did not fail", bad.display()),
         Err(e) => {
             let m = format!("{e:#}");
@@ -692,7 +692,7 @@ fn host_keys_and_inventory(
         path: inv,
         name: "bench-vm".into(),
     };
-    let out = session::run_ramp(o)?;
+    let out = command::run_ramp(o)?;
     out.result?;
     let run = ramp::load_run(&out.run_dir)?;
     let a = &ramp::finished_reps(&out.run_dir, &run)?[0];

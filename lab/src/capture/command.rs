@@ -14,8 +14,8 @@ use super::{CaptureConfig, RunInfo, RUN_KIND};
 use crate::clock::SystemClock;
 use crate::device::boot::FreshBootError;
 use crate::device::transport::Transport;
+use crate::ramp::command::{self, DeviceChoice};
 use crate::rundir;
-use crate::session::{self, DeviceChoice};
 
 pub struct CaptureOptions {
     pub config: CaptureConfig,
@@ -110,7 +110,7 @@ pub fn run_capture(opts: CaptureOptions) -> Result<CaptureOutcome> {
     let dir = rundir::create_run_dir(&opts.runs_dir, &opts.label, rundir::now_unix())?;
     let started_utc = rundir::utc_human(rundir::now_unix());
     // 2. the device
-    let (mut device, vm_guard) = match session::open_device(&opts.device, &opts.target_dir, &dir) {
+    let (mut device, vm_guard) = match command::open_device(&opts.device, &opts.target_dir, &dir) {
         Ok(d) => d,
         Err(e) => {
             // nothing was recorded: leave no empty run directory behind

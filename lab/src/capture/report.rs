@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::analysis::{Analysis, DropVerdict, ProbeClass, Status, WINDOW_S};
 use super::raw::ProbeOutcome;
 use super::{layout, plot, RawCapture, RunInfo};
-use crate::report::thousands;
+use crate::ramp::report::thousands;
 use crate::units::MIB;
 
 pub struct Rendered {
@@ -339,7 +339,7 @@ pub fn render(raw: &RawCapture, a: &Analysis) -> Rendered {
                     .as_deref()
                     .map(|c| format!("`{}`", c.replace('|', "\\|")))
                     .unwrap_or_else(|| "not found".into()),
-                crate::report::locks_text(&sp.locks).replace('|', "\\|")
+                crate::ramp::report::locks_text(&sp.locks).replace('|', "\\|")
             );
         }
         let _ = writeln!(w);

@@ -47,7 +47,7 @@ impl Prober<Transport> for LabProber {
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(crate::ramp::LISTEN_TIMEOUT_S) {
             let tcp = link.exec_ok(crate::device::commands::LISTENING_CHECK_CMD, cmd_timeout)?;
-            if crate::analysis::tcp_listening(&tcp, self.listen_port) {
+            if crate::ramp::analysis::tcp_listening(&tcp, self.listen_port) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(200));

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 
-use crate::analysis::{self, MonitorSample};
 pub use crate::clock::{Clock, SystemClock};
 use crate::device::sender::{self, SendControl, SendParams, SendRecord};
+use crate::ramp::analysis::{self, MonitorSample};
 
 /// The device's wired link as the traffic phase uses it.
 pub trait PollLink {

@@ -8,8 +8,11 @@
 //! written atomically. A ramp stopped half-way keeps its finished reps;
 //! [`resume`] runs the missing ones.
 
+pub mod analysis;
+pub mod command;
 pub mod live;
 pub mod raw;
+pub mod report;
 
 pub use raw::*;
 
@@ -22,7 +25,6 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{self, RepAnalysis};
 use crate::device::boot::{fresh_boot, FreshBootError};
 use crate::device::commands::{
     counters_cmd, enabled_events, event_path, listener_drain_cmd, listener_start_cmd,
@@ -33,6 +35,7 @@ use crate::device::inventory::Device;
 use crate::device::sender::{self, SendParams, SendRecord};
 use crate::device::transport::{Transport, TransportError};
 use crate::rundir::{self, write_atomic};
+use analysis::RepAnalysis;
 
 /// ftrace events armed by default (the maintainers' instrumentation).
 pub const DEFAULT_EVENTS: &[&str] = &["workqueue:workqueue_execute_start", "sched:sched_wakeup"];
@@ -210,7 +213,7 @@ pub struct Ramp {
     /// ones and their report stay.
     pub interrupt: Option<Arc<AtomicBool>>,
     /// The report `run_all` wrote.
-    pub report: Option<crate::report::Report>,
+    pub report: Option<crate::ramp::report::Report>,
 }
 
 impl Ramp {
@@ -339,7 +342,7 @@ impl Ramp {
         }
         // The report covers whatever finished, also after an error; it is
         // written once per ramp, here (the session shows its screen).
-        match crate::report::write_report(&self.dir, None) {
+        match crate::ramp::report::write_report(&self.dir, None) {
             Ok(r) => self.report = Some(r),
             Err(e) if result.is_ok() => return Err(e),
             Err(e) => self.say(&format!("(report not written: {e:#})")),

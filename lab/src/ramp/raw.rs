@@ -10,9 +10,9 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::{ssh_endpoint_name, RampConfig};
-use crate::analysis::{self, MonitorSample, RepAnalysis, RepRaw};
 use crate::device::inventory::Device;
 use crate::device::sender::SendRecord;
+use crate::ramp::analysis::{self, MonitorSample, RepAnalysis, RepRaw};
 use crate::rundir;
 
 /// `run.json`.

@@ -2,9 +2,9 @@
 //! them: the throughput series, prediction checks, the fresh-chip rule and
 //! the receipts. `report::render` only writes what these return.
 
-use crate::analysis::{RepAnalysis, RepStatus, Stats};
+use crate::ramp::analysis::{RepAnalysis, RepStatus, Stats};
+use crate::ramp::report::{Baseline, PredictionResult, Predictions, Receipt};
 use crate::ramp::{self, RepMeta, RunJson};
-use crate::report::{Baseline, PredictionResult, Predictions, Receipt};
 
 /// The throughput series the stats use: every rep with a listener count
 /// except rig failures (a wedge is a result; a broken rig is not).

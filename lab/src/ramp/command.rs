@@ -9,8 +9,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::assets::{self, VmImage};
 use crate::device::inventory::{HostKeyPolicy, Inventory, Reboot};
+use crate::ramp::report::{self, PREDICTIONS_FILE};
 use crate::ramp::{Ramp, RampConfig};
-use crate::report::{self, PREDICTIONS_FILE};
 use crate::rundir;
 use crate::vm::{self, Vm, VmOptions};
 

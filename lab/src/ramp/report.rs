@@ -2,7 +2,7 @@
 //! Phase 7 notes. Pure rendering over re-analysed raw data: running it twice
 //! on the same run directory gives the same bytes.
 
-use crate::verdicts::{self, mean_per_s, series};
+use crate::ramp::analysis::verdicts::{self, mean_per_s, series};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{stats, within_noise, RepAnalysis, RepStatus, Stats};
+use crate::ramp::analysis::{stats, within_noise, RepAnalysis, RepStatus, Stats};
 use crate::ramp::{self, RepMeta, RunJson};
 use crate::rundir::{utc_human, write_atomic};
 use crate::units::MIB;
