@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{ssh_endpoint_name, RampConfig};
 use crate::device::inventory::Device;
 use crate::device::sender::SendRecord;
+use crate::ramp::analysis::verdicts::Baseline;
 use crate::ramp::analysis::{self, MonitorSample, RepAnalysis, RepRaw};
 use crate::rundir;
 
@@ -253,4 +254,22 @@ pub fn finished_reps(run_dir: &Path, run: &RunJson) -> Result<Vec<RepAnalysis>> 
         }
     }
     Ok(out)
+}
+
+/// Loads a baseline run directory: its `run.json` and finished reps.
+pub fn load_baseline(dir: &Path) -> Result<Baseline> {
+    let run = load_run(dir).with_context(|| format!("baseline {}", dir.display()))?;
+    let reps = finished_reps(dir, &run)?;
+    Ok(Baseline {
+        name: dir_name(dir),
+        run,
+        reps,
+    })
+}
+
+/// A run directory's name (its last component), as reports call it.
+pub fn dir_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| dir.display().to_string())
 }

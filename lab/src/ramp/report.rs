@@ -2,15 +2,19 @@
 //! Phase 7 notes. Pure rendering over re-analysed raw data: running it twice
 //! on the same run directory gives the same bytes.
 
-use crate::ramp::analysis::verdicts::{self, mean_per_s, series};
+pub use crate::ramp::analysis::verdicts::parse_predictions;
+use crate::ramp::analysis::verdicts::{
+    self, mean_per_s, series, Baseline, BaselineComparison, BaselineVerdict, PredictionResult,
+    Predictions, Receipt, WITHIN_NOISE_RULE,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::ramp::analysis::{stats, within_noise, RepAnalysis, RepStatus, Stats};
+use crate::ramp::analysis::{stats, RepAnalysis, RepStatus, Stats};
 use crate::ramp::{self, RepMeta, RunJson};
 use crate::rundir::{utc_human, write_atomic};
 use crate::units::MIB;
@@ -21,97 +25,6 @@ pub const PREDICTIONS_FILE: &str = "predictions.yaml";
 pub const BAD_LINES_LISTED_MAX: usize = 20;
 /// How many work functions get a column when none are chosen.
 pub const DEFAULT_WORK_FN_COLUMNS: usize = 3;
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Prediction {
-    /// `throughput_mib_s.mean|median|min|max`, `dispatch_per_s.<fn>`,
-    /// `dispatch_total.<fn>`, `splats`, `scan_failures`, `wedged_reps`.
-    pub metric: String,
-    #[serde(default)]
-    pub min: Option<f64>,
-    #[serde(default)]
-    pub max: Option<f64>,
-    #[serde(default)]
-    pub note: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Predictions {
-    pub predictions: Vec<Prediction>,
-}
-
-/// Parses a predictions file; errors carry file, line and column.
-pub fn parse_predictions(text: &str, file: &str) -> Result<Predictions> {
-    let p: Predictions = serde_norway::from_str(text).map_err(|e| {
-        let (l, c) = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
-        let m = e.to_string();
-        let m = m.split(" at line ").next().unwrap_or(&m).to_string();
-        anyhow::anyhow!("{file}:{l}:{c}: {m}")
-    })?;
-    for (i, x) in p.predictions.iter().enumerate() {
-        if x.min.is_none() && x.max.is_none() {
-            anyhow::bail!(
-                "{file}: prediction {} ({}): expected `min`, `max` or both",
-                i + 1,
-                x.metric
-            );
-        }
-        if !known_metric(&x.metric) {
-            anyhow::bail!(
-                "{file}: prediction {} : unknown metric {:?} (expected throughput_mib_s.mean|median|min|max, \
-                 dispatch_per_s.FN, dispatch_total.FN, splats, scan_failures or wedged_reps)",
-                i + 1,
-                x.metric
-            );
-        }
-    }
-    Ok(p)
-}
-
-fn known_metric(m: &str) -> bool {
-    matches!(
-        m,
-        "throughput_mib_s.mean"
-            | "throughput_mib_s.median"
-            | "throughput_mib_s.min"
-            | "throughput_mib_s.max"
-            | "splats"
-            | "scan_failures"
-            | "wedged_reps"
-    ) || m
-        .strip_prefix("dispatch_per_s.")
-        .is_some_and(|f| !f.is_empty())
-        || m.strip_prefix("dispatch_total.")
-            .is_some_and(|f| !f.is_empty())
-}
-
-/// A baseline series for comparison.
-pub struct Baseline {
-    pub name: String,
-    pub run: RunJson,
-    pub reps: Vec<RepAnalysis>,
-}
-
-pub fn load_baseline(dir: &Path) -> Result<Baseline> {
-    let run = ramp::load_run(dir).with_context(|| format!("baseline {}", dir.display()))?;
-    let reps = ramp::finished_reps(dir, &run)?;
-    Ok(Baseline {
-        name: dir_name(dir),
-        run,
-        reps,
-    })
-}
-
-fn dir_name(dir: &Path) -> String {
-    dir.file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| dir.display().to_string())
-}
 
 /// Re-makes `report.md` and `summary.json` from the run directory's raw data,
 /// compared with the baselines recorded in `run.json`.
@@ -146,7 +59,7 @@ pub fn write_report_with(dir: &Path, baselines: &[PathBuf]) -> Result<Report> {
     };
     let base: Vec<Baseline> = bpaths
         .iter()
-        .map(|p| load_baseline(p))
+        .map(|p| ramp::load_baseline(p))
         .collect::<Result<_>>()?;
     let ppath = dir.join(PREDICTIONS_FILE);
     let preds = if ppath.exists() {
@@ -159,7 +72,7 @@ pub fn write_report_with(dir: &Path, baselines: &[PathBuf]) -> Result<Report> {
     };
     let aborted = ramp::aborted_attempts(dir)?;
     let r = render(
-        &dir_name(dir),
+        &ramp::dir_name(dir),
         &run,
         &reps,
         &metas,
@@ -180,31 +93,6 @@ pub struct Report {
     pub summary: Summary,
     /// The one-screen summary printed at the end of a ramp.
     pub screen: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Receipt {
-    pub ok: bool,
-    pub text: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PredictionResult {
-    pub metric: String,
-    pub min: Option<f64>,
-    pub max: Option<f64>,
-    pub observed: Option<f64>,
-    pub holds: Option<bool>,
-    pub note: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BaselineComparison {
-    pub run: String,
-    pub baseline_mib_s: Stats,
-    pub delta_percent: f64,
-    pub within_noise: bool,
-    pub rule: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -248,29 +136,27 @@ pub fn locks_text(locks: &[String]) -> String {
     }
 }
 
-/// One baseline's comparison table and verdict, written to `w`.
-fn compare_to(
-    w: &mut String,
-    b: &Baseline,
-    reps: &[RepAnalysis],
-    st: Option<&Stats>,
-    cols: &[String],
-) -> Option<BaselineComparison> {
-    let Some(s) = st else {
-        let _ = writeln!(
-            w,
-            "Baseline `{}` given, but this run has no throughput figures.",
-            b.name
-        );
-        return None;
+/// One baseline's comparison table and verdict ([`compare_baseline`]), written to `w`.
+fn compare_to(w: &mut String, b: &Baseline, verdict: &BaselineVerdict) {
+    let (c, dispatch) = match verdict {
+        BaselineVerdict::NoRunFigures => {
+            let _ = writeln!(
+                w,
+                "Baseline `{}` given, but this run has no throughput figures.",
+                b.name
+            );
+            return;
+        }
+        BaselineVerdict::NoBaselineFigures => {
+            let _ = writeln!(w, "Baseline `{}` has no throughput figures.", b.name);
+            return;
+        }
+        BaselineVerdict::Compared {
+            comparison,
+            dispatch,
+        } => (comparison, dispatch),
     };
-    let bser = series(&b.reps);
-    let Some(bs) = stats(&bser) else {
-        let _ = writeln!(w, "Baseline `{}` has no throughput figures.", b.name);
-        return None;
-    };
-    let delta = (s.mean - bs.mean) / bs.mean * 100.0;
-    let wn = within_noise(s.mean, &bs);
+    let (bs, s) = (&c.baseline_mib_s, &c.this_run);
     let _ = writeln!(
         w,
         "| | baseline `{}` (N={}) | this run (N={}) | Δ |",
@@ -280,34 +166,30 @@ fn compare_to(
     let _ = writeln!(
         w,
         "| throughput mean (MB/s) | {:.3} | {:.3} | {:+.1}% |",
-        bs.mean, s.mean, delta
+        bs.mean, s.mean, c.delta_percent
     );
     let _ = writeln!(
         w,
         "| throughput min–max (MB/s) | {:.3}–{:.3} | {:.3}–{:.3} | |",
         bs.min, bs.max, s.min, s.max
     );
-    for c in cols {
-        let a = mean_per_s(&b.reps, c);
-        let z = mean_per_s(reps, c);
-        let _ = writeln!(w, "| {c} dispatches/s | {a:.1} | {z:.1} | {} |", pct(a, z));
+    for (f, a, z) in dispatch {
+        let _ = writeln!(
+            w,
+            "| {f} dispatches/s | {a:.1} | {z:.1} | {} |",
+            pct(*a, *z)
+        );
     }
+    let wn = c.within_noise;
     let _ = writeln!(
         w,
         "\nWithin-noise rule: {WITHIN_NOISE_RULE}.\nVerdict: **{}** ({:.3} MB/s is {} the baseline's {:.3}–{:.3} MB/s).",
-        if wn { "within noise" } else if delta > 0.0 { "outside noise — better" } else { "outside noise — worse" },
+        if wn { "within noise" } else if c.delta_percent > 0.0 { "outside noise — better" } else { "outside noise — worse" },
         s.mean,
         if wn { "inside" } else { "outside" },
         bs.min,
         bs.max
     );
-    Some(BaselineComparison {
-        run: b.name.clone(),
-        baseline_mib_s: bs,
-        delta_percent: delta,
-        within_noise: wn,
-        rule: WITHIN_NOISE_RULE.into(),
-    })
 }
 
 fn work_columns(run: &RunJson, reps: &[RepAnalysis]) -> Vec<String> {
@@ -374,10 +256,6 @@ fn tick(ok: bool) -> &'static str {
         "[ ]"
     }
 }
-
-pub const WITHIN_NOISE_RULE: &str =
-    "within noise when this run's mean lies inside the baseline reps' \
-     [min, max] range; outside that range the change is real";
 
 pub fn render(
     run_name: &str,
@@ -581,7 +459,11 @@ pub fn render(
                 cfg.duration_s, b.run.config.duration_s, b.name
             );
         }
-        cmps.extend(compare_to(w, b, reps, st.as_ref(), &cols));
+        let verdict = verdicts::compare_baseline(b, reps, st.as_ref(), &cols);
+        compare_to(w, b, &verdict);
+        if let BaselineVerdict::Compared { comparison, .. } = verdict {
+            cmps.push(comparison);
+        }
         if baselines.len() > 1 {
             let _ = writeln!(w);
         }

@@ -435,7 +435,7 @@ pub fn parse_chip_counters(text: &str) -> BTreeMap<String, u64> {
 }
 
 /// mean, median, min, max of a non-empty list.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub n: usize,
     pub mean: f64,

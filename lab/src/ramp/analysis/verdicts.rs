@@ -3,7 +3,9 @@
 //! the receipts. `report::render` only writes what these return.
 
 use crate::ramp::analysis::{RepAnalysis, RepStatus, Stats};
-use crate::ramp::report::{Baseline, PredictionResult, Predictions, Receipt};
+use serde::{Deserialize, Serialize};
+
+use crate::ramp::analysis::{stats, within_noise};
 use crate::ramp::{self, RepMeta, RunJson};
 
 /// The throughput series the stats use: every rep with a listener count
@@ -287,4 +289,157 @@ pub(crate) fn receipts(
             },
         },
     ]
+}
+pub const WITHIN_NOISE_RULE: &str =
+    "within noise when this run's mean lies inside the baseline reps' \
+     [min, max] range; outside that range the change is real";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prediction {
+    /// `throughput_mib_s.mean|median|min|max`, `dispatch_per_s.<fn>`,
+    /// `dispatch_total.<fn>`, `splats`, `scan_failures`, `wedged_reps`.
+    pub metric: String,
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Predictions {
+    pub predictions: Vec<Prediction>,
+}
+
+/// Parses a predictions file; errors carry file, line and column.
+pub fn parse_predictions(text: &str, file: &str) -> anyhow::Result<Predictions> {
+    let p: Predictions = serde_norway::from_str(text).map_err(|e| {
+        let (l, c) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        let m = e.to_string();
+        let m = m.split(" at line ").next().unwrap_or(&m).to_string();
+        anyhow::anyhow!("{file}:{l}:{c}: {m}")
+    })?;
+    for (i, x) in p.predictions.iter().enumerate() {
+        if x.min.is_none() && x.max.is_none() {
+            anyhow::bail!(
+                "{file}: prediction {} ({}): expected `min`, `max` or both",
+                i + 1,
+                x.metric
+            );
+        }
+        if !known_metric(&x.metric) {
+            anyhow::bail!(
+                "{file}: prediction {} : unknown metric {:?} (expected throughput_mib_s.mean|median|min|max, \
+                 dispatch_per_s.FN, dispatch_total.FN, splats, scan_failures or wedged_reps)",
+                i + 1,
+                x.metric
+            );
+        }
+    }
+    Ok(p)
+}
+
+fn known_metric(m: &str) -> bool {
+    matches!(
+        m,
+        "throughput_mib_s.mean"
+            | "throughput_mib_s.median"
+            | "throughput_mib_s.min"
+            | "throughput_mib_s.max"
+            | "splats"
+            | "scan_failures"
+            | "wedged_reps"
+    ) || m
+        .strip_prefix("dispatch_per_s.")
+        .is_some_and(|f| !f.is_empty())
+        || m.strip_prefix("dispatch_total.")
+            .is_some_and(|f| !f.is_empty())
+}
+
+/// A baseline series for comparison.
+pub struct Baseline {
+    pub name: String,
+    pub run: RunJson,
+    pub reps: Vec<RepAnalysis>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub ok: bool,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PredictionResult {
+    pub metric: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub observed: Option<f64>,
+    pub holds: Option<bool>,
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaselineComparison {
+    pub run: String,
+    pub baseline_mib_s: Stats,
+    /// This run's figures it was compared with (not in `summary.json`:
+    /// they are its `throughput_mib_s`).
+    #[serde(skip)]
+    pub this_run: Stats,
+    pub delta_percent: f64,
+    pub within_noise: bool,
+    pub rule: String,
+}
+
+/// How one baseline compares ([`compare_baseline`]).
+pub(crate) enum BaselineVerdict {
+    /// This run has no throughput figures to compare.
+    NoRunFigures,
+    /// The baseline has none.
+    NoBaselineFigures,
+    Compared {
+        comparison: BaselineComparison,
+        /// Per work-function column: (function, baseline's mean/s, this run's).
+        dispatch: Vec<(String, f64, f64)>,
+    },
+}
+
+/// This run (`reps`, whose throughput stats are `st`) against baseline `b`:
+/// the Δ of the means and the within-noise verdict, plus the dispatch rates
+/// of the report's work-function columns `cols`.
+pub(crate) fn compare_baseline(
+    b: &Baseline,
+    reps: &[RepAnalysis],
+    st: Option<&Stats>,
+    cols: &[String],
+) -> BaselineVerdict {
+    let Some(s) = st else {
+        return BaselineVerdict::NoRunFigures;
+    };
+    let Some(bs) = stats(&series(&b.reps)) else {
+        return BaselineVerdict::NoBaselineFigures;
+    };
+    let delta = (s.mean - bs.mean) / bs.mean * 100.0;
+    let within = within_noise(s.mean, &bs);
+    BaselineVerdict::Compared {
+        dispatch: cols
+            .iter()
+            .map(|c| (c.clone(), mean_per_s(&b.reps, c), mean_per_s(reps, c)))
+            .collect(),
+        comparison: BaselineComparison {
+            run: b.name.clone(),
+            baseline_mib_s: bs,
+            this_run: s.clone(),
+            delta_percent: delta,
+            within_noise: within,
+            rule: WITHIN_NOISE_RULE.into(),
+        },
+    }
 }
