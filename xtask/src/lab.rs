@@ -109,8 +109,9 @@ pub struct RampArgs {
     /// Work functions to show as columns (default: the three most dispatched).
     #[arg(long = "work-fn")]
     work_fns: Vec<String>,
-    /// ftrace events to arm (default: workqueue:workqueue_execute_start and
-    /// sched:sched_wakeup, the latter filtered to the driver's threads).
+    /// ftrace events to arm, `system/event` (or `system:event`, as
+    /// `set_event` takes them; default: workqueue/workqueue_execute_start
+    /// and sched/sched_wakeup, the latter filtered to the driver's threads).
     #[arg(long = "event")]
     events: Vec<String>,
     /// No bytes for this long = wedged data link.
@@ -262,7 +263,11 @@ pub fn ramp_config(a: &RampArgs) -> Result<besser_lab::ramp::RampConfig> {
     c.duration_s = parse_duration_s(&a.duration)?;
     c.reboot = !a.no_reboot;
     if !a.events.is_empty() {
-        c.events = a.events.clone();
+        c.events = a
+            .events
+            .iter()
+            .map(|e| besser_lab::device::commands::event_path(e))
+            .collect::<Result<_>>()?;
     }
     c.work_fns = a.work_fns.clone();
     c.stall_timeout_s = parse_duration_s(&a.stall_timeout)?;

@@ -26,7 +26,7 @@ pub struct CaptureArgs {
     /// Offered load of a probe; MB = MiB as in `pv -L 4m` (4MB/s = 4 MiB/s).
     #[arg(long, default_value = "4MB/s")]
     rate: String,
-    /// ftrace events (`system/event`), comma-separated (default: the
+    /// ftrace events (`system/event`, or `system:event`), comma-separated (default: the
     /// maintainers' Phase 0 set). Events the kernel lacks are reported, skipped.
     #[arg(long, value_delimiter = ',')]
     events: Vec<String>,
@@ -71,7 +71,10 @@ pub fn config(a: &CaptureArgs) -> Result<CaptureConfig> {
             .map(|s| s.to_string())
             .collect()
     } else {
-        a.events.clone()
+        a.events
+            .iter()
+            .map(|e| besser_lab::device::commands::event_path(e))
+            .collect::<Result<_>>()?
     };
     let injections = a
         .inject

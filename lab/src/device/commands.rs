@@ -43,7 +43,7 @@ pub fn validate_event(e: &str) -> Result<()> {
 /// `system/event`) as the `system/event` path under `$T/events/`.
 pub fn event_path(e: &str) -> Result<String> {
     let p = e.replacen(':', "/", 1);
-    validate_event(&p).with_context(|| format!("ftrace event {e:?} of the ramp config"))?;
+    validate_event(&p).with_context(|| format!("ftrace event {e:?}"))?;
     Ok(p)
 }
 

@@ -37,8 +37,10 @@ use crate::device::transport::{Transport, TransportError};
 use crate::rundir::{self, write_atomic};
 use analysis::RepAnalysis;
 
-/// ftrace events armed by default (the maintainers' instrumentation).
-pub const DEFAULT_EVENTS: &[&str] = &["workqueue:workqueue_execute_start", "sched:sched_wakeup"];
+/// ftrace events armed by default (the maintainers' instrumentation), as
+/// `system/event` like the capture's; run directories of older ramps may
+/// spell them `system:event` ([`event_path`] reads both).
+pub const DEFAULT_EVENTS: &[&str] = &["workqueue/workqueue_execute_start", "sched/sched_wakeup"];
 
 /// No bytes for this long while sending = the data link is wedged.
 pub const STALL_TIMEOUT_S_DEFAULT: f64 = 10.0;

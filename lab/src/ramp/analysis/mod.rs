@@ -169,7 +169,7 @@ pub struct RepAnalysis {
     /// maintainers' notes give it (e.g. `sdio_tx_work` 276/s).
     #[serde(default)]
     pub dispatch_per_s: BTreeMap<String, f64>,
-    /// Wake-ups per task name (`sched:sched_wakeup`, the driver's threads).
+    /// Wake-ups per task name (`sched/sched_wakeup`, the driver's threads).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub wakeups: BTreeMap<String, u64>,
     pub trace_events: u64,
