@@ -50,13 +50,14 @@ pub fn event_path(e: &str) -> Result<String> {
 /// Which of `configured` the start command's `events` section says were
 /// enabled; every other one is missing (absent, or enabling it failed).
 pub fn enabled_events(configured: &[String], section: &str) -> Result<(Vec<String>, Vec<String>)> {
-    let enabled_paths: Vec<&str> = section
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("enabled "))
-        .collect();
+    let states = parse_event_states(section);
     let (mut on, mut off) = (Vec::new(), Vec::new());
     for e in configured {
-        if enabled_paths.contains(&event_path(e)?.as_str()) {
+        let p = event_path(e)?;
+        if states
+            .iter()
+            .any(|(s, st)| *s == p && *st == EventState::Enabled)
+        {
             on.push(e.clone());
         } else {
             off.push(e.clone());
@@ -152,6 +153,158 @@ pub fn split_sections(out: &str) -> std::collections::BTreeMap<String, String> {
 /// [`analysis::tcp_listening`]).
 pub const LISTENING_CHECK_CMD: &str = "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; true";
 
+/// The device poll of the traffic phase: the data interface's `rx_bytes`
+/// and whether the rep's listener still runs ([`parse_poll`]).
+pub fn poll_cmd(iface: &str) -> String {
+    format!(
+        "cat /sys/class/net/{iface}/statistics/rx_bytes; pidof nc >/dev/null && echo {} || echo {}",
+        Listener::Alive.word(),
+        Listener::Gone.word()
+    )
+}
+
+/// Whether the rep's listener (`nc`) still runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    Alive,
+    Gone,
+}
+
+impl Listener {
+    fn word(self) -> &'static str {
+        match self {
+            Listener::Alive => "alive",
+            Listener::Gone => "gone",
+        }
+    }
+}
+
+/// [`poll_cmd`]'s reply; a line that does not read is `None` (the poll
+/// saw nothing, which is not a wedge by itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PollReply {
+    pub rx_bytes: Option<u64>,
+    pub listener: Option<Listener>,
+}
+
+pub fn parse_poll(out: &str) -> PollReply {
+    let mut l = out.lines();
+    let rx_bytes = l.next().and_then(|x| x.trim().parse().ok());
+    let listener = l.next().and_then(|x| match x.trim() {
+        "alive" => Some(Listener::Alive),
+        "gone" => Some(Listener::Gone),
+        _ => None,
+    });
+    PollReply { rx_bytes, listener }
+}
+
+/// What [`enable_events_cmd`] printed for one event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventState {
+    Enabled,
+    /// Absent on the device, or enabling it failed.
+    Missing,
+}
+
+/// [`enable_events_cmd`]'s reply: each `system/event` path it reported.
+pub fn parse_event_states(out: &str) -> Vec<(String, EventState)> {
+    out.lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            if let Some(p) = l.strip_prefix("enabled ") {
+                Some((p.to_string(), EventState::Enabled))
+            } else {
+                l.strip_prefix("missing ")
+                    .map(|p| (p.to_string(), EventState::Missing))
+            }
+        })
+        .collect()
+}
+
+/// The rep's start, one remote command: boot identity, ftrace armed,
+/// the kernel-log marker, the data interface's counters, a fresh listener,
+/// and the TCP table once the listener shows up; one section each
+/// ([`REP_START_SECTIONS`]).
+pub struct RepStart<'a> {
+    pub marker: &'a str,
+    pub iface: &'a str,
+    pub port: u16,
+    /// `system/event` paths ([`event_path`]).
+    pub events: &'a [String],
+    pub trace_buffer_kb: u32,
+    /// How long the device waits for its listener before it answers.
+    pub listen_timeout_s: u64,
+}
+
+/// The sections of [`rep_start_cmd`]'s reply and what each holds.
+pub const REP_START_SECTIONS: &[(&str, &str)] = &[
+    ("boot", "the boot_id and /proc/uptime"),
+    ("events", "`enabled`/`missing` per ftrace event"),
+    ("counters", "the data interface's counters"),
+    ("tcp", "the TCP table"),
+];
+
+pub fn rep_start_cmd(s: &RepStart<'_>) -> String {
+    format!(
+        "{boot}; cat /proc/sys/kernel/random/boot_id /proc/uptime; \
+         {tf}; echo 0 > $T/tracing_on; echo > $T/set_event; {evs}; {enable}\
+         echo {kb} > $T/buffer_size_kb; echo > $T/trace; echo 1 > $T/tracing_on; \
+         echo {m} > /dev/kmsg; {cnt}; {counters}; {listen}\n\
+         i=0; while [ $i -lt {n} ]; do {check} && break; sleep 0.05; i=$((i+1)); done; \
+         {tcp}; {LISTENING_CHECK_CMD}",
+        boot = section("boot"),
+        evs = section("events"),
+        enable = enable_events_cmd(s.events),
+        tf = tracefs(),
+        kb = s.trace_buffer_kb,
+        m = sh_quote(s.marker),
+        cnt = section("counters"),
+        counters = counters_cmd(s.iface),
+        listen = listener_start_cmd(s.port),
+        n = s.listen_timeout_s * 20,
+        check = listening_test_cmd(s.port),
+        tcp = section("tcp"),
+    )
+}
+
+/// The rep's collection, one remote command: the listener's count,
+/// counters, uptime, kernel log, the chip model's counters and the trace;
+/// each section saved as its file ([`REP_COLLECT_FILES`]).
+pub fn rep_collect_cmd(iface: &str, drain_s: u64) -> String {
+    format!(
+        "{l}; {drain}; {tf}; echo 0 > $T/tracing_on; {c}; {counters}; {u}; cat /proc/uptime; \
+         {d}; dmesg; {ch}; cat {chip}/chip 2>/dev/null; {t}; cat $T/trace",
+        l = section("listener"),
+        drain = listener_drain_cmd(drain_s),
+        tf = tracefs(),
+        c = section("counters"),
+        counters = counters_cmd(iface),
+        u = section("uptime"),
+        d = section("dmesg"),
+        ch = section("chip"),
+        chip = crate::chip_fault::SIM_DEBUGFS,
+        t = section("trace"),
+    )
+}
+
+/// (section, file in the rep directory, what it holds) of [`rep_collect_cmd`].
+pub const REP_COLLECT_FILES: [(&str, &str, &str); 6] = [
+    ("listener", "listener.txt", "the listener's byte count"),
+    (
+        "counters",
+        "counters-after.txt",
+        "the data interface's counters",
+    ),
+    ("uptime", "uptime-end.txt", "/proc/uptime"),
+    ("dmesg", "dmesg.txt", "the kernel log"),
+    (
+        "chip",
+        "chip-after.txt",
+        "the chip model's counters (empty without the simulated host)",
+    ),
+    ("trace", "trace.txt", "the ftrace buffer"),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +370,72 @@ mod tests {
     fn section_command_prints_the_tag() {
         assert_eq!(section("dmesg"), "echo '@@besser-section:dmesg@@'");
         assert!(listening_test_cmd(5001).contains(":1389$/"));
+    }
+
+    #[test]
+    fn a_poll_reply_reads_alive_gone_and_nothing_else() {
+        assert_eq!(
+            parse_poll("1234\nalive\n"),
+            PollReply {
+                rx_bytes: Some(1234),
+                listener: Some(Listener::Alive)
+            }
+        );
+        assert_eq!(parse_poll("99\ngone\n").listener, Some(Listener::Gone));
+        // A cut or garbled reply is "not seen", never "gone" (which would
+        // wedge the rep) nor "alive".
+        assert_eq!(
+            parse_poll("12"),
+            PollReply {
+                rx_bytes: Some(12),
+                listener: None
+            }
+        );
+        assert_eq!(
+            parse_poll("cat: x: No such file\nalivex\n"),
+            PollReply {
+                rx_bytes: None,
+                listener: None
+            }
+        );
+        let cmd = poll_cmd("wlan0");
+        assert!(cmd.contains("echo alive || echo gone"), "{cmd}");
+    }
+
+    #[test]
+    fn event_states_are_read_per_line() {
+        let s = parse_event_states(
+            "enabled workqueue/workqueue_execute_start\nmissing bes2600/bh_rx\nnoise\n",
+        );
+        assert_eq!(
+            s,
+            [
+                (
+                    "workqueue/workqueue_execute_start".to_string(),
+                    EventState::Enabled
+                ),
+                ("bes2600/bh_rx".to_string(), EventState::Missing)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_rep_commands_open_every_section_their_readers_require() {
+        let start = rep_start_cmd(&RepStart {
+            marker: "m'1",
+            iface: "wlan0",
+            port: 5001,
+            events: &["sched/sched_wakeup".into()],
+            trace_buffer_kb: 1024,
+            listen_timeout_s: 10,
+        });
+        for (name, _) in REP_START_SECTIONS {
+            assert!(start.contains(&section(name)), "{name}");
+        }
+        assert!(start.contains("echo 'm'\\''1' > /dev/kmsg"), "{start}");
+        let collect = rep_collect_cmd("wlan0", 10);
+        for (name, _, _) in REP_COLLECT_FILES {
+            assert!(collect.contains(&section(name)), "{name}");
+        }
     }
 }

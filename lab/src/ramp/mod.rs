@@ -27,9 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::boot::{fresh_boot, FreshBootError};
 use crate::device::commands::{
-    counters_cmd, enabled_events, event_path, listener_drain_cmd, listener_start_cmd,
-    listening_test_cmd, section, sh_quote, split_sections, tracefs, LISTENING_CHECK_CMD,
-    SECTION_TAG,
+    enabled_events, event_path, rep_collect_cmd, rep_start_cmd, split_sections, RepStart,
+    LISTENING_CHECK_CMD, REP_COLLECT_FILES, REP_START_SECTIONS, SECTION_TAG,
 };
 use crate::device::inventory::Device;
 use crate::device::sender::{self, SendParams, SendRecord};
@@ -451,38 +450,16 @@ impl Ramp {
             .iter()
             .map(|e| event_path(e))
             .collect::<Result<Vec<_>>>()?;
-        let start = format!(
-            "{boot}; cat /proc/sys/kernel/random/boot_id /proc/uptime; \
-             {tf}; echo 0 > $T/tracing_on; echo > $T/set_event; {evs}; {enable}\
-             echo {kb} > $T/buffer_size_kb; echo > $T/trace; echo 1 > $T/tracing_on; \
-             echo {m} > /dev/kmsg; {cnt}; {counters}; {listen}\n\
-             i=0; while [ $i -lt {n} ]; do {check} && break; sleep 0.05; i=$((i+1)); done; \
-             {tcp}; {LISTENING_CHECK_CMD}",
-            boot = section("boot"),
-            evs = section("events"),
-            enable = crate::device::commands::enable_events_cmd(&event_paths),
-            tf = tracefs(),
-            kb = cfg.trace_buffer_kb,
-            m = sh_quote(&marker),
-            cnt = section("counters"),
-            counters = counters_cmd(iface),
-            listen = listener_start_cmd(port),
-            n = LISTEN_TIMEOUT_S * 20,
-            check = listening_test_cmd(port),
-            tcp = section("tcp"),
-        );
+        let start = rep_start_cmd(&RepStart {
+            marker: &marker,
+            iface,
+            port,
+            events: &event_paths,
+            trace_buffer_kb: cfg.trace_buffer_kb,
+            listen_timeout_s: LISTEN_TIMEOUT_S,
+        });
         let out = self.exec(&start, CMD_TIMEOUT_S + LISTEN_TIMEOUT_S)?;
-        let sec = save_and_split(
-            &rd,
-            START_OUT,
-            &out,
-            &[
-                ("boot", "the boot_id and /proc/uptime"),
-                ("events", "`enabled`/`missing` per ftrace event"),
-                ("counters", "the data interface's counters"),
-                ("tcp", "the TCP table"),
-            ],
-        )?;
+        let sec = save_and_split(&rd, START_OUT, &out, REP_START_SECTIONS)?;
         let boot = &sec["boot"];
         fs::write(rd.join("boot.txt"), boot)?;
         let (boot_id, uptime) = match parse_boot(&rd.join("boot.txt").display().to_string(), boot) {
@@ -588,37 +565,9 @@ impl Ramp {
         // 5. collect over the wired link
         // One remote command: the listener's count, counters, uptime,
         // kernel log and trace, each in its own section.
-        let collect = format!(
-            "{l}; {drain}; {tf}; echo 0 > $T/tracing_on; {c}; {counters}; {u}; cat /proc/uptime; \
-             {d}; dmesg; {ch}; cat {chip}/chip 2>/dev/null; {t}; cat $T/trace",
-            l = section("listener"),
-            drain = listener_drain_cmd(LISTENER_DRAIN_S),
-            tf = tracefs(),
-            c = section("counters"),
-            counters = counters_cmd(iface),
-            u = section("uptime"),
-            d = section("dmesg"),
-            ch = section("chip"),
-            chip = crate::chip_fault::SIM_DEBUGFS,
-            t = section("trace"),
-        );
+        let collect = rep_collect_cmd(iface, LISTENER_DRAIN_S);
         let out = self.exec(&collect, COLLECT_TIMEOUT_S + LISTENER_DRAIN_S)?;
-        let files = [
-            ("listener", "listener.txt", "the listener's byte count"),
-            (
-                "counters",
-                "counters-after.txt",
-                "the data interface's counters",
-            ),
-            ("uptime", "uptime-end.txt", "/proc/uptime"),
-            ("dmesg", "dmesg.txt", "the kernel log"),
-            (
-                "chip",
-                "chip-after.txt",
-                "the chip model's counters (empty without the simulated host)",
-            ),
-            ("trace", "trace.txt", "the ftrace buffer"),
-        ];
+        let files = REP_COLLECT_FILES;
         let required: Vec<(&str, &str)> = files.iter().map(|(n, _, e)| (*n, *e)).collect();
         let collect_over = self
             .transport
