@@ -203,6 +203,14 @@ pub fn parse_boot(file: &str, boot: &str) -> std::result::Result<(String, f64), 
     Ok((id.to_string(), up))
 }
 
+/// What a rep's start found ([`Ramp::start_rep`]).
+struct Started {
+    marker: String,
+    listening: bool,
+    events_enabled: Vec<String>,
+    events_missing: Vec<String>,
+}
+
 pub struct Ramp {
     pub dir: PathBuf,
     pub run: RunJson,
@@ -434,6 +442,49 @@ impl Ramp {
         } else {
             0.0
         };
+        // 2.-3. start: boot identity, telemetry armed, a verified listener
+        let started = self.start_rep(rep, &rd, &cfg, &dev)?;
+        // 4. traffic, device polled over the wired link
+        let wedge = self.traffic(rep, &rd, &cfg, &dev, started.listening)?;
+        // 5. collect over the wired link
+        let collect_over = self.collect(&rd, &dev.data.interface)?;
+        let meta = RepMeta {
+            rep,
+            marker: started.marker,
+            started_unix_s,
+            fresh_boot: cfg.reboot,
+            listening_verified: started.listening,
+            boot_wait_s,
+            total_s: t_rep.elapsed().as_secs_f64(),
+            fault_cmd: cfg.fault_cmd.clone(),
+            wedge,
+            events_enabled: Some(started.events_enabled),
+            events_missing: started.events_missing,
+            collect_over,
+            endpoints: Some(RepEndpoints::of(&dev)),
+        };
+        fs::write(rd.join("meta.json"), serde_json::to_string_pretty(&meta)?)?;
+
+        // 6. analyse; rep-N.json marks the rep as done
+        let a = analyse_rep_dir(&self.dir, &self.run, rep)?;
+        write_atomic(
+            &rep_json(&self.dir, rep),
+            serde_json::to_string_pretty(&RepJson::new(&meta, &a))?.as_bytes(),
+        )?;
+        Ok(a)
+    }
+
+    /// Steps 2-3 of a rep, one remote command: boot identity (refused outside
+    /// the fresh-chip window), ftrace armed, the kernel-log marker, the
+    /// counters, a fresh listener, verified listening; then the fault
+    /// command, if any. Saves `start.out` and its files in `rd`.
+    fn start_rep(
+        &mut self,
+        rep: u32,
+        rd: &Path,
+        cfg: &RampConfig,
+        dev: &Device,
+    ) -> Result<Started> {
         // 2.-3. one remote command: boot identity, arm telemetry, counters,
         // a fresh listener and the TCP table once it shows up (verified here).
         let marker = format!(
@@ -502,9 +553,27 @@ impl Ramp {
             let out = self.exec(f, CMD_TIMEOUT_S)?;
             fs::write(rd.join("fault.txt"), out)?;
         }
+        Ok(Started {
+            marker,
+            listening,
+            events_enabled,
+            events_missing,
+        })
+    }
 
-        // 4. traffic, device polled over the wired link (`live`: the same
-        // loop the simulated-time tests drive)
+    /// Step 4: rate-capped traffic while the device is polled over the wired
+    /// link (`live::drive_traffic`, the loop the simulated-time tests drive);
+    /// nothing is sent when the listener never listened. Saves
+    /// `sender.json` and `monitor.json`; returns the wedge, if one was seen.
+    fn traffic(
+        &mut self,
+        rep: u32,
+        rd: &Path,
+        cfg: &RampConfig,
+        dev: &Device,
+        listening: bool,
+    ) -> Result<Option<String>> {
+        let iface = &dev.data.interface;
         let params = SendParams {
             target: format!("{}:{}", dev.data.connect_host, dev.data.connect_port),
             rate_bytes_per_s: cfg.rate_bytes_per_s,
@@ -561,10 +630,13 @@ impl Ramp {
             rd.join("monitor.json"),
             serde_json::to_string_pretty(&monitor)?,
         )?;
+        Ok(wedge)
+    }
 
-        // 5. collect over the wired link
-        // One remote command: the listener's count, counters, uptime,
-        // kernel log and trace, each in its own section.
+    /// Step 5, one remote command: the listener's count, counters, uptime,
+    /// kernel log, chip counters and trace, saved as `collect.out` and one
+    /// file each. Returns the SSH endpoint it ran over.
+    fn collect(&mut self, rd: &Path, iface: &str) -> Result<Option<String>> {
         let collect = rep_collect_cmd(iface, LISTENER_DRAIN_S);
         let out = self.exec(&collect, COLLECT_TIMEOUT_S + LISTENER_DRAIN_S)?;
         let files = REP_COLLECT_FILES;
@@ -577,30 +649,7 @@ impl Ramp {
         for (name, file, _) in files {
             fs::write(rd.join(file), &sec[name])?;
         }
-        let meta = RepMeta {
-            rep,
-            marker,
-            started_unix_s,
-            fresh_boot: cfg.reboot,
-            listening_verified: listening,
-            boot_wait_s,
-            total_s: t_rep.elapsed().as_secs_f64(),
-            fault_cmd: cfg.fault_cmd.clone(),
-            wedge,
-            events_enabled: Some(events_enabled),
-            events_missing,
-            collect_over,
-            endpoints: Some(RepEndpoints::of(&dev)),
-        };
-        fs::write(rd.join("meta.json"), serde_json::to_string_pretty(&meta)?)?;
-
-        // 6. analyse; rep-N.json marks the rep as done
-        let a = analyse_rep_dir(&self.dir, &self.run, rep)?;
-        write_atomic(
-            &rep_json(&self.dir, rep),
-            serde_json::to_string_pretty(&RepJson::new(&meta, &a))?.as_bytes(),
-        )?;
-        Ok(a)
+        Ok(collect_over)
     }
 }
 
