@@ -555,14 +555,11 @@ fn driver_checks(d: &crate::manifest::DriverModule, o: &Observed, checks: &mut V
             detail: if splats.is_empty() {
                 format!("card removed: {removed}, no splat")
             } else {
-                format!(
-                    "{}",
-                    splats
+                splats
                         .iter()
                         .map(|(_, s)| s.as_str())
                         .collect::<Vec<_>>()
-                        .join("; ")
-                )
+                        .join("; ").to_string()
             },
         });
     }

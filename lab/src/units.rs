@@ -25,7 +25,7 @@ pub fn parse_rate(s: &str) -> Result<f64> {
         "g" | "gb" | "gib" => MIB * 1024.0,
         u => bail!("rate {s:?}: unknown unit {u:?} (use B, KB, MB or GB per second; binary)"),
     };
-    if !(n > 0.0) || !n.is_finite() {
+    if n.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) || !n.is_finite() {
         bail!("rate {s:?} must be positive");
     }
     Ok(n * mult)

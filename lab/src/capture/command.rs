@@ -39,10 +39,10 @@ pub struct CaptureOutcome {
 
 /// Checks a capture configuration before anything runs.
 pub fn validate(c: &CaptureConfig) -> Result<()> {
-    if !(c.duration_s > 0.0) {
+    if c.duration_s.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
         bail!("--duration must be positive");
     }
-    if !(c.probe_len_s > 0.0) {
+    if c.probe_len_s.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
         bail!("--probe-len must be positive");
     }
     for &p in &c.probes_s {

@@ -324,7 +324,7 @@ fn to_device(name: &str, d: DeviceYaml, ssh_config: &str) -> Result<Device, Stri
         })?;
     let interface = d.data.interface.map_or_else(|| "wlan0".into(), |i| i.0);
     let fresh = d.fresh_uptime_max_s.unwrap_or(FRESH_UPTIME_MAX_S_DEFAULT);
-    if !(fresh > 0.0) {
+    if fresh.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
         return Err(format!(
             "device {name}: fresh_uptime_max_s must be > 0, got {fresh}"
         ));

@@ -510,7 +510,7 @@ impl Ramp {
             listen_timeout_s: LISTEN_TIMEOUT_S,
         });
         let out = self.exec(&start, CMD_TIMEOUT_S + LISTEN_TIMEOUT_S)?;
-        let sec = save_and_split(&rd, START_OUT, &out, REP_START_SECTIONS)?;
+        let sec = save_and_split(rd, START_OUT, &out, REP_START_SECTIONS)?;
         let boot = &sec["boot"];
         fs::write(rd.join("boot.txt"), boot)?;
         let (boot_id, uptime) = match parse_boot(&rd.join("boot.txt").display().to_string(), boot) {
@@ -645,7 +645,7 @@ impl Ramp {
             .transport
             .as_ref()
             .map(|t| ssh_endpoint_name(t.endpoint()));
-        let sec = save_and_split(&rd, COLLECT_OUT, &out, &required)?;
+        let sec = save_and_split(rd, COLLECT_OUT, &out, &required)?;
         for (name, file, _) in files {
             fs::write(rd.join(file), &sec[name])?;
         }

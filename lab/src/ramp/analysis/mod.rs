@@ -283,7 +283,7 @@ pub fn analyse_rep(r: &RepRaw<'_>) -> RepAnalysis {
             ),
         });
     }
-    let delta = |k: &str| Some(after.get(k)?.checked_sub(*before.get(k)?)?);
+    let delta = |k: &str| after.get(k)?.checked_sub(*before.get(k)?);
     let rx_bytes_delta = delta("rx_bytes");
     let bytes_received = r.listener.and_then(|l| l.trim().parse::<u64>().ok());
     if let Some(l) = r.listener.filter(|_| bytes_received.is_none()) {
