@@ -556,10 +556,11 @@ fn driver_checks(d: &crate::manifest::DriverModule, o: &Observed, checks: &mut V
                 format!("card removed: {removed}, no splat")
             } else {
                 splats
-                        .iter()
-                        .map(|(_, s)| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; ").to_string()
+                    .iter()
+                    .map(|(_, s)| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+                    .to_string()
             },
         });
     }

@@ -460,17 +460,30 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         interrupt: None,
     })?;
     out.result?;
-    println!("\n| rep | rep wall time (s) | boot wait (s) | stress window (s) | overhead (s) |");
-    println!("|---:|---:|---:|---:|---:|");
+    println!(
+        "\n| rep | rep wall time (s) | boot wait (s) | stress window (s) | overhead (s) | of it: boot besides the wait | start cmd | traffic besides the window | collect cmd | the rest |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut over = Vec::new();
     for rep in 1..=a.overhead_reps {
         let m = besser_lab::ramp::load_meta(&out.run_dir, rep)?;
         let s = besser_lab::ramp::load_sender(&out.run_dir, rep)?;
         let o = m.total_s - m.boot_wait_s - s.elapsed_s;
         over.push(o);
+        let p = m.phases.clone().unwrap_or_default();
+        let tail = p.traffic_s - s.elapsed_s;
+        let rest = o - p.boot_other_s - p.start_s - tail - p.collect_s;
         println!(
-            "| {rep} | {:.2} | {:.2} | {:.2} | {:.2} |",
-            m.total_s, m.boot_wait_s, s.elapsed_s, o
+            "| {rep} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            m.total_s,
+            m.boot_wait_s,
+            s.elapsed_s,
+            o,
+            p.boot_other_s,
+            p.start_s,
+            tail,
+            p.collect_s,
+            rest
         );
     }
     let mean = over.iter().sum::<f64>() / over.len() as f64;

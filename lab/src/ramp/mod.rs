@@ -44,7 +44,7 @@ pub const DEFAULT_EVENTS: &[&str] = &["workqueue/workqueue_execute_start", "sche
 /// No bytes for this long while sending = the data link is wedged.
 pub const STALL_TIMEOUT_S_DEFAULT: f64 = 10.0;
 /// Nap of the monitor loop between checks of the sender.
-pub const MONITOR_NAP_MS: u64 = 50;
+pub const MONITOR_NAP_MS: u64 = 10;
 /// Poll period of the device during the stress window.
 pub const MONITOR_INTERVAL_S: f64 = 1.0;
 /// ftrace ring buffer per CPU.
@@ -374,7 +374,10 @@ impl Ramp {
     }
 
     /// Reboots the device and waits for a new boot_id. Returns seconds waited.
-    fn fresh_boot(&mut self, rep: u32) -> Result<f64> {
+    /// Returns the seconds spent besides the wait (the boot_id read, the
+    /// reboot command) and the seconds waited.
+    fn fresh_boot(&mut self, rep: u32) -> Result<(f64, f64)> {
+        let t0 = Instant::now();
         let old = match (self.boot_id.take(), self.transport.is_some()) {
             (Some(id), true) => id,
             _ => self.boot_info()?.0,
@@ -390,7 +393,7 @@ impl Ramp {
         ) {
             Ok((t, waited_s)) => {
                 self.transport = Some(t);
-                Ok(waited_s)
+                Ok(((t0.elapsed().as_secs_f64() - waited_s).max(0.0), waited_s))
             }
             Err(FreshBootError::Lost { last }) => Err(RampError::DeviceLost {
                 device: dev.name.clone(),
@@ -437,17 +440,26 @@ impl Ramp {
         let started_unix_s = rundir::now_unix();
 
         // 1. fresh boot
+        let mut phases = RepPhases::default();
         let boot_wait_s = if cfg.reboot {
-            self.fresh_boot(rep)?
+            let (before_s, waited_s) = self.fresh_boot(rep)?;
+            phases.boot_other_s = before_s;
+            waited_s
         } else {
             0.0
         };
         // 2.-3. start: boot identity, telemetry armed, a verified listener
+        let t = Instant::now();
         let started = self.start_rep(rep, &rd, &cfg, &dev)?;
+        phases.start_s = t.elapsed().as_secs_f64();
         // 4. traffic, device polled over the wired link
+        let t = Instant::now();
         let wedge = self.traffic(rep, &rd, &cfg, &dev, started.listening)?;
+        phases.traffic_s = t.elapsed().as_secs_f64();
         // 5. collect over the wired link
+        let t = Instant::now();
         let collect_over = self.collect(&rd, &dev.data.interface)?;
+        phases.collect_s = t.elapsed().as_secs_f64();
         let meta = RepMeta {
             rep,
             marker: started.marker,
@@ -462,6 +474,7 @@ impl Ramp {
             events_missing: started.events_missing,
             collect_over,
             endpoints: Some(RepEndpoints::of(&dev)),
+            phases: Some(phases),
         };
         fs::write(rd.join("meta.json"), serde_json::to_string_pretty(&meta)?)?;
 

@@ -59,6 +59,26 @@ pub struct RepMeta {
     /// against its own. `None` in runs made before this was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoints: Option<RepEndpoints>,
+    /// Where the rep's time went besides the boot wait (`None` in runs made
+    /// before this was recorded): `cargo xtask bench lab` reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phases: Option<RepPhases>,
+}
+
+/// Wall time of a rep's phases, seconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RepPhases {
+    /// The boot phase besides the wait for the device: the boot_id read
+    /// (none when the session knew it), the reboot command, the progress bar.
+    pub boot_other_s: f64,
+    /// The start command: ftrace armed, counters, listener verified; and
+    /// the fault command.
+    pub start_s: f64,
+    /// Traffic, sender start to join (its stress window is `sender.json`'s
+    /// `elapsed_s`).
+    pub traffic_s: f64,
+    /// The collect command and saving its files.
+    pub collect_s: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
