@@ -315,10 +315,7 @@ impl Ramp {
     pub fn run_all(&mut self) -> Result<()> {
         let n = self.run.config.reps;
         let mut result = Ok(());
-        for rep in 1..=n {
-            if rep_json(&self.dir, rep).exists() {
-                continue;
-            }
+        for rep in pending_reps(&self.dir, n) {
             if self.is_interrupted() {
                 result = Err(self.interrupted_at(rep));
                 break;
@@ -779,6 +776,22 @@ mod tests {
                 "rep-2.aborted-19700101T000000Z-2"
             ]
         );
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A resume runs exactly the reps without `rep-N.json`: finished ones
+    /// are kept, a half-done one runs again (its data set aside), and a
+    /// resume with more reps adds them at the end.
+    #[test]
+    fn a_resume_runs_the_reps_that_have_no_rep_json() {
+        let d = scratch("pending");
+        fs::write(d.join("rep-1.json"), "{}").unwrap();
+        fs::create_dir_all(d.join("rep-2")).unwrap();
+        fs::write(d.join("rep-2/boot.txt"), "half").unwrap();
+        fs::write(d.join("rep-3.json"), "{}").unwrap();
+        assert_eq!(pending_reps(&d, 3), [2]);
+        assert_eq!(pending_reps(&d, 5), [2, 4, 5]);
+        assert!(pending_reps(&d, 1).is_empty());
         fs::remove_dir_all(&d).unwrap();
     }
 

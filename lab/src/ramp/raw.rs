@@ -108,6 +108,13 @@ pub fn rep_json(run_dir: &Path, rep: u32) -> PathBuf {
     run_dir.join(format!("rep-{rep}.json"))
 }
 
+/// The reps of `1..=reps` a run (or its resume) still has to run: those
+/// without a `rep-N.json`, in order. A half-done `rep-N/` does not count as
+/// done; the rep sets it aside ([`set_aside_rep_dir`]) before it runs again.
+pub fn pending_reps(run_dir: &Path, reps: u32) -> Vec<u32> {
+    (1..=reps).filter(|&r| !rep_json(run_dir, r).exists()).collect()
+}
+
 pub fn load_run(dir: &Path) -> Result<RunJson> {
     let p = dir.join("run.json");
     let t = fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
