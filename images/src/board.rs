@@ -81,6 +81,19 @@ pub struct BoardSpec {
     /// `linux-source-6.12` (`None`: Debian's). Fetched into the cache only
     /// when set, and refused unless its sha256 is the pinned one.
     pub source: Option<SourcePin>,
+    /// Boards booted by U-Boot get the A/B boot script and its
+    /// environment defaults in their image directory ([`crate::uboot`]).
+    pub uboot: Option<UBoot>,
+}
+
+/// Where a board's U-Boot finds the A/B slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UBoot {
+    /// `interface dev:part` of the boot partition, as U-Boot's `load` takes it.
+    pub boot_dev: &'static str,
+    /// The device tree in each slot (`None`: the one the firmware passes,
+    /// `${fdtcontroladdr}`, as QEMU's `virt` machine makes it).
+    pub fdt: Option<&'static str>,
 }
 
 /// `source = { url, sha256 }`: where a board's kernel tarball comes from and
@@ -150,6 +163,7 @@ impl Board {
                 dtbs: &[],
                 qemu_bootable: true,
                 source: None,
+                uboot: None,
             },
             Board::QemuArm64 => BoardSpec {
                 board: self,
@@ -160,6 +174,12 @@ impl Board {
                 dtbs: &[],
                 qemu_bootable: true,
                 source: None,
+                // Debian's u-boot-qemu (qemu_arm64) on the lab's virtual
+                // device: the boot partition is the first of the virtio disk.
+                uboot: Some(UBoot {
+                    boot_dev: "virtio 0:1",
+                    fdt: None,
+                }),
             },
             Board::Pinetab2 => BoardSpec {
                 board: self,
@@ -173,6 +193,13 @@ impl Board {
                 ],
                 qemu_bootable: false,
                 source: None,
+                // Mainline U-Boot (`pinetab2-rk3566_defconfig`, with the
+                // fragment in `images/boot/`): eMMC is mmc 0, the boot
+                // partition its first.
+                uboot: Some(UBoot {
+                    boot_dev: "mmc 0:1",
+                    fdt: Some("rk3566-pinetab2-v2.0.dtb"),
+                }),
             },
         }
     }

@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod series;
 pub mod stackcheck;
 pub mod testfw;
+pub mod uboot;
 
 pub use board::{Arch, Board, Flavour};
 

@@ -103,6 +103,13 @@ pub struct Artifacts {
     pub dtbs: Vec<String>,
     /// The full build log.
     pub build_log: String,
+    /// U-Boot boards: the A/B boot script, compiled (`boot.scr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_script: Option<String>,
+    /// U-Boot boards: the environment defaults the boot script expects
+    /// (`uboot-env.txt`, `name=value` lines as `mkenvimage` reads them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_env: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

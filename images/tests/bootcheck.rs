@@ -39,6 +39,8 @@ fn manifest(flavour: &str, release: &str) -> Manifest {
             modules: "modules".into(),
             dtbs: vec![],
             build_log: "build.log".into(),
+            boot_script: None,
+            boot_env: None,
         },
         sha256: Default::default(),
         build: BuildInfo {

@@ -34,6 +34,8 @@ fn sample() -> Manifest {
             modules: "modules".into(),
             dtbs: vec![],
             build_log: "build.log".into(),
+            boot_script: None,
+            boot_env: None,
         },
         sha256: [("bzImage".to_string(), "6".repeat(64))].into(),
         build: BuildInfo {

@@ -12,6 +12,7 @@ pub mod chip_fault;
 pub mod clock;
 pub mod cpio;
 pub mod device;
+pub mod flash;
 pub mod lock;
 pub mod progress;
 pub mod ramp;

@@ -85,6 +85,7 @@ impl VmState {
             reboot: Reboot::Ssh {
                 command: "reboot".into(),
             },
+            boot: None,
         }
     }
 

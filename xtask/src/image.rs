@@ -962,6 +962,14 @@ pub fn build_image_with(
             .with_context(|| format!("copying {}", from.display()))?;
         dtbs.push(format!("dtbs/{}", base.to_string_lossy()));
     }
+    let (boot_script, boot_env) = match spec.uboot {
+        Some(u) => {
+            let (scr, env) = write_uboot_files(sh, &image_dir, &u)
+                .with_context(|| format!("{name}: the A/B boot script"))?;
+            (Some(scr), Some(env))
+        }
+        None => (None, None),
+    };
     let driver = build_driver(&make, &pb, &out, &modules_dir, &release, spec.qemu_bootable)
         .with_context(|| format!("{name}: building bes2600.ko"))?;
     let mut boot_modules = vec![DRIVER_MODULE];
@@ -1042,6 +1050,8 @@ pub fn build_image_with(
             modules: "modules".into(),
             dtbs,
             build_log: "build.log".into(),
+            boot_script,
+            boot_env,
         },
         sha256: manifest::hash_tree(&image_dir, &[manifest::MANIFEST_FILE])?,
         driver: Some(manifest::DriverModule {
@@ -1274,7 +1284,34 @@ fn rel_to(base: &Path, p: &Path) -> Result<String> {
 /// Bump when what the image directory is assembled from changes (files put
 /// into the initramfs, the manifest's contents) without the kernel or the
 /// driver's sources changing.
-const ASSEMBLY_VERSION: u32 = 2;
+const ASSEMBLY_VERSION: u32 = 3;
+
+/// U-Boot boards: `boot.scr` compiled from `images/boot/besser-ab.cmd`
+/// (`mkimage`, with `SOURCE_DATE_EPOCH=0` so the file is the same every
+/// build) and the environment defaults beside it. Returns their names in
+/// the image directory.
+fn write_uboot_files(
+    sh: &Shell,
+    image_dir: &Path,
+    u: &besser_image::board::UBoot,
+) -> Result<(String, String)> {
+    use besser_image::uboot;
+    deps::ensure_debs(sh, &["u-boot-tools"])?;
+    let src = image_dir.join(uboot::BOOT_SCRIPT_SRC_FILE);
+    fs::write(&src, uboot::BOOT_SCRIPT_SRC)?;
+    let scr = image_dir.join(uboot::BOOT_SCRIPT_FILE);
+    cmd!(
+        sh,
+        "mkimage -A arm64 -O linux -T script -C none -n besser-ab -d {src} {scr}"
+    )
+    .env("SOURCE_DATE_EPOCH", "0")
+    .quiet()
+    .ignore_stdout()
+    .run()
+    .context("mkimage (u-boot-tools)")?;
+    fs::write(image_dir.join(uboot::BOOT_ENV_FILE), uboot::env_defaults(u))?;
+    Ok((uboot::BOOT_SCRIPT_FILE.into(), uboot::BOOT_ENV_FILE.into()))
+}
 
 /// The manifest's `assembly`: this assembly and the appliance it packs.
 fn assembly_key() -> String {

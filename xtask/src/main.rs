@@ -7,6 +7,7 @@ mod bench;
 mod bench_kmod;
 mod deps;
 mod driver;
+mod flash;
 mod image;
 mod lab;
 mod progress;
@@ -26,6 +27,8 @@ struct Cli {
 enum Cmd {
     /// Build Rust-enabled kernel images per board and flavour.
     Image(image::Args),
+    /// Put a built image on a lab device's inactive A/B slot (one try, falls back by itself).
+    Flash(flash::Args),
     /// The test lab: virtual device, stress ramps, captures, reports.
     Lab(lab::Args),
     /// Run every test (what CI runs).
@@ -54,6 +57,7 @@ fn main() -> std::process::ExitCode {
     }
     let r = match cli.cmd {
         Cmd::Image(a) => image::run(a),
+        Cmd::Flash(a) => flash::run(a),
         Cmd::Lab(a) => lab::run(a),
         Cmd::Test(a) => test::run(a),
         Cmd::Bench(a) => bench::run(a),

@@ -77,6 +77,29 @@ pub struct Device {
     pub fresh_uptime_max_s: f64,
     pub boot_timeout_s: u64,
     pub reboot: Reboot,
+    /// A/B boot storage, for `cargo xtask flash` (`None`: not flashable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<BootStorage>,
+}
+
+/// Where a flashable device keeps its A/B slots and its U-Boot environment
+/// (RAUC's convention, `besser_lab::flash`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootStorage {
+    /// The boot partition's mount point on the device; the slots are its
+    /// `A/` and `B/`.
+    pub mount: String,
+    /// What to mount there if it is not mounted (`/dev/vda1`), if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// The U-Boot environment: a device or file on the device, the offset
+    /// of the environment in it and its size (U-Boot's `CONFIG_ENV_*`).
+    pub env_path: String,
+    pub env_offset: u64,
+    pub env_size: u64,
+    /// `CONFIG_SYS_REDUNDAND_ENVIRONMENT` (a flags byte after the CRC).
+    #[serde(default)]
+    pub env_redundant: bool,
 }
 
 // ---- the YAML form ----------------------------------------------------------
@@ -98,6 +121,80 @@ struct DeviceYaml {
     boot_timeout_s: Option<u64>,
     #[serde(default)]
     reboot: Option<RebootYaml>,
+    #[serde(default)]
+    boot: Option<BootYaml>,
+}
+
+/// `boot: {mount: /boot, env: /dev/mtdblock0, env_offset: 0x4000000, env_size: 0x40000}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BootYaml {
+    mount: DevicePathYaml,
+    #[serde(default)]
+    device: Option<DevicePathYaml>,
+    env: DevicePathYaml,
+    env_offset: NumberYaml,
+    env_size: NumberYaml,
+    #[serde(default)]
+    env_redundant: bool,
+}
+
+/// A path on the device that goes into its shell commands: absolute, and
+/// only `A-Z a-z 0-9 / _ - .` (checked while the YAML is read).
+struct DevicePathYaml(String);
+
+impl<'de> Deserialize<'de> for DevicePathYaml {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        check_device_path(&s).map_err(serde::de::Error::custom)?;
+        Ok(DevicePathYaml(s))
+    }
+}
+
+/// A size or offset: an integer, or a string in decimal or `0x` hex.
+struct NumberYaml(u64);
+
+impl<'de> Deserialize<'de> for NumberYaml {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum N {
+            Int(u64),
+            Text(String),
+        }
+        match N::deserialize(d)? {
+            N::Int(n) => Ok(NumberYaml(n)),
+            N::Text(t) => parse_number(&t)
+                .map(NumberYaml)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// `123` or `0x7b`.
+pub fn parse_number(t: &str) -> Result<u64, String> {
+    let t = t.trim();
+    let r = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => t.parse(),
+    };
+    r.map_err(|_| format!("{t:?} is not a number (decimal or 0x hex)"))
+}
+
+/// A device path the lab may put into device shell commands.
+pub fn check_device_path(p: &str) -> Result<(), String> {
+    let ok = p.starts_with('/')
+        && !p.contains("//")
+        && !p.split('/').any(|c| c == "..")
+        && p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_-.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{p:?} is not a device path (absolute; A-Z a-z 0-9 / _ - . only, no `..`)"
+        ))
+    }
 }
 
 #[derive(Deserialize)]
@@ -353,6 +450,14 @@ fn to_device(name: &str, d: DeviceYaml, ssh_config: &str) -> Result<Device, Stri
         },
         fresh_uptime_max_s: fresh,
         boot_timeout_s: d.boot_timeout_s.unwrap_or(BOOT_TIMEOUT_S_DEFAULT),
+        boot: d.boot.map(|b| BootStorage {
+            mount: b.mount.0,
+            device: b.device.map(|p| p.0),
+            env_path: b.env.0,
+            env_offset: b.env_offset.0,
+            env_size: b.env_size.0,
+            env_redundant: b.env_redundant,
+        }),
         reboot: match d.reboot.map(|r| (r.ssh, r.power)) {
             None | Some((None, None)) => Reboot::Ssh {
                 command: "reboot".into(),

@@ -237,6 +237,68 @@ impl Transport {
         std::thread::sleep(max);
     }
 
+    /// Runs `cmd` with `input` on its stdin (then EOF), at most `timeout`:
+    /// how files reach the device (`cat > FILE`), with no scp or sftp
+    /// server needed there. `cmd` must not print much before it has read
+    /// its input (stdout is read after the input is sent).
+    pub fn exec_with_input(
+        &mut self,
+        cmd: &str,
+        input: &mut dyn Read,
+        timeout: Duration,
+    ) -> TResult<Output> {
+        self.commands_run += 1;
+        let t0 = Instant::now();
+        self.sess.set_blocking(true);
+        self.sess.set_timeout(timeout.as_millis().max(1) as u32);
+        let to = |this: &Self| TransportError::Timeout {
+            host: this.ep.host.clone(),
+            cmd: cmd.to_string(),
+            timeout_s: timeout.as_secs_f64(),
+        };
+        let r = (|| -> TResult<Output> {
+            let mut ch = retry_spurious_timeout(t0, timeout, || self.sess.channel_session())
+                .map_err(|e| self.map_err(e, &to))?;
+            retry_spurious_timeout(t0, timeout, || ch.exec(cmd))
+                .map_err(|e| self.map_err(e, &to))?;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = input
+                    .read(&mut buf)
+                    .map_err(|e| self.ssh_err(format!("reading the input of `{cmd}`: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                if t0.elapsed() > timeout {
+                    return Err(to(self));
+                }
+                ch.write_all(&buf[..n]).map_err(|e| {
+                    if e.kind() == ErrorKind::TimedOut {
+                        to(self)
+                    } else {
+                        self.ssh_err(e)
+                    }
+                })?;
+            }
+            ch.send_eof().map_err(|e| self.map_err(e, &to))?;
+            let mut stdout = Vec::new();
+            let mut stderr = Vec::new();
+            ch.read_to_end(&mut stdout).map_err(|e| self.ssh_err(e))?;
+            ch.stderr()
+                .read_to_end(&mut stderr)
+                .map_err(|e| self.ssh_err(e))?;
+            let _ = ch.wait_close();
+            let status = ch.exit_status().map_err(|e| self.ssh_err(e))?;
+            Ok(Output {
+                stdout,
+                stderr,
+                status,
+            })
+        })();
+        self.sess.set_timeout(0);
+        r
+    }
+
     /// Runs `cmd`; a non-zero exit status is an error carrying stderr.
     pub fn exec_ok(&mut self, cmd: &str, timeout: Duration) -> TResult<String> {
         let out = self.exec(cmd, timeout)?;

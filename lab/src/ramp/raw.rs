@@ -112,7 +112,9 @@ pub fn rep_json(run_dir: &Path, rep: u32) -> PathBuf {
 /// without a `rep-N.json`, in order. A half-done `rep-N/` does not count as
 /// done; the rep sets it aside ([`set_aside_rep_dir`]) before it runs again.
 pub fn pending_reps(run_dir: &Path, reps: u32) -> Vec<u32> {
-    (1..=reps).filter(|&r| !rep_json(run_dir, r).exists()).collect()
+    (1..=reps)
+        .filter(|&r| !rep_json(run_dir, r).exists())
+        .collect()
 }
 
 pub fn load_run(dir: &Path) -> Result<RunJson> {

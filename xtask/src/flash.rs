@@ -1,0 +1,86 @@
+//! `cargo xtask flash`: a built image onto an inventory device's inactive
+//! A/B slot (`besser_lab::flash`), or `--module-only` the driver into the
+//! running kernel.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context, Result};
+use besser_image::manifest::Manifest;
+use besser_lab::device::inventory::Inventory;
+use besser_lab::flash::device::{ShellSlots, SlotDevice};
+use besser_lab::flash::{plan, run};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Device name in the inventory (its `boot:` says where the slots are).
+    #[arg(long)]
+    device: String,
+    /// Inventory file (default: $BESSER_INVENTORY or ~/.config/besser/inventory.yaml).
+    #[arg(long)]
+    inventory: Option<PathBuf>,
+    /// Image directory, e.g. target/images/pinetab2-release.
+    #[arg(long)]
+    image: PathBuf,
+    /// Only bes2600.ko, into the running kernel's slot and system (depmod,
+    /// reload; no reboot).
+    #[arg(long)]
+    module_only: bool,
+    /// Print the plan (what is copied where, which variables change) and
+    /// write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let inv_path = a
+        .inventory
+        .clone()
+        .unwrap_or_else(besser_lab::ramp::command::default_inventory);
+    let inv = Inventory::load(&inv_path)?;
+    let dev = inv.devices.get(&a.device).cloned().ok_or_else(|| {
+        anyhow!(
+            "no device {:?} in {} (it has: {})",
+            a.device,
+            inv_path.display(),
+            inv.devices.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    let m = Manifest::load(&a.image)?;
+    let boot = dev.boot.clone().ok_or_else(|| {
+        anyhow!(
+            "device {}: the inventory gives no `boot:`; it cannot be flashed",
+            dev.name
+        )
+    })?;
+    let mut sd = ShellSlots::new(dev.clone())?;
+    sd.read_only = a.dry_run;
+    let st = sd
+        .state()
+        .with_context(|| format!("reading {}'s slots", dev.name))?;
+    println!(
+        "{}: runs {} from slot {}",
+        dev.name,
+        st.kernel_release,
+        st.booted
+            .map_or("? (no rauc.slot= on its command line)".into(), |s| s
+                .to_string())
+    );
+    let p = plan::plan(&a.image, &m, &boot, &st, a.module_only)?;
+    println!("{p}");
+    if a.dry_run {
+        println!("(dry run: nothing was written)");
+        return Ok(());
+    }
+    let r = run::flash(&mut sd, &p)?;
+    match r.slot.filter(|_| !a.module_only) {
+        Some(slot) => println!(
+            "{}: slot {slot} verified and marked good: {} bytes copied ({:.1} s), reboot {:.1} s, verify {:.1} s",
+            dev.name, r.bytes_copied, r.copy_s, r.reboot_s, r.verify_s
+        ),
+        None => println!(
+            "{}: bes2600 reloaded with the image's srcversion: {} bytes copied ({:.1} s)",
+            dev.name, r.bytes_copied, r.copy_s
+        ),
+    }
+    Ok(())
+}
