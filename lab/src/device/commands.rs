@@ -105,10 +105,20 @@ pub fn listener_start_cmd(port: u16) -> String {
 /// received is still counted) and prints the count.
 pub fn listener_drain_cmd(wait_s: u64) -> String {
     format!(
-        "i=0; while [ ! -e /run/besser/rx.count ] && [ $i -lt {n} ]; do sleep 0.01; i=$((i+1)); done; \
-         [ -e /run/besser/rx.count ] || {{ killall nc 2>/dev/null; sleep 1; }}; \
+        "{wait}; [ -e /run/besser/rx.count ] || {{ killall nc 2>/dev/null; sleep 1; }}; \
          cat /run/besser/rx.count 2>/dev/null",
-        n = wait_s * 100
+        wait = wait_cmd("[ -e /run/besser/rx.count ]", wait_s)
+    )
+}
+
+/// Shell that waits until `cond` holds or `timeout_s` seconds (to one more)
+/// have passed on the device's clock (`/proc/uptime`, read with the shell's
+/// own `read`), checking every 10 ms. Time, not a count of tries: a try costs a fork or
+/// two, which on a slow device is more than the 10 ms between them.
+pub fn wait_cmd(cond: &str, timeout_s: u64) -> String {
+    format!(
+        "read _t0 _x < /proc/uptime; _t0=${{_t0%.*}}; until {cond}; do read _t _x < /proc/uptime; \
+         [ \"${{_t%.*}}\" -gt $((_t0 + {timeout_s})) ] && break; sleep 0.01; done"
     )
 }
 
@@ -256,8 +266,7 @@ pub fn rep_start_cmd(s: &RepStart<'_>) -> String {
          {tf}; echo 0 > $T/tracing_on; echo > $T/set_event; {evs}; {enable}\
          echo {kb} > $T/buffer_size_kb; echo > $T/trace; echo 1 > $T/tracing_on; \
          echo {m} > /dev/kmsg; {cnt}; {counters}; \
-         i=0; while [ $i -lt {n} ]; do {check} && break; sleep 0.01; i=$((i+1)); done; \
-         {tcp}; {LISTENING_CHECK_CMD}",
+         {wait}; {tcp}; {LISTENING_CHECK_CMD}",
         boot = section("boot"),
         evs = section("events"),
         enable = enable_events_cmd(s.events),
@@ -267,8 +276,7 @@ pub fn rep_start_cmd(s: &RepStart<'_>) -> String {
         cnt = section("counters"),
         counters = counters_cmd(s.iface),
         listen = listener_start_cmd(s.port),
-        n = s.listen_timeout_s * 100,
-        check = listening_test_cmd(s.port),
+        wait = wait_cmd(&listening_test_cmd(s.port), s.listen_timeout_s),
         tcp = section("tcp"),
     )
 }
@@ -443,5 +451,22 @@ mod tests {
         for (name, _, _) in REP_COLLECT_FILES {
             assert!(collect.contains(&section(name)), "{name}");
         }
+    }
+
+    /// The wait runs in a POSIX shell (here the host's `sh`; the devices'
+    /// busybox ash reads it the same): a condition that never holds ends it
+    /// after its timeout, not before and not a try count later; one that
+    /// holds ends it at once.
+    #[test]
+    fn the_device_wait_is_timed_not_counted() {
+        let run = |cond: &str, t: u64| {
+            let t0 = std::time::Instant::now();
+            let st = std::process::Command::new("sh").arg("-c").arg(wait_cmd(cond, t)).status().unwrap();
+            assert!(st.success());
+            t0.elapsed().as_secs_f64()
+        };
+        let waited = run("false", 1);
+        assert!((1.0..3.0).contains(&waited), "waited {waited} s for a 1-s timeout");
+        assert!(run("true", 5) < 0.5);
     }
 }
