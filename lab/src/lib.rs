@@ -4,6 +4,7 @@
 //! ([`device::transport::Transport`]); analysis is pure functions over recorded raw
 //! data, so a report can be re-made without a device.
 
+pub mod abvm;
 pub mod appliance;
 pub mod assets;
 pub mod bench;

@@ -56,6 +56,10 @@ pub struct VmState {
     pub arch: Arch,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
+    /// A/B virtual device (booted by U-Boot, [`crate::abvm`]): its slots
+    /// and environment, as the device's inventory `boot:` gives them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<crate::device::inventory::BootStorage>,
     pub console_log: PathBuf,
     pub known_hosts: PathBuf,
     pub client_key: PathBuf,
@@ -85,7 +89,7 @@ impl VmState {
             reboot: Reboot::Ssh {
                 command: "reboot".into(),
             },
-            boot: None,
+            boot: self.boot.clone(),
         }
     }
 
@@ -114,14 +118,12 @@ pub struct VmOptions<'a> {
     pub detached: bool,
 }
 
-fn qemu_command(image: &VmImage, ssh_port: u16, data_port: u16, console: &Path) -> Command {
-    let (bin, machine, console_dev): (&str, &[&str], &str) = match image.arch {
-        Arch::X86_64 => ("qemu-system-x86_64", &["-M", "pc", "-cpu", "max"], "ttyS0"),
-        Arch::Aarch64 => (
-            "qemu-system-aarch64",
-            &["-M", "virt", "-cpu", "cortex-a53"],
-            "ttyAMA0",
-        ),
+/// The guest's kernel command line: console, the appliance's addresses
+/// (`vm::net`), the simulated air where the image has it.
+pub fn kernel_cmdline(image: &VmImage) -> String {
+    let console_dev = match image.arch {
+        Arch::X86_64 => "ttyS0",
+        Arch::Aarch64 => "ttyAMA0",
     };
     let mut append = format!(
         "console={console_dev} panic=5 quiet loglevel=4 besser.wired={},{}/{} besser.data={},{}/{}",
@@ -135,19 +137,46 @@ fn qemu_command(image: &VmImage, ssh_port: u16, data_port: u16, console: &Path) 
     if image.data_link == DataLink::SimulatedAir {
         append.push_str(&format!(" besser.air={SIM_AP_SSID}"));
     }
+    append
+}
+
+fn qemu_command(
+    image: &VmImage,
+    uboot: Option<&crate::abvm::UBootBoot>,
+    ssh_port: u16,
+    data_port: u16,
+    console: &Path,
+) -> Command {
+    let (bin, machine): (&str, &[&str]) = match image.arch {
+        Arch::X86_64 => ("qemu-system-x86_64", &["-M", "pc", "-cpu", "max"]),
+        Arch::Aarch64 => ("qemu-system-aarch64", &["-M", "virt", "-cpu", "cortex-a53"]),
+    };
     let mut c = Command::new(bin);
     c.args(machine)
         .args(["-accel", "tcg", "-smp", "1", "-m", &VM_MEM_MB.to_string()])
         .args(["-nodefaults", "-no-user-config", "-display", "none"])
         .arg("-serial")
-        .arg(format!("file:{}", console.display()))
-        .arg("-kernel")
-        .arg(&image.kernel)
-        .arg("-initrd")
-        .arg(&image.initrd)
-        .arg("-append")
-        .arg(append)
-        .arg("-netdev")
+        .arg(format!("file:{}", console.display()));
+    match uboot {
+        // U-Boot as the firmware, the slots on a virtio disk; the boot
+        // script picks the kernel.
+        Some(u) => {
+            c.arg("-bios")
+                .arg(&u.firmware)
+                .arg("-drive")
+                .arg(format!("if=none,id=boot,format=raw,file={}", u.disk.display()))
+                .args(["-device", "virtio-blk-pci,drive=boot"]);
+        }
+        None => {
+            c.arg("-kernel")
+                .arg(&image.kernel)
+                .arg("-initrd")
+                .arg(&image.initrd)
+                .arg("-append")
+                .arg(kernel_cmdline(image));
+        }
+    }
+    c.arg("-netdev")
         .arg(format!(
             "user,id=wired,net={},restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-{}:{GUEST_SSH_PORT}",
             net::WIRED_SUBNET,
@@ -176,8 +205,13 @@ pub fn console_tail(path: &Path, lines: usize) -> String {
 impl Vm {
     /// Boots a VM and waits until SSH answers. Takes the VM lock first.
     pub fn boot(opts: &VmOptions<'_>) -> Result<Vm> {
+        Self::boot_with(opts, None)
+    }
+
+    /// As [`Vm::boot`], booted by U-Boot from an A/B disk ([`crate::abvm`]).
+    pub fn boot_with(opts: &VmOptions<'_>, uboot: Option<&crate::abvm::UBootBoot>) -> Result<Vm> {
         let lock = VmLock::acquire()?;
-        let (child, state) = spawn(opts, &lock)?;
+        let (child, state) = spawn(opts, uboot, &lock)?;
         let mut vm = Vm {
             child: Some(child),
             state,
@@ -225,7 +259,11 @@ impl Drop for Vm {
     }
 }
 
-fn spawn(opts: &VmOptions<'_>, lock: &VmLock) -> Result<(Child, VmState)> {
+fn spawn(
+    opts: &VmOptions<'_>,
+    uboot: Option<&crate::abvm::UBootBoot>,
+    lock: &VmLock,
+) -> Result<(Child, VmState)> {
     fs::create_dir_all(opts.dir)?;
     let ssh_port = free_port()?;
     let mut data_port = free_port()?;
@@ -242,7 +280,7 @@ fn spawn(opts: &VmOptions<'_>, lock: &VmLock) -> Result<(Child, VmState)> {
             opts.keys.host_pub
         ),
     )?;
-    let mut cmd = qemu_command(opts.image, ssh_port, data_port, &console);
+    let mut cmd = qemu_command(opts.image, uboot, ssh_port, data_port, &console);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(fs::File::create(opts.dir.join("qemu.stderr"))?));
@@ -288,6 +326,7 @@ fn spawn(opts: &VmOptions<'_>, lock: &VmLock) -> Result<(Child, VmState)> {
         arch: opts.image.arch,
         kernel: opts.image.kernel.clone(),
         initrd: opts.image.initrd.clone(),
+        boot: uboot.map(|u| u.storage.clone()),
         console_log: console,
         known_hosts,
         client_key: opts.keys.client_key.clone(),

@@ -568,3 +568,24 @@ fn module_only_copies_the_module_alone_and_reloads_it() {
     assert!(matches!(e, PlanError::OtherKernel { .. }), "{e}");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn a_ramp_that_reboots_marks_the_booted_slot_good_or_it_runs_out_of_tries() {
+    let root = scratch("reboots");
+    let (old_dir, old) = image_dir(&root, "old", b"kernel-old", "6.12.117-besser");
+    // Without mark-good, three reboots spend A's tries and the fourth boot
+    // finds none left (the script resets both and boots again: B is empty).
+    let mut dev = device(&old, &old_dir);
+    for _ in 0..3 {
+        assert_eq!(dev.reboot().unwrap(), Back::Yes);
+    }
+    assert_eq!(dev.var("BOOT_A_LEFT").as_deref(), Some("0"));
+    // With it, every reboot leaves A at 3.
+    let mut dev = device(&old, &old_dir);
+    for _ in 0..5 {
+        assert_eq!(dev.reboot().unwrap(), Back::Yes);
+        assert_eq!(besser_lab::flash::run::mark_booted_good(&mut dev).unwrap(), Some(Slot::A));
+        assert_eq!(dev.var("BOOT_A_LEFT").as_deref(), Some("3"));
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}

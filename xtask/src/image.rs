@@ -1964,6 +1964,17 @@ pub fn matrix_steps() -> Vec<Step> {
                 Ok(())
             },
         ),
+        Step::new(
+            "image: qemu-arm64 release: flash on the A/B virtual device (U-Boot): good image, panicking kernel falls back, interrupted copy, tampered manifest, no space",
+            |sh| {
+                let e = flash_e2e(sh)?;
+                eprintln!(
+                    "A/B virtual device: boot to SSH through U-Boot {:.1} s; good flash: copy {:.1} s, reboot {:.1} s, verify {:.1} s, {} of the image's {} bytes copied",
+                    e.boot_to_ssh_s, e.good.copy_s, e.good.reboot_s, e.good.verify_s, e.good.bytes_copied, e.image_bytes
+                );
+                Ok(())
+            },
+        ),
         build(
             "image: pinetab2 release: build (bes2600.ko for the tablet)",
             Flavour::Release,
@@ -1973,6 +1984,20 @@ pub fn matrix_steps() -> Vec<Step> {
             Flavour::ProveLocking,
         ),
     ]
+}
+
+/// The flash cases on the A/B virtual device, booted from the qemu-arm64
+/// release image (built if needed).
+pub fn flash_e2e(sh: &Shell) -> Result<besser_lab_e2e::flash::FlashE2e> {
+    deps::ensure_debs(sh, &["u-boot-qemu", "u-boot-tools", "fdisk", "e2fsprogs", "qemu-system-arm"])?;
+    let dir = build_image(sh, Board::QemuArm64, Flavour::Release, default_jobs())?;
+    let image = besser_lab::assets::image_from_dir(&dir)?;
+    let keys = besser_lab::assets::lab_keys(&crate::lab::target_dir())?;
+    let waited = wait_vm_lock_free();
+    if waited.as_secs_f64() > 1.0 {
+        eprintln!("waited {:.1} s for another VM", waited.as_secs_f64());
+    }
+    besser_lab_e2e::flash::flash_cases_on_the_ab_vm(&crate::lab::target_dir(), &dir, &image, &keys)
 }
 
 /// CI builds and boot-tests the virtual lab board in both flavours (cached

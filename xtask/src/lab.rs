@@ -305,8 +305,26 @@ pub fn device_choice(
 }
 
 fn ramp(sh: &Shell, a: RampArgs) -> Result<()> {
-    let config = ramp_config(&a)?;
+    let mut config = ramp_config(&a)?;
     let device = device_choice(sh, a.device.as_deref(), a.inventory.as_deref(), &a.image)?;
+    // An inventory device and an image: the device runs that image first
+    // (flashed into its other slot unless its booted slot holds it).
+    if let (besser_lab::ramp::command::DeviceChoice::Inventory { path, name }, Some(dir)) = (&device, &a.image.image) {
+        if a.resume.is_none() {
+            let inv = besser_lab::device::inventory::Inventory::load(path)?;
+            let dev = inv
+                .devices
+                .get(name)
+                .ok_or_else(|| anyhow::anyhow!("no device {name:?} in {}", path.display()))?;
+            let (img, flashed) = besser_lab::flash::ensure_image(dev, dir)?;
+            eprintln!(
+                "{name}: {} {}",
+                img.name,
+                if flashed { "flashed and verified" } else { "already running (its booted slot holds this manifest)" }
+            );
+            config.image = Some(img);
+        }
+    }
     // Ctrl-C: the terminal signals the whole foreground process group. The
     // virtual device's QEMU runs in a group of its own (it lives until the
     // ramp has saved everything and stops it); the first Ctrl-C stops the

@@ -3,4 +3,5 @@
 //! Kept out of `besser-lab`'s public API: nothing here is for users.
 
 pub mod capture;
+pub mod flash;
 pub mod ramp;

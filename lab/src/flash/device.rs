@@ -128,6 +128,28 @@ impl ShellSlots {
         Ok(self.t.as_mut().expect("connected"))
     }
 
+    /// Runs `cmd` on the flash's session (exit 0 or an error with stderr).
+    pub fn shell(&mut self, cmd: &str) -> Result<String> {
+        self.sh(cmd)
+    }
+
+    /// Drops the SSH session (the next operation opens a new one).
+    pub fn drop_session(&mut self) {
+        self.t = None;
+    }
+
+    /// Works over an open session (a ramp's), handed back by
+    /// [`Self::into_transport`].
+    pub fn with_transport(dev: Device, t: Transport) -> Result<ShellSlots> {
+        let mut s = ShellSlots::new(dev)?;
+        s.t = Some(t);
+        Ok(s)
+    }
+
+    pub fn into_transport(self) -> Option<Transport> {
+        self.t
+    }
+
     fn sh(&mut self, cmd: &str) -> Result<String> {
         let to = self.timeout;
         let r = self.t()?.exec_ok(cmd, to);
@@ -254,28 +276,25 @@ impl SlotDevice for ShellSlots {
 
     fn write_env(&mut self, env: &Env) -> Result<()> {
         let img = env.encode(self.boot.env_size as usize, Layout::Single, 0, 0)?;
-        let (seek, _) = self.env_dd();
-        let cmd = format!(
-            "cat > /tmp/besser-env.new && dd if=/tmp/besser-env.new of={} bs=512 seek={seek} conv=notrunc 2>/dev/null && sync; \
-             r=$?; rm -f /tmp/besser-env.new; exit $r",
-            self.boot.env_path
-        );
-        let out = self
-            .t()?
-            .exec_with_input(&cmd, &mut img.as_slice(), CMD_TIMEOUT)?;
+        let p = self.boot.env_path.clone();
+        // A file (`uboot.env` on the boot partition) is replaced whole by a
+        // rename; a device or partition is written in place at its offset.
+        let cmd = if self.boot.env_offset == 0 && p.starts_with(&format!("{}/", self.m())) {
+            format!("cat > {p}.new && sync && mv {p}.new {p} && sync")
+        } else {
+            let (seek, _) = self.env_dd();
+            format!(
+                "cat > /tmp/besser-env.new && dd if=/tmp/besser-env.new of={p} bs=512 seek={seek} conv=notrunc 2>/dev/null && sync; \
+                 r=$?; rm -f /tmp/besser-env.new; exit $r"
+            )
+        };
+        let out = self.t()?.exec_with_input(&cmd, &mut img.as_slice(), CMD_TIMEOUT)?;
         if out.status != 0 {
-            bail!(
-                "device {}: writing the U-Boot environment failed: {}",
-                self.dev.name,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            bail!("device {}: writing the U-Boot environment failed: {}", self.dev.name, String::from_utf8_lossy(&out.stderr).trim());
         }
         let back = self.read_env()?;
         if &back != env {
-            bail!(
-                "device {}: the U-Boot environment read back differs from what was written",
-                self.dev.name
-            );
+            bail!("device {}: the U-Boot environment read back differs from what was written", self.dev.name);
         }
         Ok(())
     }

@@ -229,3 +229,23 @@ fn mismatch(e: &Expect, r: &super::device::Running) -> Option<String> {
     }
     (!w.is_empty()).then(|| w.join(", "))
 }
+
+/// After a reboot that is not a flash (a ramp's fresh boot): the booted
+/// slot proved good again, so its tries go back to
+/// [`super::slots::GOOD_TRIES`] (RAUC's mark-good at every good boot);
+/// otherwise every reboot spends one and the slot runs out after three.
+/// Returns the booted slot, if the device says.
+pub fn mark_booted_good(dev: &mut dyn SlotDevice) -> Result<Option<Slot>> {
+    let r = dev.running()?;
+    let Some(slot) = r.booted else {
+        return Ok(None);
+    };
+    let mut env = dev.read_env()?;
+    let mut ab = AbState::from_env(&env).map_err(|e| anyhow!("U-Boot environment: {e}"))?;
+    if ab.left(slot) < super::slots::GOOD_TRIES {
+        ab.mark_good(slot);
+        ab.apply(&mut env);
+        dev.write_env(&env)?;
+    }
+    Ok(Some(slot))
+}

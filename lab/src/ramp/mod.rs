@@ -83,6 +83,19 @@ pub struct RampConfig {
     /// Fault injection for tests: a device command run right after the
     /// listener is up (recorded, and shown in the report).
     pub fault_cmd: Option<String>,
+    /// The image the device ran (`lab ramp --device NAME --image DIR`
+    /// flashes it first when the device runs another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<RampImage>,
+}
+
+/// An image a ramp ran on: where it was built and its manifest's sha256.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RampImage {
+    pub dir: PathBuf,
+    pub name: String,
+    pub manifest_sha256: String,
+    pub kernel_release: String,
 }
 
 impl RampConfig {
@@ -101,6 +114,7 @@ impl RampConfig {
             baseline: None,
             more_baselines: Vec::new(),
             fault_cmd: None,
+            image: None,
         }
     }
 }
@@ -389,6 +403,16 @@ impl Ramp {
             self.interrupt.as_deref(),
         ) {
             Ok((t, waited_s)) => {
+                // An A/B device: the slot that came up is good again (each
+                // boot spent one of its tries).
+                let t = if dev.boot.is_some() {
+                    let mut sd = crate::flash::device::ShellSlots::with_transport(dev.clone(), t)?;
+                    crate::flash::run::mark_booted_good(&mut sd)
+                        .with_context(|| format!("rep {rep}: marking the booted slot good"))?;
+                    sd.into_transport().ok_or_else(|| anyhow!("the session dropped while marking the slot good"))?
+                } else {
+                    t
+                };
                 self.transport = Some(t);
                 Ok(((t0.elapsed().as_secs_f64() - waited_s).max(0.0), waited_s))
             }

@@ -284,6 +284,16 @@ pub fn render(
         "Run `{run_name}`, started {}.",
         utc_human(run.created_unix_s)
     );
+    if let Some(img) = &cfg.image {
+        let _ = writeln!(
+            w,
+            "Image `{}` ({}, manifest sha256 `{}`), flashed from `{}` when the device ran another.",
+            img.name,
+            img.kernel_release,
+            img.manifest_sha256,
+            img.dir.display()
+        );
+    }
     let _ = writeln!(
         w,
         "Device `{}` (kernel {}), wired link ssh {}@{}:{}, data link `{}` (sender → {}:{}).",
