@@ -66,7 +66,11 @@ mod tool {
         let what = format!("{c:?}");
         let out = c.output().with_context(|| format!("running {what}"))?;
         if !out.status.success() {
-            bail!("{what}: {} ({})", String::from_utf8_lossy(&out.stderr).trim(), out.status);
+            bail!(
+                "{what}: {} ({})",
+                String::from_utf8_lossy(&out.stderr).trim(),
+                out.status
+            );
         }
         Ok(())
     }
@@ -93,8 +97,14 @@ pub fn create(dir: &Path, image_dir: &Path, image: &VmImage, bootargs: &str) -> 
     fs::create_dir_all(root.join("A"))?;
     fs::create_dir_all(root.join("B"))?;
     fs::copy(image_dir.join(scr), root.join("boot.scr"))?;
-    fs::copy(&image.kernel, root.join("A").join(crate::flash::plan::SLOT_KERNEL))?;
-    fs::copy(&image.initrd, root.join("A").join(crate::flash::plan::SLOT_INITRAMFS))?;
+    fs::copy(
+        &image.kernel,
+        root.join("A").join(crate::flash::plan::SLOT_KERNEL),
+    )?;
+    fs::copy(
+        &image.initrd,
+        root.join("A").join(crate::flash::plan::SLOT_INITRAMFS),
+    )?;
     fs::copy(
         image_dir.join(besser_image::manifest::MANIFEST_FILE),
         root.join("A").join(crate::flash::plan::SLOT_MANIFEST),
@@ -122,7 +132,8 @@ pub fn create(dir: &Path, image_dir: &Path, image: &VmImage, bootargs: &str) -> 
     f.set_len((BOOT_PART_MIB + 1) << 20)?;
     drop(f);
     let mut sf = std::process::Command::new("sfdisk");
-    sf.args(["-q", "--no-reread", "--no-tell-kernel"]).arg(&disk);
+    sf.args(["-q", "--no-reread", "--no-tell-kernel"])
+        .arg(&disk);
     let mut child = sf
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
@@ -137,7 +148,11 @@ pub fn create(dir: &Path, image_dir: &Path, image: &VmImage, bootargs: &str) -> 
     }
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        bail!("sfdisk {}: {}", disk.display(), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "sfdisk {}: {}",
+            disk.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     {
         use std::io::{Seek, SeekFrom, Write};

@@ -164,7 +164,10 @@ fn qemu_command(
             c.arg("-bios")
                 .arg(&u.firmware)
                 .arg("-drive")
-                .arg(format!("if=none,id=boot,format=raw,file={}", u.disk.display()))
+                .arg(format!(
+                    "if=none,id=boot,format=raw,file={}",
+                    u.disk.display()
+                ))
                 .args(["-device", "virtio-blk-pci,drive=boot"]);
         }
         None => {

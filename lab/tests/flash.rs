@@ -584,7 +584,10 @@ fn a_ramp_that_reboots_marks_the_booted_slot_good_or_it_runs_out_of_tries() {
     let mut dev = device(&old, &old_dir);
     for _ in 0..5 {
         assert_eq!(dev.reboot().unwrap(), Back::Yes);
-        assert_eq!(besser_lab::flash::run::mark_booted_good(&mut dev).unwrap(), Some(Slot::A));
+        assert_eq!(
+            besser_lab::flash::run::mark_booted_good(&mut dev).unwrap(),
+            Some(Slot::A)
+        );
         assert_eq!(dev.var("BOOT_A_LEFT").as_deref(), Some("3"));
     }
     std::fs::remove_dir_all(&root).unwrap();

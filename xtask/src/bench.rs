@@ -18,6 +18,8 @@ enum What {
     Image(crate::image::BenchArgs),
     /// The kernel module: TCP into wlan0 through bes2600 vs mac80211_hwsim vs virtio, bh CPU/MiB, wake-ups per RX batch.
     Kmod(crate::bench_kmod::BenchArgs),
+    /// Flash on the A/B virtual device: whole image (copy, reboot, verify) and --module-only, bytes copied / image size.
+    Flash,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -26,5 +28,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         What::Lab(a) => crate::lab::bench(a),
         What::Image(a) => crate::image::bench(a),
         What::Kmod(a) => crate::bench_kmod::bench(a),
+        What::Flash => crate::image::bench_flash(),
     }
 }

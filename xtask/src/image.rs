@@ -1989,7 +1989,17 @@ pub fn matrix_steps() -> Vec<Step> {
 /// The flash cases on the A/B virtual device, booted from the qemu-arm64
 /// release image (built if needed).
 pub fn flash_e2e(sh: &Shell) -> Result<besser_lab_e2e::flash::FlashE2e> {
-    deps::ensure_debs(sh, &["u-boot-qemu", "u-boot-tools", "fdisk", "e2fsprogs", "qemu-system-arm"])?;
+    deps::ensure_debs(
+        sh,
+        &[
+            "u-boot-qemu",
+            "u-boot-tools",
+            "fdisk",
+            "dosfstools",
+            "mtools",
+            "qemu-system-arm",
+        ],
+    )?;
     let dir = build_image(sh, Board::QemuArm64, Flavour::Release, default_jobs())?;
     let image = besser_lab::assets::image_from_dir(&dir)?;
     let keys = besser_lab::assets::lab_keys(&crate::lab::target_dir())?;
@@ -1998,6 +2008,62 @@ pub fn flash_e2e(sh: &Shell) -> Result<besser_lab_e2e::flash::FlashE2e> {
         eprintln!("waited {:.1} s for another VM", waited.as_secs_f64());
     }
     besser_lab_e2e::flash::flash_cases_on_the_ab_vm(&crate::lab::target_dir(), &dir, &image, &keys)
+}
+
+/// `cargo xtask bench flash`: the qemu-arm64 release image flashed whole
+/// and `--module-only` onto a fresh A/B virtual device, one run.
+pub fn bench_flash() -> Result<()> {
+    let sh = Shell::new()?;
+    deps::ensure_debs(
+        &sh,
+        &[
+            "u-boot-qemu",
+            "u-boot-tools",
+            "fdisk",
+            "dosfstools",
+            "mtools",
+            "qemu-system-arm",
+        ],
+    )?;
+    let dir = build_image(&sh, Board::QemuArm64, Flavour::Release, default_jobs())?;
+    let image = besser_lab::assets::image_from_dir(&dir)?;
+    let keys = besser_lab::assets::lab_keys(&crate::lab::target_dir())?;
+    let waited = wait_vm_lock_free();
+    let b = besser_lab_e2e::flash::bench_flash(&crate::lab::target_dir(), &dir, &image, &keys)?;
+    println!(
+        "\nflash on the A/B virtual device (qemu-arm64 under TCG, U-Boot; waited {:.1} s for another VM, not counted; boot to SSH through U-Boot {:.1} s)",
+        waited.as_secs_f64(),
+        b.boot_to_ssh_s
+    );
+    println!("\n| flash | copy (s) | reboot (s) | verify (s) | total (s) | bytes copied | image bytes | copied / image |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, r) in [("whole image", &b.full), ("--module-only", &b.module)] {
+        println!(
+            "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {:.4} |",
+            r.copy_s,
+            r.reboot_s,
+            r.verify_s,
+            r.copy_s + r.reboot_s + r.verify_s,
+            r.bytes_copied,
+            b.image_bytes,
+            r.bytes_copied as f64 / b.image_bytes.max(1) as f64
+        );
+    }
+    println!(
+        "--module-only copied {} bytes for a {}-byte module: {}",
+        b.module.bytes_copied,
+        b.module_file_bytes,
+        if b.module.bytes_copied == b.module_file_bytes {
+            "only the module"
+        } else {
+            "MORE than the module"
+        }
+    );
+    println!(
+        "Not measured: a real device's storage and wired link (the virtual device's disk is a host file, its link loopback); \
+         the whole-image copy includes the modules tree, which the appliance does not load from the slot."
+    );
+    Ok(())
 }
 
 /// CI builds and boot-tests the virtual lab board in both flavours (cached

@@ -309,7 +309,9 @@ fn ramp(sh: &Shell, a: RampArgs) -> Result<()> {
     let device = device_choice(sh, a.device.as_deref(), a.inventory.as_deref(), &a.image)?;
     // An inventory device and an image: the device runs that image first
     // (flashed into its other slot unless its booted slot holds it).
-    if let (besser_lab::ramp::command::DeviceChoice::Inventory { path, name }, Some(dir)) = (&device, &a.image.image) {
+    if let (besser_lab::ramp::command::DeviceChoice::Inventory { path, name }, Some(dir)) =
+        (&device, &a.image.image)
+    {
         if a.resume.is_none() {
             let inv = besser_lab::device::inventory::Inventory::load(path)?;
             let dev = inv
@@ -320,7 +322,11 @@ fn ramp(sh: &Shell, a: RampArgs) -> Result<()> {
             eprintln!(
                 "{name}: {} {}",
                 img.name,
-                if flashed { "flashed and verified" } else { "already running (its booted slot holds this manifest)" }
+                if flashed {
+                    "flashed and verified"
+                } else {
+                    "already running (its booted slot holds this manifest)"
+                }
             );
             config.image = Some(img);
         }

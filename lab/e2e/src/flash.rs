@@ -74,7 +74,14 @@ impl SlotDevice for DropsSession<'_> {
     fn running(&mut self) -> Result<Running> {
         self.inner.running()
     }
-    fn install_module(&mut self, slot: Option<Slot>, rel: &str, kr: &str, data: &[u8], sha: &str) -> Result<()> {
+    fn install_module(
+        &mut self,
+        slot: Option<Slot>,
+        rel: &str,
+        kr: &str,
+        data: &[u8],
+        sha: &str,
+    ) -> Result<()> {
         self.inner.install_module(slot, rel, kr, data, sha)
     }
 }
@@ -83,11 +90,18 @@ impl SlotDevice for DropsSession<'_> {
 /// at boot ("No working init found") and, with `panic=5`, resets.
 fn broken_image(image_dir: &Path, to: &Path) -> Result<PathBuf> {
     let _ = fs::remove_dir_all(to);
-    let st = std::process::Command::new("cp").arg("-a").arg(image_dir).arg(to).status()?;
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(image_dir)
+        .arg(to)
+        .status()?;
     ensure!(st.success(), "copying {}", image_dir.display());
     let mut m = Manifest::load(to)?;
     let mut w = besser_lab::cpio::Writer::new(Vec::new());
-    w.add(&besser_lab::cpio::Entry::Dir { path: "dev", mode: 0o755 })?;
+    w.add(&besser_lab::cpio::Entry::Dir {
+        path: "dev",
+        mode: 0o755,
+    })?;
     fs::write(to.join(&m.artifacts.initramfs), w.finish()?)?;
     m.sha256 = manifest::hash_tree(to, &[manifest::MANIFEST_FILE])?;
     fs::write(to.join(manifest::MANIFEST_FILE), m.to_json())?;
@@ -101,7 +115,9 @@ fn plan_on(dev: &mut dyn SlotDevice, dir: &Path) -> Result<std::result::Result<P
 }
 
 fn slot_image_sha(sd: &mut ShellSlots, slot: Slot) -> Result<String> {
-    sd.shell(&format!("sha256sum /boot/{slot}/Image 2>/dev/null || echo none"))
+    sd.shell(&format!(
+        "sha256sum /boot/{slot}/Image 2>/dev/null || echo none"
+    ))
 }
 
 /// What the end-to-end run measured, for the step line and `bench flash`.
@@ -113,9 +129,19 @@ pub struct FlashE2e {
 
 /// Every case, in order, on one A/B virtual device booted from
 /// `image_dir` (a qemu-arm64 image).
-pub fn flash_cases_on_the_ab_vm(target: &Path, image_dir: &Path, image: &VmImage, keys: &LabKeys) -> Result<FlashE2e> {
+pub fn flash_cases_on_the_ab_vm(
+    target: &Path,
+    image_dir: &Path,
+    image: &VmImage,
+    keys: &LabKeys,
+) -> Result<FlashE2e> {
     let dir = target.join("lab-vm-ab");
-    let ub = abvm::create(&dir, image_dir, image, &besser_lab::vm::kernel_cmdline(image))?;
+    let ub = abvm::create(
+        &dir,
+        image_dir,
+        image,
+        &besser_lab::vm::kernel_cmdline(image),
+    )?;
     let t0 = Instant::now();
     let vm = Vm::boot_with(
         &VmOptions {
@@ -126,13 +152,22 @@ pub fn flash_cases_on_the_ab_vm(target: &Path, image_dir: &Path, image: &VmImage
         },
         Some(&ub),
     )
-    .with_context(|| format!("booting the A/B virtual device (console: {})", dir.join("run/console.log").display()))?;
+    .with_context(|| {
+        format!(
+            "booting the A/B virtual device (console: {})",
+            dir.join("run/console.log").display()
+        )
+    })?;
     let boot_to_ssh_s = t0.elapsed().as_secs_f64();
     let mut sd = ShellSlots::new(vm.device())?;
 
     // The first boot: slot A, the boot script saved its variables.
     let st = sd.state()?;
-    ensure!(st.booted == Some(Slot::A), "the first boot ran slot {:?}, expected A", st.booted);
+    ensure!(
+        st.booted == Some(Slot::A),
+        "the first boot ran slot {:?}, expected A",
+        st.booted
+    );
     ensure!(
         st.ab.left(Slot::A) == 2 && st.ab.order == [Slot::A, Slot::B],
         "after the first boot the variables are {:?}; expected A first with 2 tries left",
@@ -156,16 +191,25 @@ pub fn flash_cases_on_the_ab_vm(target: &Path, image_dir: &Path, image: &VmImage
         other => bail!("no slot plan for the good image: {other:?}"),
     };
     let fill_kib = (free - need / 2) / 1024;
-    sd.shell(&format!("dd if=/dev/zero of=/boot/fill bs=1024 count={fill_kib} 2>/dev/null; sync"))?;
+    sd.shell(&format!(
+        "dd if=/dev/zero of=/boot/fill bs=1024 count={fill_kib} 2>/dev/null; sync"
+    ))?;
     let r = plan_on(&mut sd, image_dir)?;
     sd.shell("rm -f /boot/fill; sync")?;
-    ensure!(matches!(r, Err(PlanError::NoSpace { .. })), "a full boot partition was not refused: {r:?}");
+    ensure!(
+        matches!(r, Err(PlanError::NoSpace { .. })),
+        "a full boot partition was not refused: {r:?}"
+    );
 
     // A good image: slot B, verified, marked good.
     let p = plan_on(&mut sd, image_dir)?.map_err(anyhow::Error::from)?;
     let good = flash(&mut sd, &p).context("flashing the good image")?;
     let st = sd.state()?;
-    ensure!(st.booted == Some(Slot::B), "after a good flash the device runs {:?}", st.booted);
+    ensure!(
+        st.booted == Some(Slot::B),
+        "after a good flash the device runs {:?}",
+        st.booted
+    );
     ensure!(
         st.ab.order == [Slot::B, Slot::A] && st.ab.left(Slot::B) == 3,
         "after a good flash the variables are {:?}",
@@ -176,22 +220,48 @@ pub fn flash_cases_on_the_ab_vm(target: &Path, image_dir: &Path, image: &VmImage
     let env_before = sd.read_env()?;
     let a_before = slot_image_sha(&mut sd, Slot::A)?;
     let p = plan_on(&mut sd, image_dir)?.map_err(anyhow::Error::from)?;
-    let e = flash(&mut DropsSession { inner: &mut sd, on_put: 1, puts: 0 }, &p).unwrap_err();
-    ensure!(format!("{e:#}").contains("dropped"), "the interrupted flash failed with {e:#}");
-    ensure!(sd.read_env()? == env_before, "the interrupted flash changed the boot variables");
-    ensure!(slot_image_sha(&mut sd, Slot::A)? == a_before, "the interrupted flash changed slot A");
-    ensure!(sd.state()?.booted == Some(Slot::B), "the interrupted flash rebooted the device");
+    let e = flash(
+        &mut DropsSession {
+            inner: &mut sd,
+            on_put: 1,
+            puts: 0,
+        },
+        &p,
+    )
+    .unwrap_err();
+    ensure!(
+        format!("{e:#}").contains("dropped"),
+        "the interrupted flash failed with {e:#}"
+    );
+    ensure!(
+        sd.read_env()? == env_before,
+        "the interrupted flash changed the boot variables"
+    );
+    ensure!(
+        slot_image_sha(&mut sd, Slot::A)? == a_before,
+        "the interrupted flash changed slot A"
+    );
+    ensure!(
+        sd.state()?.booted == Some(Slot::B),
+        "the interrupted flash rebooted the device"
+    );
     // ...and a rerun succeeds.
     let p = plan_on(&mut sd, image_dir)?.map_err(anyhow::Error::from)?;
     flash(&mut sd, &p).context("rerunning the interrupted flash")?;
-    ensure!(sd.state()?.booted == Some(Slot::A), "the rerun did not land in slot A");
+    ensure!(
+        sd.state()?.booted == Some(Slot::A),
+        "the rerun did not land in slot A"
+    );
 
     // A kernel that panics: one try on B, then U-Boot takes A by itself.
     let broken = broken_image(image_dir, &dir.join("broken"))?;
     let p = plan_on(&mut sd, &broken)?.map_err(anyhow::Error::from)?;
     let e = flash(&mut sd, &p).unwrap_err();
     match e.downcast_ref::<FlashError>() {
-        Some(FlashError::FellBack { target: Slot::B, running: Slot::A }) => {}
+        Some(FlashError::FellBack {
+            target: Slot::B,
+            running: Slot::A,
+        }) => {}
         _ => bail!("the panicking image did not fall back to slot A: {e:#}"),
     }
     let st = sd.state()?;
@@ -223,4 +293,58 @@ fn plan_on_bytes(image_dir: &Path) -> Option<u64> {
         .keys()
         .map(|f| fs::metadata(image_dir.join(f)).map(|md| md.len()).ok())
         .sum()
+}
+
+/// `cargo xtask bench flash`: on a fresh A/B virtual device, one whole-image
+/// flash (copy, reboot, verify timed apart) and one `--module-only`.
+pub struct FlashBench {
+    pub boot_to_ssh_s: f64,
+    pub full: FlashReport,
+    pub image_bytes: u64,
+    pub module: FlashReport,
+    pub module_file_bytes: u64,
+}
+
+pub fn bench_flash(
+    target: &Path,
+    image_dir: &Path,
+    image: &VmImage,
+    keys: &LabKeys,
+) -> Result<FlashBench> {
+    let dir = target.join("bench-flash");
+    let ub = abvm::create(
+        &dir,
+        image_dir,
+        image,
+        &besser_lab::vm::kernel_cmdline(image),
+    )?;
+    let t0 = Instant::now();
+    let vm = Vm::boot_with(
+        &VmOptions {
+            image,
+            keys,
+            dir: &dir.join("run"),
+            detached: false,
+        },
+        Some(&ub),
+    )?;
+    let boot_to_ssh_s = t0.elapsed().as_secs_f64();
+    let mut sd = ShellSlots::new(vm.device())?;
+    let m = Manifest::load(image_dir)?;
+    let st = sd.state()?;
+    let p = plan::plan(image_dir, &m, &abvm::storage(), &st, false)?;
+    let full = flash(&mut sd, &p)?;
+    let st = sd.state()?;
+    let p = plan::plan(image_dir, &m, &abvm::storage(), &st, true)?;
+    let module = flash(&mut sd, &p)?;
+    drop(vm);
+    let module_file_bytes =
+        fs::metadata(image_dir.join(&m.driver.as_ref().context("no driver")?.module))?.len();
+    Ok(FlashBench {
+        boot_to_ssh_s,
+        full,
+        image_bytes: plan_on_bytes(image_dir).unwrap_or(0),
+        module,
+        module_file_bytes,
+    })
 }

@@ -461,12 +461,19 @@ mod tests {
     fn the_device_wait_is_timed_not_counted() {
         let run = |cond: &str, t: u64| {
             let t0 = std::time::Instant::now();
-            let st = std::process::Command::new("sh").arg("-c").arg(wait_cmd(cond, t)).status().unwrap();
+            let st = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(wait_cmd(cond, t))
+                .status()
+                .unwrap();
             assert!(st.success());
             t0.elapsed().as_secs_f64()
         };
         let waited = run("false", 1);
-        assert!((1.0..3.0).contains(&waited), "waited {waited} s for a 1-s timeout");
+        assert!(
+            (1.0..3.0).contains(&waited),
+            "waited {waited} s for a 1-s timeout"
+        );
         assert!(run("true", 5) < 0.5);
     }
 }

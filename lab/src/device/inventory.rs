@@ -682,18 +682,28 @@ mod example_tests {
             }
         );
         let b = d.boot.as_ref().expect("the example PineTab2 is flashable");
-        assert_eq!((b.mount.as_str(), b.env_path.as_str(), b.env_size), ("/boot", "/boot/uboot.env", 0x40000));
+        assert_eq!(
+            (b.mount.as_str(), b.env_path.as_str(), b.env_size),
+            ("/boot", "/boot/uboot.env", 0x40000)
+        );
     }
 
     #[test]
     fn a_boot_path_that_is_shell_syntax_is_refused_with_its_place() {
         let text = "devices:\n  t:\n    wired: {host: t.lan, key: /k}\n    data: {connect: t.lan:5001}\n    boot:\n      mount: /boot\n      env: '/boot/x; reboot'\n      env_offset: 0\n      env_size: 0x40000\n";
-        let e = super::Inventory::parse(text, "inv.yaml", "").err().expect("refused");
+        let e = super::Inventory::parse(text, "inv.yaml", "")
+            .err()
+            .expect("refused");
         let e = e.to_string();
         assert!(e.starts_with("inv.yaml:"), "{e}");
         assert!(e.contains("not a device path"), "{e}");
-        let text = text.replace("'/boot/x; reboot'", "/boot/uboot.env").replace("0x40000", "lots");
-        let e = super::Inventory::parse(&text, "inv.yaml", "").err().expect("refused").to_string();
+        let text = text
+            .replace("'/boot/x; reboot'", "/boot/uboot.env")
+            .replace("0x40000", "lots");
+        let e = super::Inventory::parse(&text, "inv.yaml", "")
+            .err()
+            .expect("refused")
+            .to_string();
         assert!(e.contains("not a number"), "{e}");
     }
 }

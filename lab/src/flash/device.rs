@@ -288,13 +288,22 @@ impl SlotDevice for ShellSlots {
                  r=$?; rm -f /tmp/besser-env.new; exit $r"
             )
         };
-        let out = self.t()?.exec_with_input(&cmd, &mut img.as_slice(), CMD_TIMEOUT)?;
+        let out = self
+            .t()?
+            .exec_with_input(&cmd, &mut img.as_slice(), CMD_TIMEOUT)?;
         if out.status != 0 {
-            bail!("device {}: writing the U-Boot environment failed: {}", self.dev.name, String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "device {}: writing the U-Boot environment failed: {}",
+                self.dev.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         let back = self.read_env()?;
         if &back != env {
-            bail!("device {}: the U-Boot environment read back differs from what was written", self.dev.name);
+            bail!(
+                "device {}: the U-Boot environment read back differs from what was written",
+                self.dev.name
+            );
         }
         Ok(())
     }

@@ -21,8 +21,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::device::inventory::Device;
-use device::SlotDevice as _;
 use crate::ramp::RampImage;
+use device::SlotDevice as _;
 
 /// `lab ramp --device NAME --image DIR`: flashes the image unless the
 /// device's booted slot already holds this manifest. Returns the image as
@@ -37,7 +37,10 @@ pub fn ensure_image(dev: &Device, image_dir: &Path) -> Result<(RampImage, bool)>
         kernel_release: m.kernel_release.clone(),
     };
     let boot = dev.boot.clone().with_context(|| {
-        format!("device {}: --image needs a flashable device (its inventory entry has no `boot:`)", dev.name)
+        format!(
+            "device {}: --image needs a flashable device (its inventory entry has no `boot:`)",
+            dev.name
+        )
     })?;
     let mut sd = device::ShellSlots::new(dev.clone())?;
     let st = sd.state()?;

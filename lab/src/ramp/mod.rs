@@ -409,7 +409,8 @@ impl Ramp {
                     let mut sd = crate::flash::device::ShellSlots::with_transport(dev.clone(), t)?;
                     crate::flash::run::mark_booted_good(&mut sd)
                         .with_context(|| format!("rep {rep}: marking the booted slot good"))?;
-                    sd.into_transport().ok_or_else(|| anyhow!("the session dropped while marking the slot good"))?
+                    sd.into_transport()
+                        .ok_or_else(|| anyhow!("the session dropped while marking the slot good"))?
                 } else {
                     t
                 };
