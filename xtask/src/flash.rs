@@ -13,14 +13,14 @@ use besser_lab::flash::{plan, run};
 #[derive(clap::Args)]
 pub struct Args {
     /// Device name in the inventory (its `boot:` says where the slots are).
-    #[arg(long)]
-    device: String,
+    #[arg(long, required_unless_present = "maskrom")]
+    device: Option<String>,
     /// Inventory file (default: $BESSER_INVENTORY or ~/.config/besser/inventory.yaml).
     #[arg(long)]
     inventory: Option<PathBuf>,
     /// Image directory, e.g. target/images/pinetab2-release.
-    #[arg(long)]
-    image: PathBuf,
+    #[arg(long, required_unless_present = "maskrom")]
+    image: Option<PathBuf>,
     /// Only bes2600.ko, into the running kernel's slot and system (depmod,
     /// reload; no reboot).
     #[arg(long)]
@@ -29,23 +29,45 @@ pub struct Args {
     /// write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Recovery when nothing boots: over USB to the board's boot ROM
+    /// (PineTab2: hold the maskrom button while powering up). Downloads
+    /// `--loader`, then writes each `--write SECTOR:FILE` and reads it back.
+    #[arg(long, conflicts_with_all = ["device", "image", "module_only", "dry_run"])]
+    maskrom: bool,
+    /// A Rockchip boot file (RK356x SPL loader, what `rkdeveloptool db` takes).
+    #[arg(long, requires = "maskrom")]
+    loader: Option<PathBuf>,
+    /// `SECTOR:FILE` to write in maskrom mode (mainline U-Boot on the RK3566:
+    /// `64:idbloader.img` and `16384:u-boot.itb`); repeatable.
+    #[arg(long = "write", requires = "maskrom")]
+    writes: Vec<String>,
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if a.maskrom {
+        let loader = a
+            .loader
+            .as_deref()
+            .ok_or_else(|| anyhow!("--maskrom needs --loader FILE (the RK356x SPL loader)"))?;
+        return crate::maskrom::run(loader, &a.writes);
+    }
+    let (Some(device), Some(image)) = (a.device.clone(), a.image.clone()) else {
+        return Err(anyhow!("--device NAME and --image DIR are needed"));
+    };
     let inv_path = a
         .inventory
         .clone()
         .unwrap_or_else(besser_lab::ramp::command::default_inventory);
     let inv = Inventory::load(&inv_path)?;
-    let dev = inv.devices.get(&a.device).cloned().ok_or_else(|| {
+    let dev = inv.devices.get(&device).cloned().ok_or_else(|| {
         anyhow!(
             "no device {:?} in {} (it has: {})",
-            a.device,
+            device,
             inv_path.display(),
             inv.devices.keys().cloned().collect::<Vec<_>>().join(", ")
         )
     })?;
-    let m = Manifest::load(&a.image)?;
+    let m = Manifest::load(&image)?;
     let boot = dev.boot.clone().ok_or_else(|| {
         anyhow!(
             "device {}: the inventory gives no `boot:`; it cannot be flashed",
@@ -65,7 +87,7 @@ pub fn run(a: Args) -> Result<()> {
             .map_or("? (no rauc.slot= on its command line)".into(), |s| s
                 .to_string())
     );
-    let p = plan::plan(&a.image, &m, &boot, &st, a.module_only)?;
+    let p = plan::plan(&image, &m, &boot, &st, a.module_only)?;
     println!("{p}");
     if a.dry_run {
         println!("(dry run: nothing was written)");

@@ -10,6 +10,7 @@ mod driver;
 mod flash;
 mod image;
 mod lab;
+mod maskrom;
 mod progress;
 mod test;
 mod tidy;

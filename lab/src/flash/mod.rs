@@ -9,9 +9,11 @@
 //! - [`device`]: the operations a flash needs ([`device::SlotDevice`]) and
 //!   their shell implementation over the lab transport.
 //! - [`run`]: carrying a plan out.
+//! - [`maskrom`]: recovery over Rockchip's USB protocol when nothing boots.
 
 pub mod device;
 pub mod env;
+pub mod maskrom;
 pub mod plan;
 pub mod run;
 pub mod slots;
