@@ -86,8 +86,8 @@ impl SlotDevice for DropsSession<'_> {
     }
 }
 
-/// A copy of `image_dir` whose initramfs has no `/init`: the kernel panics
-/// at boot ("No working init found") and, with `panic=5`, resets.
+/// A copy of `image_dir` whose initramfs has no `/init`: the kernel finds
+/// no init and no root, panics at boot and, with `panic=5`, resets.
 fn broken_image(image_dir: &Path, to: &Path) -> Result<PathBuf> {
     let _ = fs::remove_dir_all(to);
     let st = std::process::Command::new("cp")
@@ -271,7 +271,7 @@ pub fn flash_cases_on_the_ab_vm(
     );
     let console = fs::read_to_string(dir.join("run/console.log")).unwrap_or_default();
     ensure!(
-        console.contains("besser-ab: slot B") && console.contains("No working init found"),
+        console.contains("besser-ab: slot B") && console.contains("Kernel panic"),
         "the console does not show slot B's try and its panic"
     );
     drop(vm);

@@ -137,7 +137,13 @@ pub fn flash(dev: &mut dyn SlotDevice, plan: &Plan) -> Result<FlashReport> {
             let mut env = dev.read_env()?;
             let mut ab = AbState::from_env(&env).map_err(|e| anyhow!("U-Boot environment: {e}"))?;
             ab.try_slot(target, 1);
-            debug_assert_eq!(ab.order, after.order);
+            if ab.order != after.order {
+                bail!(
+                    "the boot order changed since the plan ({:?} planned, {:?} now): nothing was switched; plan again",
+                    after.order,
+                    ab.order
+                );
+            }
             ab.apply(&mut env);
             dev.write_env(&env)?;
             let copy_s = t0.elapsed().as_secs_f64();
