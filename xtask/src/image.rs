@@ -1989,6 +1989,21 @@ pub fn matrix_steps() -> Vec<Step> {
 /// The flash cases on the A/B virtual device, booted from the qemu-arm64
 /// release image (built if needed).
 pub fn flash_e2e(sh: &Shell) -> Result<besser_lab_e2e::flash::FlashE2e> {
+    let (dir, image, keys, _) = ab_vm_inputs(sh)?;
+    besser_lab_e2e::flash::flash_cases_on_the_ab_vm(&crate::lab::target_dir(), &dir, &image, &keys)
+}
+
+/// What the A/B virtual device boots: the qemu-arm64 release image (built
+/// if needed), the lab keys, and the host tools; and the seconds waited for
+/// another VM first.
+fn ab_vm_inputs(
+    sh: &Shell,
+) -> Result<(
+    PathBuf,
+    besser_lab::assets::VmImage,
+    besser_lab::assets::LabKeys,
+    f64,
+)> {
     deps::ensure_debs(
         sh,
         &[
@@ -2003,36 +2018,22 @@ pub fn flash_e2e(sh: &Shell) -> Result<besser_lab_e2e::flash::FlashE2e> {
     let dir = build_image(sh, Board::QemuArm64, Flavour::Release, default_jobs())?;
     let image = besser_lab::assets::image_from_dir(&dir)?;
     let keys = besser_lab::assets::lab_keys(&crate::lab::target_dir())?;
-    let waited = wait_vm_lock_free();
-    if waited.as_secs_f64() > 1.0 {
-        eprintln!("waited {:.1} s for another VM", waited.as_secs_f64());
+    let waited = wait_vm_lock_free().as_secs_f64();
+    if waited > 1.0 {
+        eprintln!("waited {waited:.1} s for another VM");
     }
-    besser_lab_e2e::flash::flash_cases_on_the_ab_vm(&crate::lab::target_dir(), &dir, &image, &keys)
+    Ok((dir, image, keys, waited))
 }
 
 /// `cargo xtask bench flash`: the qemu-arm64 release image flashed whole
 /// and `--module-only` onto a fresh A/B virtual device, one run.
 pub fn bench_flash() -> Result<()> {
     let sh = Shell::new()?;
-    deps::ensure_debs(
-        &sh,
-        &[
-            "u-boot-qemu",
-            "u-boot-tools",
-            "fdisk",
-            "dosfstools",
-            "mtools",
-            "qemu-system-arm",
-        ],
-    )?;
-    let dir = build_image(&sh, Board::QemuArm64, Flavour::Release, default_jobs())?;
-    let image = besser_lab::assets::image_from_dir(&dir)?;
-    let keys = besser_lab::assets::lab_keys(&crate::lab::target_dir())?;
-    let waited = wait_vm_lock_free();
+    let (dir, image, keys, waited) = ab_vm_inputs(&sh)?;
     let b = besser_lab_e2e::flash::bench_flash(&crate::lab::target_dir(), &dir, &image, &keys)?;
     println!(
         "\nflash on the A/B virtual device (qemu-arm64 under TCG, U-Boot; waited {:.1} s for another VM, not counted; boot to SSH through U-Boot {:.1} s)",
-        waited.as_secs_f64(),
+        waited,
         b.boot_to_ssh_s
     );
     println!("\n| flash | copy (s) | reboot (s) | verify (s) | total (s) | bytes copied | image bytes | copied / image |");

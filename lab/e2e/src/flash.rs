@@ -120,24 +120,11 @@ fn slot_image_sha(sd: &mut ShellSlots, slot: Slot) -> Result<String> {
     ))
 }
 
-/// What the end-to-end run measured, for the step line and `bench flash`.
-pub struct FlashE2e {
-    pub boot_to_ssh_s: f64,
-    pub good: FlashReport,
-    pub image_bytes: u64,
-}
-
-/// Every case, in order, on one A/B virtual device booted from
-/// `image_dir` (a qemu-arm64 image).
-pub fn flash_cases_on_the_ab_vm(
-    target: &Path,
-    image_dir: &Path,
-    image: &VmImage,
-    keys: &LabKeys,
-) -> Result<FlashE2e> {
-    let dir = target.join("lab-vm-ab");
+/// A fresh A/B virtual device in `dir`, slot A holding `image_dir`;
+/// returns it and the seconds from QEMU's start to SSH.
+fn boot_ab_vm(dir: &Path, image_dir: &Path, image: &VmImage, keys: &LabKeys) -> Result<(Vm, f64)> {
     let ub = abvm::create(
-        &dir,
+        dir,
         image_dir,
         image,
         &besser_lab::vm::kernel_cmdline(image),
@@ -158,7 +145,26 @@ pub fn flash_cases_on_the_ab_vm(
             dir.join("run/console.log").display()
         )
     })?;
-    let boot_to_ssh_s = t0.elapsed().as_secs_f64();
+    Ok((vm, t0.elapsed().as_secs_f64()))
+}
+
+/// What the end-to-end run measured, for the step line and `bench flash`.
+pub struct FlashE2e {
+    pub boot_to_ssh_s: f64,
+    pub good: FlashReport,
+    pub image_bytes: u64,
+}
+
+/// Every case, in order, on one A/B virtual device booted from
+/// `image_dir` (a qemu-arm64 image).
+pub fn flash_cases_on_the_ab_vm(
+    target: &Path,
+    image_dir: &Path,
+    image: &VmImage,
+    keys: &LabKeys,
+) -> Result<FlashE2e> {
+    let dir = target.join("lab-vm-ab");
+    let (vm, boot_to_ssh_s) = boot_ab_vm(&dir, image_dir, image, keys)?;
     let mut sd = ShellSlots::new(vm.device())?;
 
     // The first boot: slot A, the boot script saved its variables.
@@ -312,23 +318,7 @@ pub fn bench_flash(
     keys: &LabKeys,
 ) -> Result<FlashBench> {
     let dir = target.join("bench-flash");
-    let ub = abvm::create(
-        &dir,
-        image_dir,
-        image,
-        &besser_lab::vm::kernel_cmdline(image),
-    )?;
-    let t0 = Instant::now();
-    let vm = Vm::boot_with(
-        &VmOptions {
-            image,
-            keys,
-            dir: &dir.join("run"),
-            detached: false,
-        },
-        Some(&ub),
-    )?;
-    let boot_to_ssh_s = t0.elapsed().as_secs_f64();
+    let (vm, boot_to_ssh_s) = boot_ab_vm(&dir, image_dir, image, keys)?;
     let mut sd = ShellSlots::new(vm.device())?;
     let m = Manifest::load(image_dir)?;
     let st = sd.state()?;

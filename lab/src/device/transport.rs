@@ -160,20 +160,14 @@ impl Transport {
 
     /// Runs `cmd` (through the remote shell) and waits for it, at most `timeout`.
     pub fn exec(&mut self, cmd: &str, timeout: Duration) -> TResult<Output> {
-        self.commands_run += 1;
         let t0 = Instant::now();
-        self.sess.set_blocking(true);
-        self.sess.set_timeout(timeout.as_millis().max(1) as u32);
         let to = |this: &Self| TransportError::Timeout {
             host: this.ep.host.clone(),
             cmd: cmd.to_string(),
             timeout_s: timeout.as_secs_f64(),
         };
         let r = (|| -> TResult<Output> {
-            let mut ch = retry_spurious_timeout(t0, timeout, || self.sess.channel_session())
-                .map_err(|e| self.map_err(e, &to))?;
-            retry_spurious_timeout(t0, timeout, || ch.exec(cmd))
-                .map_err(|e| self.map_err(e, &to))?;
+            let mut ch = self.start_exec(cmd, t0, timeout, &to)?;
             let mut stdout = Vec::new();
             let mut stderr = Vec::new();
             // Read both streams until EOF without letting either window fill.
@@ -223,6 +217,24 @@ impl Transport {
         r
     }
 
+    /// Opens a channel and starts `cmd` on it (blocking, the session's
+    /// timeout set to what is left of `timeout`).
+    fn start_exec(
+        &mut self,
+        cmd: &str,
+        t0: Instant,
+        timeout: Duration,
+        to: &dyn Fn(&Self) -> TransportError,
+    ) -> TResult<ssh2::Channel> {
+        self.commands_run += 1;
+        self.sess.set_blocking(true);
+        self.sess.set_timeout(timeout.as_millis().max(1) as u32);
+        let mut ch = retry_spurious_timeout(t0, timeout, || self.sess.channel_session())
+            .map_err(|e| self.map_err(e, to))?;
+        retry_spurious_timeout(t0, timeout, || ch.exec(cmd)).map_err(|e| self.map_err(e, to))?;
+        Ok(ch)
+    }
+
     fn map_err(&self, e: ssh2::Error, to: &dyn Fn(&Self) -> TransportError) -> TransportError {
         if matches!(e.code(), ssh2::ErrorCode::Session(-9)) {
             to(self)
@@ -247,20 +259,14 @@ impl Transport {
         input: &mut dyn Read,
         timeout: Duration,
     ) -> TResult<Output> {
-        self.commands_run += 1;
         let t0 = Instant::now();
-        self.sess.set_blocking(true);
-        self.sess.set_timeout(timeout.as_millis().max(1) as u32);
         let to = |this: &Self| TransportError::Timeout {
             host: this.ep.host.clone(),
             cmd: cmd.to_string(),
             timeout_s: timeout.as_secs_f64(),
         };
         let r = (|| -> TResult<Output> {
-            let mut ch = retry_spurious_timeout(t0, timeout, || self.sess.channel_session())
-                .map_err(|e| self.map_err(e, &to))?;
-            retry_spurious_timeout(t0, timeout, || ch.exec(cmd))
-                .map_err(|e| self.map_err(e, &to))?;
+            let mut ch = self.start_exec(cmd, t0, timeout, &to)?;
             let mut buf = vec![0u8; 64 * 1024];
             loop {
                 let n = input

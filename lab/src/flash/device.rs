@@ -150,6 +150,17 @@ impl ShellSlots {
         self.t
     }
 
+    /// Runs a command that prints sections ([`section`]); its output and
+    /// the sections.
+    fn sh_sections(
+        &mut self,
+        cmd: &str,
+    ) -> Result<(String, std::collections::BTreeMap<String, String>)> {
+        let out = self.sh(cmd)?;
+        let sec = split_sections(&out);
+        Ok((out, sec))
+    }
+
     fn sh(&mut self, cmd: &str) -> Result<String> {
         let to = self.timeout;
         let r = self.t()?.exec_ok(cmd, to);
@@ -223,8 +234,7 @@ impl SlotDevice for ShellSlots {
             du = section("du"),
             man = section("manifest"),
         );
-        let out = self.sh(&cmd)?;
-        let sec = split_sections(&out);
+        let (out, sec) = self.sh_sections(&cmd)?;
         let get = |n: &str| sec.get(n).map(String::as_str).unwrap_or("");
         let mut b = get("boot").lines();
         let boot_id = b.next().unwrap_or("").trim().to_string();
@@ -421,8 +431,7 @@ impl SlotDevice for ShellSlots {
             c = section("config"),
             s = section("srcversion"),
         );
-        let out = self.sh(&cmd)?;
-        let sec = split_sections(&out);
+        let (_, sec) = self.sh_sections(&cmd)?;
         let get = |n: &str| sec.get(n).map(String::as_str).unwrap_or("");
         let mut b = get("boot").lines();
         let kernel_release = b.next().unwrap_or("").trim().to_string();
