@@ -400,6 +400,18 @@ pub fn running(target_dir: &Path) -> Option<VmState> {
 
 /// `lab vm up`: boots a VM that outlives this process.
 pub fn up(target_dir: &Path, image: &VmImage, keys: &LabKeys) -> Result<VmState> {
+    up_with(target_dir, image, keys, None)
+}
+
+/// `lab vm up --ab`: as [`up`], booted by U-Boot from an A/B disk made from
+/// `ab_image_dir` ([`crate::abvm`]), so `cargo xtask flash --device vm` can
+/// flash it.
+pub fn up_with(
+    target_dir: &Path,
+    image: &VmImage,
+    keys: &LabKeys,
+    ab_image_dir: Option<&Path>,
+) -> Result<VmState> {
     if let Some(s) = running(target_dir) {
         bail!(
             "a virtual lab device is already up (pid {}, ssh 127.0.0.1:{}); `cargo xtask lab vm down` first",
@@ -408,12 +420,24 @@ pub fn up(target_dir: &Path, image: &VmImage, keys: &LabKeys) -> Result<VmState>
         );
     }
     let dir = target_dir.join("lab-vm/run");
-    let vm = Vm::boot(&VmOptions {
-        image,
-        keys,
-        dir: &dir,
-        detached: true,
-    })?;
+    let uboot = match ab_image_dir {
+        Some(d) => Some(crate::abvm::create(
+            &target_dir.join("lab-vm/ab"),
+            d,
+            image,
+            &kernel_cmdline(image),
+        )?),
+        None => None,
+    };
+    let vm = Vm::boot_with(
+        &VmOptions {
+            image,
+            keys,
+            dir: &dir,
+            detached: true,
+        },
+        uboot.as_ref(),
+    )?;
     let state = vm.detach();
     fs::write(
         state_path(target_dir),

@@ -12,7 +12,8 @@ use besser_lab::flash::{plan, run};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Device name in the inventory (its `boot:` says where the slots are).
+    /// Device name in the inventory (its `boot:` says where the slots are),
+    /// or `vm`: the virtual device of `lab vm up --ab`.
     #[arg(long, required_unless_present = "maskrom")]
     device: Option<String>,
     /// Inventory file (default: $BESSER_INVENTORY or ~/.config/besser/inventory.yaml).
@@ -54,19 +55,26 @@ pub fn run(a: Args) -> Result<()> {
     let (Some(device), Some(image)) = (a.device.clone(), a.image.clone()) else {
         return Err(anyhow!("--device NAME and --image DIR are needed"));
     };
-    let inv_path = a
-        .inventory
-        .clone()
-        .unwrap_or_else(besser_lab::ramp::command::default_inventory);
-    let inv = Inventory::load(&inv_path)?;
-    let dev = inv.devices.get(&device).cloned().ok_or_else(|| {
-        anyhow!(
-            "no device {:?} in {} (it has: {})",
-            device,
-            inv_path.display(),
-            inv.devices.keys().cloned().collect::<Vec<_>>().join(", ")
-        )
-    })?;
+    let dev = if device == "vm" {
+        // `cargo xtask lab vm up --ab --image DIR`.
+        let st = besser_lab::vm::running(&crate::lab::target_dir())
+            .ok_or_else(|| anyhow!("no virtual device is up: `cargo xtask lab vm up --ab --image target/images/qemu-arm64-release` first"))?;
+        st.device()
+    } else {
+        let inv_path = a
+            .inventory
+            .clone()
+            .unwrap_or_else(besser_lab::ramp::command::default_inventory);
+        let inv = Inventory::load(&inv_path)?;
+        inv.devices.get(&device).cloned().ok_or_else(|| {
+            anyhow!(
+                "no device {:?} in {} (it has: {})",
+                device,
+                inv_path.display(),
+                inv.devices.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })?
+    };
     let m = Manifest::load(&image)?;
     let boot = dev.boot.clone().ok_or_else(|| {
         anyhow!(

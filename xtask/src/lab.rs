@@ -43,7 +43,14 @@ enum LabCmd {
 #[derive(Subcommand)]
 enum VmCmd {
     /// Boot the virtual device and leave it running (holds the VM lock).
-    Up(ImageArgs),
+    Up {
+        #[command(flatten)]
+        image: ImageArgs,
+        /// Boot it through U-Boot from A/B slots (the image must be a
+        /// qemu-arm64 one), so `cargo xtask flash --device vm` can flash it.
+        #[arg(long, requires = "image")]
+        ab: bool,
+    },
     /// Stop the virtual device started by `up`.
     Down,
     /// Is it running, and where?
@@ -371,10 +378,14 @@ fn ramp(sh: &Shell, a: RampArgs) -> Result<()> {
 fn vm(sh: &Shell, cmd: VmCmd) -> Result<()> {
     let t = target_dir();
     match cmd {
-        VmCmd::Up(a) => {
+        VmCmd::Up { image: a, ab } => {
             let image = vm_image(sh, &a)?;
             let keys = assets::lab_keys(&t)?;
-            let s = besser_lab::vm::up(&t, &image, &keys)?;
+            if ab {
+                crate::deps::ensure_debs(sh, &["u-boot-qemu", "fdisk", "dosfstools", "mtools"])?;
+            }
+            let ab_dir = if ab { a.image.as_deref() } else { None };
+            let s = besser_lab::vm::up_with(&t, &image, &keys, ab_dir)?;
             println!(
                 "virtual lab device up: pid {} (holds {}), ssh root@127.0.0.1 -p {} -i {}, data 127.0.0.1:{} -> wlan0:{}\nconsole: {}",
                 s.pid,
