@@ -261,8 +261,10 @@ impl SlotDevice for ShellSlots {
 
     fn read_env(&mut self) -> Result<Env> {
         let (skip, count) = self.env_dd();
+        // After a reboot the boot partition may not be mounted yet.
         let cmd = format!(
-            "dd if={} bs=512 skip={skip} count={count} 2>/dev/null",
+            "{} >&2; dd if={} bs=512 skip={skip} count={count} 2>/dev/null",
+            self.mount_cmd(),
             self.boot.env_path
         );
         let to = self.timeout;
@@ -290,7 +292,7 @@ impl SlotDevice for ShellSlots {
         // A file (`uboot.env` on the boot partition) is replaced whole by a
         // rename; a device or partition is written in place at its offset.
         let cmd = if self.boot.env_offset == 0 && p.starts_with(&format!("{}/", self.m())) {
-            format!("cat > {p}.new && sync && mv {p}.new {p} && sync")
+            format!("{} && cat > {p}.new && sync && mv {p}.new {p} && sync", self.mount_cmd())
         } else {
             let (seek, _) = self.env_dd();
             format!(
