@@ -292,7 +292,10 @@ impl SlotDevice for ShellSlots {
         // A file (`uboot.env` on the boot partition) is replaced whole by a
         // rename; a device or partition is written in place at its offset.
         let cmd = if self.boot.env_offset == 0 && p.starts_with(&format!("{}/", self.m())) {
-            format!("{} && cat > {p}.new && sync && mv {p}.new {p} && sync", self.mount_cmd())
+            format!(
+                "{} && cat > {p}.new && sync && mv {p}.new {p} && sync",
+                self.mount_cmd()
+            )
         } else {
             let (seek, _) = self.env_dd();
             format!(
