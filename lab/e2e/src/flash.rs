@@ -222,6 +222,21 @@ pub fn flash_cases_on_the_ab_vm(
         st.ab
     );
 
+    // `lab ramp --image` on a device that runs the image already: no flash.
+    let (img, flashed) = besser_lab::flash::ensure_image(&sd.dev, image_dir)?;
+    ensure!(
+        !flashed,
+        "ensure_image flashed an image the booted slot already holds"
+    );
+    ensure!(
+        img.kernel_release == st.kernel_release,
+        "ensure_image named {img:?}"
+    );
+    ensure!(
+        sd.state()?.booted == Some(Slot::B),
+        "ensure_image rebooted the device"
+    );
+
     // Interrupted copy into A: B keeps running, the variables and A stay.
     let env_before = sd.read_env()?;
     let a_before = slot_image_sha(&mut sd, Slot::A)?;
