@@ -161,11 +161,7 @@ impl Transport {
     /// Runs `cmd` (through the remote shell) and waits for it, at most `timeout`.
     pub fn exec(&mut self, cmd: &str, timeout: Duration) -> TResult<Output> {
         let t0 = Instant::now();
-        let to = |this: &Self| TransportError::Timeout {
-            host: this.ep.host.clone(),
-            cmd: cmd.to_string(),
-            timeout_s: timeout.as_secs_f64(),
-        };
+        let to = timeout_error(cmd, timeout);
         let r = (|| -> TResult<Output> {
             let mut ch = self.start_exec(cmd, t0, timeout, &to)?;
             let mut stdout = Vec::new();
@@ -260,11 +256,7 @@ impl Transport {
         timeout: Duration,
     ) -> TResult<Output> {
         let t0 = Instant::now();
-        let to = |this: &Self| TransportError::Timeout {
-            host: this.ep.host.clone(),
-            cmd: cmd.to_string(),
-            timeout_s: timeout.as_secs_f64(),
-        };
+        let to = timeout_error(cmd, timeout);
         let r = (|| -> TResult<Output> {
             let mut ch = self.start_exec(cmd, t0, timeout, &to)?;
             let mut buf = vec![0u8; 64 * 1024];
@@ -536,5 +528,14 @@ mod tests {
     fn known_hosts_names() {
         assert_eq!(known_hosts_name("ohm-wired.lan", 22), "ohm-wired.lan");
         assert_eq!(known_hosts_name("127.0.0.1", 2222), "[127.0.0.1]:2222");
+    }
+}
+
+/// The [`TransportError::Timeout`] of `cmd`, made when it happens.
+fn timeout_error(cmd: &str, timeout: Duration) -> impl Fn(&Transport) -> TransportError + '_ {
+    move |this| TransportError::Timeout {
+        host: this.ep.host.clone(),
+        cmd: cmd.to_string(),
+        timeout_s: timeout.as_secs_f64(),
     }
 }
