@@ -13,6 +13,7 @@ pub mod cache;
 pub mod clippy;
 pub mod kconfig;
 pub mod manifest;
+pub mod packaging;
 pub mod series;
 pub mod stackcheck;
 pub mod testfw;

@@ -149,6 +149,46 @@ pub fn ensure_cargo_tool(sh: &Shell, krate: &str, version: &str, bin: &str) -> R
     Ok(path)
 }
 
+/// A Python virtual environment under the cache with exactly these pinned
+/// requirements (`name==version`), created once: PyPI tools (oelint-adv, kas,
+/// labgrid) never touch the system's Python. Returns the venv's `bin/`.
+pub fn ensure_venv(sh: &Shell, name: &str, requirements: &[&str]) -> Result<PathBuf> {
+    for r in requirements {
+        if !r.contains("==") {
+            bail!("{name}: requirement `{r}` is not pinned (`name==version`)");
+        }
+    }
+    let key = besser_image::sha256_hex(requirements.join("\n").as_bytes());
+    let dir = cache_dir()
+        .join("tools")
+        .join(format!("venv-{name}-{}", &key[..12]));
+    let bin = dir.join("bin");
+    let done = dir.join(".besser-complete");
+    if done.exists() {
+        return Ok(bin);
+    }
+    ensure_debs(sh, &["python3-venv"])?;
+    eprintln!(
+        "installing {} from PyPI into {} (once)",
+        requirements.join(" "),
+        dir.display()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    cmd!(sh, "python3 -m venv {dir}")
+        .quiet()
+        .run()
+        .with_context(|| format!("python3 -m venv {}", dir.display()))?;
+    let pip = bin.join("pip");
+    cmd!(
+        sh,
+        "{pip} install --quiet --disable-pip-version-check {requirements...}"
+    )
+    .run()
+    .with_context(|| format!("pip install {}", requirements.join(" ")))?;
+    std::fs::write(&done, requirements.join("\n"))?;
+    Ok(bin)
+}
+
 /// Makes sure a rustup component is installed (e.g. `rust-src`).
 pub fn ensure_rustup_component(sh: &Shell, component: &str) -> Result<()> {
     let installed = cmd!(sh, "rustup component list --installed")

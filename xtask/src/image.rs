@@ -1094,7 +1094,7 @@ const LOCK_PLANT_MODULE: &str = "besser_lock_plant";
 /// QEMU boards the simulated host) is built from, copied as they lie so the
 /// modules' `#[path]` mounts resolve.
 fn driver_source_dirs(sim: bool) -> Vec<&'static str> {
-    let mut v = vec!["driver/kmod", "driver/core/src"];
+    let mut v = besser_image::packaging::DRIVER_SOURCES.to_vec();
     if sim {
         v.extend(["driver/sdiosim", "driver/sim/src"]);
     }

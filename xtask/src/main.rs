@@ -11,6 +11,7 @@ mod flash;
 mod image;
 mod lab;
 mod maskrom;
+mod packaging;
 mod progress;
 mod test;
 mod tidy;
@@ -32,6 +33,8 @@ enum Cmd {
     Flash(flash::Args),
     /// The test lab: virtual device, stress ramps, captures, reports.
     Lab(lab::Args),
+    /// Keep the Nix flake and the Yocto layer in step with kernel-patches/.
+    Packaging(packaging::Args),
     /// Run every test (what CI runs).
     Test(test::Args),
     /// Benchmarks that print side-by-side ratios measured in one run.
@@ -60,6 +63,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Image(a) => image::run(a),
         Cmd::Flash(a) => flash::run(a),
         Cmd::Lab(a) => lab::run(a),
+        Cmd::Packaging(a) => packaging::run(a),
         Cmd::Test(a) => test::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Fuzz(a) => driver::fuzz(a),
@@ -93,7 +97,12 @@ fn error_text(e: &anyhow::Error) -> String {
 }
 
 /// The workspace root (parent of `xtask/`).
+/// The besser tree the commands work on: `$BESSER_ROOT` (the Nix package
+/// sets it to the sources it ships), else the checkout xtask was built in.
 pub fn project_root() -> std::path::PathBuf {
+    if let Some(r) = std::env::var_os("BESSER_ROOT") {
+        return std::path::PathBuf::from(r);
+    }
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives one level below the workspace root")

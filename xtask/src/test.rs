@@ -65,6 +65,7 @@ fn workspace_steps() -> Vec<Step> {
 fn all_steps(long: bool) -> Vec<Step> {
     let mut steps = workspace_steps();
     steps.extend(crate::driver::test_steps());
+    steps.extend(crate::packaging::test_steps());
     steps.extend(crate::lab::test_steps());
     steps.extend(crate::image::test_steps());
     if long {
