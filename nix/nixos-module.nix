@@ -52,7 +52,7 @@ in
     };
     dataPort = lib.mkOption {
       type = lib.types.port;
-      default = 5201;
+      default = 5001;
       description = "The TCP port the lab's listener takes on this device (inventory `listen_port`).";
     };
     authorizedKeys = lib.mkOption {
