@@ -23,7 +23,8 @@ kernel.stdenv.mkDerivation {
     description = "Rust driver for the BES2600 Wi-Fi chip (SDIO) of the Pine64 PineTab2";
     license = lib.licenses.gpl2Only;
     platforms = lib.platforms.linux;
-    # It needs the besser series' Rust abstractions: a besser kernel, Rust on.
-    broken = !(kernel.withRust or false) || !(kernel.passthru.besser or false);
+    # It needs a Rust kernel with the besser series' abstractions: take the
+    # kernel from linuxPackages_besser (the overlay), not any linux_6_12.
+    broken = !(kernel.withRust or false);
   };
 }

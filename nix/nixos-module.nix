@@ -63,8 +63,10 @@ in
   };
 
   config = lib.mkMerge [
-    (lib.mkIf cfg.enable {
+    (lib.mkIf (cfg.enable || lab.enable) {
       nixpkgs.overlays = [ overlay ];
+    })
+    (lib.mkIf cfg.enable {
       assertions = [{
         assertion = pkgs.linuxPackages_besser ? ${image};
         message = "hardware.besser: no ${image} kernel for ${pkgs.stdenv.hostPlatform.system}";
@@ -76,7 +78,6 @@ in
       hardware.firmware = lib.optional (cfg.firmwareDir != null) firmware;
     })
     (lib.mkIf lab.enable {
-      nixpkgs.overlays = [ overlay ];
       systemd.services.besser-lab-agent = {
         description = "besser lab agent: tracefs, the wired interface, bes2600";
         wantedBy = [ "multi-user.target" ];

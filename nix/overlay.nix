@@ -8,10 +8,10 @@ let
   system = final.stdenv.hostPlatform.system;
   mine = builtins.filter (i: i.system == system) besser.images;
   kernelFor = i:
-    (final.callPackage ./kernel.nix {
+    final.callPackage ./kernel.nix {
       inherit besser root;
       inherit (i) board flavour;
-    }).overrideAttrs (o: { passthru = (o.passthru or { }) // { besser = true; }; });
+    };
   packagesFor = kernel:
     (final.linuxPackagesFor kernel).extend (kself: _: {
       bes2600-rs = kself.callPackage ./bes2600-rs.nix { inherit besser root; };
