@@ -438,6 +438,52 @@ mod tests {
         assert!(json_diff("s", &want, &want).is_empty());
     }
 
+    fn agent(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        let script = crate::project_root().join("lab/agent/besser-lab-agent");
+        let mut c = std::process::Command::new("sh");
+        c.arg(script).args(args);
+        c.env("BESSER_AGENT_DEFAULTS", "/dev/null")
+            .env("BESSER_AGENT_DRY_RUN", "1");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+
+    #[test]
+    fn the_lab_agent_brings_up_what_the_lab_needs_in_order() {
+        let out = agent(
+            &["start"],
+            &[("BESSER_WIRED_IF", "enu1"), ("BESSER_WIRED_ADDR", "none")],
+        );
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with("mount ")).collect();
+        assert_eq!(
+            lines,
+            [
+                "mkdir -p /run/besser",
+                "ip link set enu1 up",
+                "modprobe bes2600",
+                "touch /run/besser/agent.ready"
+            ]
+        );
+        let dhcp = agent(&["start"], &[]);
+        assert!(String::from_utf8_lossy(&dhcp.stdout).contains("udhcpc -i eth0"));
+        let fixed = agent(&["start"], &[("BESSER_WIRED_ADDR", "192.0.2.7/24")]);
+        assert!(String::from_utf8_lossy(&fixed.stdout)
+            .contains("ip addr replace 192.0.2.7/24 dev eth0"));
+    }
+
+    #[test]
+    fn the_lab_agent_refuses_an_interface_name_a_shell_would_split() {
+        let out = agent(&["start"], &[("BESSER_WIRED_IF", "eth0;reboot")]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is not an interface name"));
+        assert!(out.stdout.is_empty(), "nothing ran");
+        assert_eq!(agent(&["bogus"], &[]).status.code(), Some(2));
+    }
+
     #[test]
     fn a_file_uri_that_resolves_nowhere_is_named_with_its_line() {
         let dir = tempfile::tempdir().unwrap();
