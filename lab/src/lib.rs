@@ -13,6 +13,7 @@ pub mod chip_fault;
 pub mod clock;
 pub mod cpio;
 pub mod device;
+pub mod farm;
 pub mod flash;
 pub mod lock;
 pub mod progress;

@@ -448,6 +448,8 @@ pub fn up_with(
 
 /// `lab vm down`: stops the VM left running by `lab vm up`.
 pub fn down(target_dir: &Path) -> Result<Option<VmState>> {
+    // The VM's labgrid exporter (`lab vm up --labgrid`), if any, goes with it.
+    crate::farm::vm::unregister(target_dir);
     let Some(s) = running(target_dir) else {
         let _ = fs::remove_file(state_path(target_dir));
         return Ok(None);

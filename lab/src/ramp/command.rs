@@ -18,6 +18,8 @@ use crate::vm::{self, Vm, VmOptions};
 pub enum DeviceChoice {
     /// A device of an inventory file.
     Inventory { path: PathBuf, name: String },
+    /// A device already resolved (a farm place, [`crate::farm`]).
+    Given(Box<crate::device::inventory::Device>),
     /// The built-in virtual device: the one `lab vm up` left running, else
     /// one booted for this ramp from `image`.
     Vm {
@@ -42,6 +44,8 @@ pub struct RampOptions {
     /// Set by the caller's Ctrl-C handler (the library installs none): the
     /// rep in flight stops, finished reps and the report stay.
     pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// See [`Ramp::stop_before_next`].
+    pub stop_before_next: Option<std::sync::Arc<std::sync::Mutex<Option<String>>>>,
 }
 
 /// What a finished (or failed) ramp leaves.
@@ -122,6 +126,7 @@ pub fn run_ramp(opts: RampOptions) -> Result<RampOutcome> {
         },
     };
     ramp.interrupt = opts.interrupt.clone();
+    ramp.stop_before_next = opts.stop_before_next.clone();
     let result = ramp.run_all();
     let screen = ramp.report.take().map(|r| r.screen);
     Ok(RampOutcome {
@@ -142,6 +147,7 @@ pub fn open_device(
 ) -> Result<(crate::device::inventory::Device, Option<Vm>)> {
     Ok(match choice {
         DeviceChoice::Inventory { path, name } => (Inventory::load(path)?.device(name)?, None),
+        DeviceChoice::Given(d) => ((**d).clone(), None),
         DeviceChoice::Vm { image, fresh } => match vm::running(target_dir).filter(|_| !fresh) {
             Some(s) => {
                 crate::progress::note(format!(

@@ -235,6 +235,9 @@ pub struct Ramp {
     /// Set by the CLI's Ctrl-C handler: the rep in flight stops, the finished
     /// ones and their report stay.
     pub interrupt: Option<Arc<AtomicBool>>,
+    /// Set (with the reason) when the run must not start another rep, e.g.
+    /// its farm lease was lost: the rep in flight finishes and is kept.
+    pub stop_before_next: Option<Arc<std::sync::Mutex<Option<String>>>>,
     /// The report `run_all` wrote.
     pub report: Option<crate::ramp::report::Report>,
 }
@@ -289,6 +292,7 @@ impl Ramp {
             transport: None,
             boot_id: None,
             interrupt: None,
+            stop_before_next: None,
             report: None,
         }
     }
@@ -332,6 +336,17 @@ impl Ramp {
         for rep in pending_reps(&self.dir, n) {
             if self.is_interrupted() {
                 result = Err(self.interrupted_at(rep));
+                break;
+            }
+            let stop = self
+                .stop_before_next
+                .as_ref()
+                .and_then(|s| s.lock().ok().and_then(|g| g.clone()));
+            if let Some(why) = stop {
+                result = Err(anyhow!(
+                    "{why}; stopped before rep {rep} (the reps before it are kept: `--resume {}` continues)",
+                    self.dir.display()
+                ));
                 break;
             }
             match self.run_rep(rep) {
