@@ -14,7 +14,7 @@ use besser_lab::flash::{plan, run};
 pub struct Args {
     /// Device name in the inventory (its `boot:` says where the slots are),
     /// or `vm`: the virtual device of `lab vm up --ab`.
-    #[arg(long, required_unless_present = "maskrom")]
+    #[arg(long, required_unless_present_any = ["maskrom", "place", "labgrid_tags"])]
     device: Option<String>,
     /// Inventory file (default: $BESSER_INVENTORY or ~/.config/besser/inventory.yaml).
     #[arg(long)]
@@ -42,6 +42,8 @@ pub struct Args {
     /// `64:idbloader.img` and `16384:u-boot.itb`); repeatable.
     #[arg(long = "write", requires = "maskrom")]
     writes: Vec<String>,
+    #[command(flatten)]
+    farm: crate::farm::FarmOpts,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -52,10 +54,39 @@ pub fn run(a: Args) -> Result<()> {
             .ok_or_else(|| anyhow!("--maskrom needs --loader FILE (the RK356x SPL loader)"))?;
         return crate::maskrom::run(loader, &a.writes);
     }
-    let (Some(device), Some(image)) = (a.device.clone(), a.image.clone()) else {
-        return Err(anyhow!("--device NAME and --image DIR are needed"));
-    };
-    let dev = if device == "vm" {
+    let sh = xshell::Shell::new()?;
+    let held = crate::farm::take(
+        &sh,
+        &a.farm,
+        a.inventory.as_deref(),
+        &crate::lab::target_dir(),
+    )?;
+    let image = a
+        .image
+        .clone()
+        .ok_or_else(|| anyhow!("--image DIR is needed"))?;
+    let r = flash_device(&a, held.as_ref().map(|h| h.device.clone()), &image);
+    if let Some(h) = held {
+        h.finish(&format!(
+            "flash of {}",
+            image
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+    }
+    r
+}
+
+fn flash_device(
+    a: &Args,
+    given: Option<besser_lab::device::inventory::Device>,
+    image: &std::path::Path,
+) -> Result<()> {
+    let image = image.to_path_buf();
+    let dev = if let Some(d) = given {
+        d
+    } else if a.device.as_deref() == Some("vm") {
         // `cargo xtask lab vm up --ab --image DIR`.
         let st = besser_lab::vm::running(&crate::lab::target_dir())
             .ok_or_else(|| anyhow!("no virtual device is up: `cargo xtask lab vm up --ab --image target/images/qemu-arm64-release` first"))?;
@@ -66,6 +97,10 @@ pub fn run(a: Args) -> Result<()> {
             .clone()
             .unwrap_or_else(besser_lab::ramp::command::default_inventory);
         let inv = Inventory::load(&inv_path)?;
+        let device = a
+            .device
+            .clone()
+            .ok_or_else(|| anyhow!("--device NAME or --place NAME is needed"))?;
         inv.devices.get(&device).cloned().ok_or_else(|| {
             anyhow!(
                 "no device {:?} in {} (it has: {})",

@@ -38,6 +38,11 @@ enum LabCmd {
         #[command(subcommand)]
         cmd: VmCmd,
     },
+    /// Devices shared through a labgrid coordinator.
+    Farm {
+        #[command(subcommand)]
+        cmd: crate::farm::FarmCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -50,6 +55,13 @@ enum VmCmd {
         /// qemu-arm64 one), so `cargo xtask flash --device vm` can flash it.
         #[arg(long, requires = "image")]
         ab: bool,
+        /// Also register it with a labgrid coordinator as the place
+        /// `besser-vm` (an exporter on 127.0.0.1 until `lab vm down`).
+        #[arg(long)]
+        labgrid: bool,
+        /// The coordinator for --labgrid (default: $LG_COORDINATOR, else 127.0.0.1:20408).
+        #[arg(long, requires = "labgrid")]
+        coordinator: Option<String>,
     },
     /// Stop the virtual device started by `up`.
     Down,
@@ -148,6 +160,8 @@ pub struct RampArgs {
     chip_fault: Vec<String>,
     #[command(flatten)]
     image: ImageArgs,
+    #[command(flatten)]
+    farm: crate::farm::FarmOpts,
 }
 
 #[derive(Parser)]
@@ -224,6 +238,7 @@ pub fn run(args: Args) -> Result<()> {
         LabCmd::Ramp(a) => ramp(&sh, a),
         LabCmd::Capture(a) => capture::run(&sh, a),
         LabCmd::Report { run_dir, baseline } => report(&run_dir, &baseline),
+        LabCmd::Farm { cmd } => crate::farm::run(&sh, cmd),
     }
 }
 
@@ -313,19 +328,27 @@ pub fn device_choice(
 
 fn ramp(sh: &Shell, a: RampArgs) -> Result<()> {
     let mut config = ramp_config(&a)?;
-    let device = device_choice(sh, a.device.as_deref(), a.inventory.as_deref(), &a.image)?;
-    // An inventory device and an image: the device runs that image first
+    // A farm place (reserved and locked until the ramp ends), else the
+    // inventory or the virtual device.
+    let held = crate::farm::take(sh, &a.farm, a.inventory.as_deref(), &target_dir())?;
+    let device = match &held {
+        Some(h) => besser_lab::ramp::command::DeviceChoice::Given(Box::new(h.device.clone())),
+        None => device_choice(sh, a.device.as_deref(), a.inventory.as_deref(), &a.image)?,
+    };
+    // A real device and an image: the device runs that image first
     // (flashed into its other slot unless its booted slot holds it).
-    if let (besser_lab::ramp::command::DeviceChoice::Inventory { path, name }, Some(dir)) =
-        (&device, &a.image.image)
-    {
-        if a.resume.is_none() {
+    let flash_target = match (&device, &a.image.image) {
+        (besser_lab::ramp::command::DeviceChoice::Inventory { path, name }, Some(_)) => {
             let inv = besser_lab::device::inventory::Inventory::load(path)?;
-            let dev = inv
-                .devices
-                .get(name)
-                .ok_or_else(|| anyhow::anyhow!("no device {name:?} in {}", path.display()))?;
-            let (img, flashed) = besser_lab::flash::ensure_image(dev, dir)?;
+            Some(inv.device(name)?)
+        }
+        (besser_lab::ramp::command::DeviceChoice::Given(d), Some(_)) => Some((**d).clone()),
+        _ => None,
+    };
+    if let (Some(dev), Some(dir)) = (flash_target, &a.image.image) {
+        if a.resume.is_none() {
+            let name = dev.name.clone();
+            let (img, flashed) = besser_lab::flash::ensure_image(&dev, dir)?;
             eprintln!(
                 "{name}: {} {}",
                 img.name,
@@ -364,7 +387,25 @@ fn ramp(sh: &Shell, a: RampArgs) -> Result<()> {
         boot_timeout_s: a.boot_timeout,
         reboot_override: None,
         interrupt: Some(interrupt),
+        stop_before_next: held.as_ref().map(|h| h.lost.clone()),
     })?;
+    if let Some(h) = held {
+        let image = a
+            .image
+            .image
+            .as_ref()
+            .and_then(|d| d.file_name())
+            .map_or_else(
+                || "the running kernel".into(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+        let run = out
+            .run_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        h.finish(&format!("{image} ({run})"));
+    }
     if let Some(s) = &out.screen {
         print!("{s}");
     }
@@ -378,7 +419,12 @@ fn ramp(sh: &Shell, a: RampArgs) -> Result<()> {
 fn vm(sh: &Shell, cmd: VmCmd) -> Result<()> {
     let t = target_dir();
     match cmd {
-        VmCmd::Up { image: a, ab } => {
+        VmCmd::Up {
+            image: a,
+            ab,
+            labgrid,
+            coordinator,
+        } => {
             let image = vm_image(sh, &a)?;
             let keys = assets::lab_keys(&t)?;
             if ab {
@@ -396,6 +442,21 @@ fn vm(sh: &Shell, cmd: VmCmd) -> Result<()> {
                 besser_lab::appliance::GUEST_DATA_PORT,
                 s.console_log.display()
             );
+            if labgrid {
+                let bin = crate::farm::labgrid_bin(sh)?;
+                let lg = besser_lab::farm::Labgrid::new(
+                    &bin,
+                    &besser_lab::farm::coordinator_address(coordinator.as_deref()),
+                );
+                let pid =
+                    besser_lab::farm::vm::register(&t, &lg, &bin.join("labgrid-exporter"), &s)?;
+                println!(
+                    "registered with the labgrid coordinator at {} as place {} (exporter pid {pid}): `--place {}`",
+                    lg.coordinator,
+                    besser_lab::farm::vm::VM_PLACE,
+                    besser_lab::farm::vm::VM_PLACE
+                );
+            }
         }
         VmCmd::Down => match besser_lab::vm::down(&t)? {
             Some(s) => println!("virtual lab device (pid {}) stopped", s.pid),
@@ -493,6 +554,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         boot_timeout_s: None,
         reboot_override: None,
         interrupt: None,
+        stop_before_next: None,
     })?;
     out.result?;
     println!(
@@ -541,6 +603,20 @@ pub fn test_steps() -> Vec<Step> {
                 eprintln!("{}", std::fs::read_to_string(dir.join("report.md"))?.lines().take(16).collect::<Vec<_>>().join("\n"));
                 let _ = std::fs::remove_dir_all(dir.parent().unwrap_or(&dir));
                 Ok(())
+            },
+        ),
+        Step::new(
+            "lab farm: real labgrid coordinator + exporter on 127.0.0.1: --place ramp, two ramps on one place (refuse / --wait), besser killed + resume, coordinator lost mid-run",
+            |sh| {
+                let image = vm_image(sh, &ImageArgs::debian())?;
+                let bin = crate::farm::labgrid_bin(sh)?;
+                let exe = std::env::current_exe()?;
+                besser_lab_e2e::farm::farm_cases(&besser_lab_e2e::farm::FarmSetup {
+                    target_dir: &target_dir(),
+                    image: &image,
+                    labgrid_bin: &bin,
+                    besser: &exe,
+                })
             },
         ),
         Step::new(

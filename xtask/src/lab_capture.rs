@@ -62,6 +62,8 @@ pub struct CaptureArgs {
     inject: Vec<String>,
     #[command(flatten)]
     image: ImageArgs,
+    #[command(flatten)]
+    farm: crate::farm::FarmOpts,
 }
 
 pub fn config(a: &CaptureArgs) -> Result<CaptureConfig> {
@@ -111,7 +113,11 @@ pub fn config(a: &CaptureArgs) -> Result<CaptureConfig> {
 
 pub fn run(sh: &Shell, a: CaptureArgs) -> Result<()> {
     let config = config(&a)?;
-    let device = super::device_choice(sh, a.device.as_deref(), a.inventory.as_deref(), &a.image)?;
+    let held = crate::farm::take(sh, &a.farm, a.inventory.as_deref(), &target_dir())?;
+    let device = match &held {
+        Some(h) => besser_lab::ramp::command::DeviceChoice::Given(Box::new(h.device.clone())),
+        None => super::device_choice(sh, a.device.as_deref(), a.inventory.as_deref(), &a.image)?,
+    };
     let out = command::run_capture(command::CaptureOptions {
         config,
         label: a.label.clone(),
@@ -124,6 +130,14 @@ pub fn run(sh: &Shell, a: CaptureArgs) -> Result<()> {
         stall_timeout_s: parse_duration_s(&a.stall_timeout)?,
     })?;
     let dir = out.run_dir;
+    if let Some(h) = held {
+        h.finish(&format!(
+            "a capture ({})",
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+    }
     match out.result {
         Ok(an) => {
             println!("{}", command::summary_screen(&an));

@@ -7,6 +7,7 @@ mod bench;
 mod bench_kmod;
 mod deps;
 mod driver;
+mod farm;
 mod flash;
 mod image;
 mod lab;

@@ -3,5 +3,6 @@
 //! Kept out of `besser-lab`'s public API: nothing here is for users.
 
 pub mod capture;
+pub mod farm;
 pub mod flash;
 pub mod ramp;

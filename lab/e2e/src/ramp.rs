@@ -65,6 +65,7 @@ fn opts(cfg: RampConfig, runs: &Path, image: &VmImage, target: &Path) -> RampOpt
         boot_timeout_s: None,
         reboot_override: None,
         interrupt: None,
+        stop_before_next: None,
     }
 }
 
