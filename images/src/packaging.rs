@@ -246,12 +246,17 @@ pub fn module_sources_inc(files: &[String], version: &str) -> String {
     s
 }
 
-/// Every derived file, as `packaging sync` writes it.
-pub fn derived_files(root: &Path, version: &str) -> Result<Vec<Derived>, PackagingError> {
-    let patches: Vec<String> = series::load_series(&root.join("kernel-patches"))?
+/// The series' patches, in order, relative to `kernel-patches/`.
+fn patch_names(root: &Path) -> Result<Vec<String>, PackagingError> {
+    Ok(series::load_series(&root.join("kernel-patches"))?
         .into_iter()
         .map(|p| p.name)
-        .collect();
+        .collect())
+}
+
+/// Every derived file, as `packaging sync` writes it.
+pub fn derived_files(root: &Path, version: &str) -> Result<Vec<Derived>, PackagingError> {
+    let patches = patch_names(root)?;
     let mut out = vec![Derived {
         path: "nix/boards.json".into(),
         contents: boards_json(version).into_bytes(),
@@ -396,10 +401,7 @@ pub fn nix_value(v: &Value) -> String {
 /// per image, its platform, fragments and merged config, computed by the
 /// same code `cargo xtask image` uses.
 pub fn expected_summary(root: &Path) -> Result<Json, PackagingError> {
-    let patches: Vec<String> = series::load_series(&root.join("kernel-patches"))?
-        .into_iter()
-        .map(|p| p.name)
-        .collect();
+    let patches = patch_names(root)?;
     let mut images = Vec::new();
     // Nix lists attribute names sorted; so does this.
     let mut boards: Vec<Board> = Board::ALL.to_vec();
@@ -438,10 +440,7 @@ pub fn expected_summary(root: &Path) -> Result<Json, PackagingError> {
 /// What linux-besser's `SRC_URI` must fetch, per Yocto machine × flavour:
 /// the series in order, then each fragment's `.cfg` in merge order.
 pub fn expected_yocto(root: &Path) -> Result<Json, PackagingError> {
-    let patches: Vec<String> = series::load_series(&root.join("kernel-patches"))?
-        .into_iter()
-        .map(|p| p.name)
-        .collect();
+    let patches = patch_names(root)?;
     let mut images = Vec::new();
     for b in Board::ALL {
         for f in Flavour::ALL {

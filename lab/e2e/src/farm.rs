@@ -75,6 +75,17 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Result<
     Ok(())
 }
 
+/// Waits until the (only) run under `runs` has started rep 1.
+fn wait_inside_rep_1(runs: &Path) -> Result<()> {
+    wait_for("the ramp is inside rep 1", Duration::from_secs(60), || {
+        std::fs::read_dir(runs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .is_some_and(|e| e.path().join("rep-1").is_dir())
+    })
+}
+
 fn only_run_dir(runs: &Path) -> Result<PathBuf> {
     let v: Vec<PathBuf> = std::fs::read_dir(runs)
         .with_context(|| runs.display().to_string())?
@@ -225,13 +236,7 @@ pub fn farm_cases(s: &FarmSetup<'_>) -> Result<()> {
     let mut killed = besser(s, &addr, &short)
         .args(["--reps", "2", "--duration", "8s", "--runs-dir", &rk])
         .spawn()?;
-    wait_for("the ramp is inside rep 1", Duration::from_secs(60), || {
-        std::fs::read_dir(&runs_k)
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|e| e.ok())
-            .is_some_and(|e| e.path().join("rep-1").is_dir())
-    })?;
+    wait_inside_rep_1(&runs_k)?;
     std::thread::sleep(Duration::from_secs(3));
     killed.kill()?;
     let _ = killed.wait();
@@ -260,13 +265,7 @@ pub fn farm_cases(s: &FarmSetup<'_>) -> Result<()> {
     let ramp = besser(s, &addr, &short)
         .args(["--reps", "3", "--duration", "5s", "--runs-dir", &rc])
         .spawn()?;
-    wait_for("the ramp is inside rep 1", Duration::from_secs(60), || {
-        std::fs::read_dir(&runs_c)
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|e| e.ok())
-            .is_some_and(|e| e.path().join("rep-1").is_dir())
-    })?;
+    wait_inside_rep_1(&runs_c)?;
     if let Some(mut c) = running.coordinator.take() {
         let _ = c.kill();
         let _ = c.wait();
