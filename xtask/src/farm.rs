@@ -116,7 +116,7 @@ pub fn take(
         besser_lab::progress::note(m)
     })?;
     let place = lg.show(&lease.place)?;
-    let services = lg.services(&lease.place)?;
+    let resources = lg.resources(&lease.place)?;
     let inv_path = inventory
         .map(Path::to_path_buf)
         .unwrap_or_else(besser_lab::ramp::command::default_inventory);
@@ -125,7 +125,12 @@ pub fn take(
     } else {
         None
     };
-    let mut device = farm::export::device_from_place(&place, &services, local)?;
+    let mut device = farm::export::device_from_place(
+        &place,
+        &resources,
+        local,
+        &lg.power_cycle_command(&lease.place),
+    )?;
     if place.tags.get(farm::vm::TAG_VM).map(String::as_str) == Some("1") {
         // The virtual device's own key and host key (this host made them).
         let keys = besser_lab::assets::lab_keys(target_dir)?;

@@ -606,7 +606,7 @@ pub fn test_steps() -> Vec<Step> {
             },
         ),
         Step::new(
-            "lab farm: real labgrid coordinator + exporter on 127.0.0.1: --place ramp, two ramps on one place (refuse / --wait), besser killed + resume, coordinator lost mid-run",
+            "lab farm: real labgrid coordinator + exporter on 127.0.0.1: --place ramp, two ramps on one place (refuse / --wait), besser killed + resume, power port cycled, coordinator lost mid-run",
             |sh| {
                 let image = vm_image(sh, &ImageArgs::debian())?;
                 let bin = crate::farm::labgrid_bin(sh)?;

@@ -75,6 +75,100 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Result<
     Ok(())
 }
 
+fn power_cycle_through_labgrid(
+    s: &FarmSetup<'_>,
+    lg: &Labgrid,
+    work: &Path,
+    addr: &str,
+) -> Result<()> {
+    let www = work.join("pdu");
+    for v in ["0", "1"] {
+        std::fs::create_dir_all(www.join("relay/0"))?;
+        std::fs::write(www.join("relay/0").join(v), "ok")?;
+    }
+    let port = free_port()?;
+    let http_log = work.join("pdu.log");
+    let mut http = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(&www)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&http_log)?)
+        .spawn()
+        .context("python3 -m http.server")?;
+    let cfg = work.join("power-exporter.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "besser-vm-power:\n  NetworkPowerPort:\n    model: simplerest\n    host: 'http://127.0.0.1:{port}/relay/{{index}}/{{value}}'\n    index: 0\n"
+        ),
+    )?;
+    let mut exporter = Command::new(s.labgrid_bin.join("labgrid-exporter"))
+        .args([
+            "-c",
+            addr,
+            "--name",
+            "besser-power-exporter",
+            "--hostname",
+            "127.0.0.1",
+        ])
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(work.join("power-exporter.log"))?)
+        .spawn()?;
+    let place = farm::vm::VM_PLACE;
+    let r = (|| -> Result<()> {
+        wait_for(
+            "the power port is exported",
+            Duration::from_secs(20),
+            || {
+                lg.run(&["resources"])
+                    .is_ok_and(|o| o.contains("besser-vm-power/NetworkPowerPort"))
+            },
+        )?;
+        lg.run(&["-p", place, "add-match", "*/besser-vm-power/*"])?;
+        let mut lease = farm::Lease::take(
+            lg,
+            &farm::Want::Place(place.into()),
+            false,
+            &work.join("leases"),
+            &mut |_| {},
+        )?;
+        let res = lg.resources(place)?;
+        ensure!(
+            res.has_power(),
+            "the place shows no power resource: {:?}",
+            res.classes
+        );
+        let cmd = lg.power_cycle_command(place);
+        let st = Command::new("sh").arg("-c").arg(&cmd).status()?;
+        ensure!(st.success(), "{cmd} failed ({st})");
+        lease.release()?;
+        lg.run(&["-p", place, "del-match", "*/besser-vm-power/*"])?;
+        let log = std::fs::read_to_string(&http_log)?;
+        ensure!(
+            log.contains("GET /relay/0/0") && log.contains("GET /relay/0/1"),
+            "the power port was not switched off and on:\n{log}"
+        );
+        let off = log.find("GET /relay/0/0").unwrap_or(usize::MAX);
+        let on = log.rfind("GET /relay/0/1").unwrap_or(0);
+        ensure!(off < on, "power cycle: on before off:\n{log}");
+        Ok(())
+    })();
+    let _ = exporter.kill();
+    let _ = exporter.wait();
+    let _ = http.kill();
+    let _ = http.wait();
+    r
+}
+
 /// Waits until the (only) run under `runs` has started rep 1.
 fn wait_inside_rep_1(runs: &Path) -> Result<()> {
     wait_for("the ramp is inside rep 1", Duration::from_secs(60), || {
@@ -258,7 +352,13 @@ pub fn farm_cases(s: &FarmSetup<'_>) -> Result<()> {
         "farm: besser killed mid-rep -> place released by the next run, --resume finished it"
     );
 
-    // 4. The coordinator stopped mid-run: the rep in flight is kept, the
+    // 4. Power through labgrid: a NetworkPowerPort (simplerest, served by
+    //    a local HTTP server) added to the place; the command the lab runs
+    //    for `besser_reboot=power` cycles it while besser holds the place.
+    power_cycle_through_labgrid(s, &lg, &work, &addr)?;
+    eprintln!("farm: the place's power port is cycled through labgrid by the lab's power command");
+
+    // 5. The coordinator stopped mid-run: the rep in flight is kept, the
     //    ramp stops before the next one with an error naming the address.
     let runs_c = work.join("runs-4");
     let rc = runs_c.display().to_string();
@@ -289,7 +389,7 @@ pub fn farm_cases(s: &FarmSetup<'_>) -> Result<()> {
     );
     eprintln!("farm: coordinator stopped mid-run -> rep in flight kept, clear error");
 
-    // 5. An unreachable coordinator: a clear error, nothing started.
+    // 6. An unreachable coordinator: a clear error, nothing started.
     let dead = format!("127.0.0.1:{}", free_port()?);
     let runs_u = work.join("runs-5");
     let ru = runs_u.display().to_string();

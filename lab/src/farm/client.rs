@@ -175,12 +175,30 @@ impl Labgrid {
     }
 
     /// The acquired place's resources (`labgrid-client env`, YAML).
-    pub fn services(&self, place: &str) -> Result<Vec<Service>, FarmError> {
+    pub fn resources(&self, place: &str) -> Result<PlaceResources, FarmError> {
         let text = self.run(&["-p", place, "env"])?;
-        parse_env(&text, place).map_err(|message| FarmError::Client {
+        let err = |message| FarmError::Client {
             args: format!("-p {place} env"),
             message,
+        };
+        Ok(PlaceResources {
+            services: parse_env(&text, place).map_err(err)?,
+            classes: env_classes(&text, place).map_err(err)?,
         })
+    }
+
+    /// A shell command that power-cycles `place` through labgrid (the place
+    /// must be acquired by this identity, as it is while besser holds it).
+    pub fn power_cycle_command(&self, place: &str) -> String {
+        let q = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        format!(
+            "LG_HOSTNAME={} LG_USERNAME={} {} -x {} -p {} power cycle",
+            q(&self.hostname),
+            q(&self.username),
+            q(&self.client.display().to_string()),
+            q(&self.coordinator),
+            q(place)
+        )
     }
 
     pub fn set_comment(&self, place: &str, comment: &str) -> Result<(), FarmError> {
@@ -379,6 +397,42 @@ struct EnvResource {
     username: Option<String>,
 }
 
+/// A place's resources: its `NetworkService`s and every resource class.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlaceResources {
+    pub services: Vec<Service>,
+    pub classes: Vec<String>,
+}
+
+impl PlaceResources {
+    /// Whether labgrid can power-cycle the place (`labgrid-client power`).
+    pub fn has_power(&self) -> bool {
+        self.classes
+            .iter()
+            .any(|c| c.ends_with("PowerPort") || c == "PDUDaemonPort")
+    }
+}
+
+/// Every resource class of `labgrid-client -p P env`, in order.
+pub fn env_classes(text: &str, place: &str) -> Result<Vec<String>, String> {
+    let f: BTreeMap<String, BTreeMap<String, serde_norway::Value>> =
+        serde_norway::from_str(text).map_err(|e| format!("YAML not understood: {e}"))?;
+    let targets = f.get("targets").ok_or("no targets in the output")?;
+    let t = targets
+        .get(place)
+        .or_else(|| targets.values().next())
+        .ok_or("no target in the output")?;
+    let mut out = Vec::new();
+    if let Some(list) = t.get("resources").and_then(|r| r.as_sequence()) {
+        for r in list {
+            if let Some(m) = r.as_mapping() {
+                out.extend(m.keys().filter_map(|k| k.as_str().map(str::to_string)));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The `NetworkService`s of `labgrid-client -p P env` (other classes skipped).
 pub fn parse_env(text: &str, place: &str) -> Result<Vec<Service>, String> {
     let f: EnvFile =
@@ -500,6 +554,19 @@ Reservation 'VWNVOFY8G2':
         port: 2224
 ";
         let s = parse_env(text, "pa").unwrap();
+        let classes = env_classes(text, "pa").unwrap();
+        assert_eq!(
+            classes,
+            ["NetworkService", "NetworkService", "NetworkSerialPort"]
+        );
+        let res = PlaceResources {
+            services: s.clone(),
+            classes,
+        };
+        assert!(!res.has_power());
+        let mut powered = res.clone();
+        powered.classes.push("PDUDaemonPort".into());
+        assert!(powered.has_power());
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].name, "NetworkService");
         assert_eq!(s[0].port, 2222);

@@ -4,7 +4,9 @@
 //! link (`NetworkService`, labgrid's default name) and the data link
 //! (`data`), and tags for what labgrid has no resource for: `board`,
 //! `besser_iface` (the data interface on the device) and `besser_listen`
-//! (the port its listener binds). Keys, known_hosts, the reboot method and
+//! (the port its listener binds), and `besser_reboot=power` where labgrid
+//! should power-cycle it (a power resource on the place). Keys,
+//! known_hosts, the reboot method and
 //! the A/B storage stay local: from the inventory entry of the same name if
 //! there is one, else defaults (the ssh-agent, `~/.ssh/known_hosts`, strict).
 
@@ -13,7 +15,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use super::client::{PlaceInfo, Service};
+use super::client::{PlaceInfo, PlaceResources};
 use crate::device::inventory::{
     Auth, DataEndpoint, Device, HostKeyPolicy, Reboot, SshEndpoint, BOOT_TIMEOUT_S_DEFAULT,
     FRESH_UPTIME_MAX_S_DEFAULT,
@@ -23,15 +25,20 @@ use crate::device::inventory::{
 pub const DATA_SERVICE: &str = "data";
 pub const TAG_IFACE: &str = "besser_iface";
 pub const TAG_LISTEN: &str = "besser_listen";
+/// `ssh` (default: the device reboots itself) or `power` (labgrid
+/// power-cycles the place; it needs a power resource).
+pub const TAG_REBOOT: &str = "besser_reboot";
 
 /// The device a place stands for. `local`: the inventory entry of the same
 /// name (its keys, reboot and boot storage are kept; the endpoints come
 /// from the place, which is the truth in a farm).
 pub fn device_from_place(
     place: &PlaceInfo,
-    services: &[Service],
+    resources: &PlaceResources,
     local: Option<Device>,
+    power_cycle: &str,
 ) -> Result<Device> {
+    let services = &resources.services[..];
     let find = |n: &str| services.iter().find(|s| s.name == n);
     let Some(wired) = find("NetworkService") else {
         bail!(
@@ -92,6 +99,23 @@ pub fn device_from_place(
             );
         }
         d.data.interface = i.clone();
+    }
+    match place.tags.get(TAG_REBOOT).map(String::as_str) {
+        None | Some("ssh") => {}
+        Some("power") if resources.has_power() => {
+            d.reboot = Reboot::Power {
+                command: power_cycle.to_string(),
+            }
+        }
+        Some("power") => bail!(
+            "place {}: {TAG_REBOOT}=power, but it has no power resource (classes: {})",
+            place.name,
+            resources.classes.join(", ")
+        ),
+        Some(other) => bail!(
+            "place {}: {TAG_REBOOT}={other:?} (expected ssh or power)",
+            place.name
+        ),
     }
     if let Some(p) = place.tags.get(TAG_LISTEN) {
         d.data.listen_port = p.parse().map_err(|_| {
@@ -163,6 +187,16 @@ pub fn exporter_yaml(dev: &Device, board: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::farm::client::Service;
+
+    fn res(services: Vec<Service>, extra: &[&str]) -> PlaceResources {
+        let mut classes: Vec<String> = services
+            .iter()
+            .map(|_| "NetworkService".to_string())
+            .collect();
+        classes.extend(extra.iter().map(|s| s.to_string()));
+        PlaceResources { services, classes }
+    }
 
     fn svc(name: &str, address: &str, port: u16) -> Service {
         Service {
@@ -188,11 +222,15 @@ mod tests {
     fn a_place_becomes_a_device_with_its_links_and_tags() {
         let d = device_from_place(
             &place(&[(TAG_IFACE, "wlan1"), (TAG_LISTEN, "5002")]),
-            &[
-                svc("NetworkService", "ohm-wired.lan", 22),
-                svc("data", "ohm.lan", 6001),
-            ],
+            &res(
+                vec![
+                    svc("NetworkService", "ohm-wired.lan", 22),
+                    svc("data", "ohm.lan", 6001),
+                ],
+                &[],
+            ),
             None,
+            "unused",
         )
         .unwrap();
         assert_eq!(d.wired.host, "ohm-wired.lan");
@@ -205,27 +243,77 @@ mod tests {
 
     #[test]
     fn a_place_without_a_data_link_or_with_a_bad_tag_is_refused() {
-        let e =
-            device_from_place(&place(&[]), &[svc("NetworkService", "h", 22)], None).unwrap_err();
+        let e = device_from_place(
+            &place(&[]),
+            &res(vec![svc("NetworkService", "h", 22)], &[]),
+            None,
+            "x",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("named `data`"), "{e}");
         let e = device_from_place(
             &place(&[(TAG_IFACE, "wlan0;reboot")]),
-            &[svc("NetworkService", "h", 22), svc("data", "h", 1)],
+            &res(
+                vec![svc("NetworkService", "h", 22), svc("data", "h", 1)],
+                &[],
+            ),
             None,
+            "x",
         )
         .unwrap_err();
         assert!(e.to_string().contains("not an interface name"), "{e}");
+        let links = || vec![svc("NetworkService", "h", 22), svc("data", "h", 1)];
+        let e = device_from_place(
+            &place(&[(TAG_REBOOT, "power")]),
+            &res(links(), &[]),
+            None,
+            "x",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("no power resource"), "{e}");
+    }
+
+    #[test]
+    fn a_place_with_a_power_port_is_power_cycled_through_labgrid_when_tagged() {
+        let links = || vec![svc("NetworkService", "h", 22), svc("data", "h", 1)];
+        let cmd = "LG_HOSTNAME='h' labgrid-client -x 'c:1' -p 'ohm' power cycle";
+        let d = device_from_place(
+            &place(&[(TAG_REBOOT, "power")]),
+            &res(links(), &["PDUDaemonPort"]),
+            None,
+            cmd,
+        )
+        .unwrap();
+        assert_eq!(
+            d.reboot,
+            Reboot::Power {
+                command: cmd.into()
+            }
+        );
+        let d =
+            device_from_place(&place(&[]), &res(links(), &["PDUDaemonPort"]), None, cmd).unwrap();
+        assert_eq!(
+            d.reboot,
+            Reboot::Ssh {
+                command: "reboot".into()
+            },
+            "ssh unless the place says power"
+        );
     }
 
     #[test]
     fn an_exported_device_reads_back_as_the_same_links() {
         let d = device_from_place(
             &place(&[]),
-            &[
-                svc("NetworkService", "ohm-wired.lan", 2222),
-                svc("data", "ohm.lan", 5001),
-            ],
+            &res(
+                vec![
+                    svc("NetworkService", "ohm-wired.lan", 2222),
+                    svc("data", "ohm.lan", 5001),
+                ],
+                &[],
+            ),
             None,
+            "unused",
         )
         .unwrap();
         let y = exporter_yaml(&d, "pinetab2");
