@@ -369,8 +369,13 @@ fn ramp(sh: &Shell, a: RampArgs) -> Result<()> {
     let interrupt = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         let flag = interrupt.clone();
+        // A farm place is released also on the second Ctrl-C.
+        let release = held.as_ref().map(|h| h.lease.releaser());
         let _ = ctrlc::set_handler(move || {
             if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                if let Some(r) = &release {
+                    r();
+                }
                 std::process::exit(130);
             }
             eprintln!("\ninterrupted: stopping the rep in flight (Ctrl-C again to exit at once)");

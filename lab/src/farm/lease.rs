@@ -213,6 +213,22 @@ impl Lease {
         })
     }
 
+    /// A release that can run from a signal handler's thread (the CLI's
+    /// second Ctrl-C exits at once, without unwinding to the drop).
+    pub fn releaser(&self) -> impl Fn() + Send + Sync + 'static {
+        let (lg, place, token, file) = (
+            self.lg.clone(),
+            self.place.clone(),
+            self.token.clone(),
+            self.file.clone(),
+        );
+        move || {
+            let _ = lg.release(&place, false);
+            let _ = lg.cancel(&token);
+            let _ = std::fs::remove_file(&file);
+        }
+    }
+
     pub fn labgrid(&self) -> &Labgrid {
         &self.lg
     }
